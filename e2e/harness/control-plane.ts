@@ -1,0 +1,291 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface ControlPlaneOptions {
+  /** Also start kube-controller-manager (garbage collector, namespace, serviceaccount controllers). */
+  controllerManager?: boolean;
+  /** etcd without fsync: fine for tests, not for benchmarks compared against a floor. */
+  unsafeNoFsync?: boolean;
+  /** Record create/update/patch/delete in an audit log (Metadata level). */
+  auditLog?: boolean;
+  /** Extra kube-apiserver flags, e.g. to shorten etcd compaction for 410 tests. */
+  apiserverArgs?: string[];
+  log?: (line: string) => void;
+}
+
+export interface User {
+  name: string;
+  token: string;
+  groups: string[];
+}
+
+export interface ControlPlane {
+  server: string;
+  /** kubeconfig of the cluster admin (group system:masters). */
+  kubeconfig: string;
+  /** Writes a kubeconfig for a token user declared at start. */
+  kubeconfigFor(user: string): string;
+  binDir: string;
+  kubectlPath: string;
+  auditLogPath?: string;
+  dir: string;
+  adminToken: string;
+  startMs: number;
+  stop(): Promise<void>;
+}
+
+/** Finds or builds the binaries (cached outside the repo, keyed by version; KUBEBUILDER_ASSETS honoured). */
+export async function controlPlaneBinaries(log: (line: string) => void = () => undefined): Promise<string> {
+  const started = performance.now();
+  const { stdout, stderr } = await execFileAsync(join(REPO_ROOT, 'scripts', 'build-control-plane.sh'), [], {
+    maxBuffer: 64 * 1024 * 1024,
+    timeout: 80 * 60_000,
+  });
+  const dir = stdout.trim().split('\n').pop()!;
+  if (!stderr.includes('cached:') && !stderr.includes('KUBEBUILDER_ASSETS')) {
+    log(`control-plane binaries built in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  }
+  return dir;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  verbs: [create, update, patch, delete, deletecollection]
+- level: None
+`;
+
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+function startProcess(name: string, bin: string, args: string[], dir: string): ChildProcess {
+  const out = createWriteStream(join(dir, `${name}.log`));
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pipe(out);
+  child.stderr.pipe(out);
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+async function stopProcess(child: ChildProcess | undefined, graceMs: number): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function waitHttpOk(
+  url: string,
+  token: string,
+  timeoutMs: number,
+  isAlive: () => boolean,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    if (!isAlive()) throw new Error(`process exited while waiting for ${url}`);
+    try {
+      const code = await new Promise<number>((res, rej) => {
+        const req = request(
+          url,
+          { rejectUnauthorized: false, headers: { Authorization: `Bearer ${token}` }, timeout: 2000 },
+          (r) => {
+            r.resume();
+            res(r.statusCode ?? 0);
+          },
+        );
+        req.on('error', rej);
+        req.on('timeout', () => req.destroy(new Error('timeout')));
+        req.end();
+      });
+      if (code === 200) return;
+      last = `HTTP ${code}`;
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${url}: ${last}`);
+}
+
+function kubeconfigYaml(server: string, caFile: string, user: string, token: string): string {
+  return `apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: ${server}
+    certificate-authority: ${caFile}
+users:
+- name: ${user}
+  user:
+    token: ${token}
+contexts:
+- name: local
+  context: {cluster: local, user: ${user}}
+current-context: local
+`;
+}
+
+/**
+ * Starts etcd, kube-apiserver and (optionally) kube-controller-manager on free
+ * loopback ports with RBAC on, and writes kubeconfigs. stop() ends them in
+ * dependency order (controller manager, apiserver, etcd) and removes the
+ * temporary directory.
+ */
+export async function startControlPlane(
+  opts: ControlPlaneOptions = {},
+  users: User[] = [],
+): Promise<ControlPlane> {
+  const log = opts.log ?? (() => undefined);
+  const binDir = await controlPlaneBinaries(log);
+  const started = performance.now();
+  const dir = mkdtempSync(join(tmpdir(), 'regcred-cp-'));
+  const procs: { etcd?: ChildProcess; apiserver?: ChildProcess; kcm?: ChildProcess } = {};
+  const stop = async () => {
+    await stopProcess(procs.kcm, 5000);
+    await stopProcess(procs.apiserver, 10_000);
+    await stopProcess(procs.etcd, 5000);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const [etcdClient, etcdPeer, apiPort, kcmPort] = await Promise.all([
+      freePort(),
+      freePort(),
+      freePort(),
+      freePort(),
+    ]);
+    const adminToken = randomBytes(24).toString('hex');
+    const tokens = [`${adminToken},admin,admin-uid,"system:masters"`];
+    for (const u of users) tokens.push(`${u.token},${u.name},${u.name}-uid,"${u.groups.join(',')}"`);
+    writeFileSync(join(dir, 'tokens.csv'), tokens.join('\n') + '\n');
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    writeFileSync(join(dir, 'sa.key'), privateKey.export({ type: 'pkcs1', format: 'pem' }));
+    writeFileSync(join(dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+
+    // prettier-ignore
+    const etcdArgs = [
+      '--data-dir', join(dir, 'etcd'),
+      '--listen-client-urls', `http://127.0.0.1:${etcdClient}`,
+      '--advertise-client-urls', `http://127.0.0.1:${etcdClient}`,
+      '--listen-peer-urls', `http://127.0.0.1:${etcdPeer}`,
+      '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeer}`,
+      '--initial-cluster', `default=http://127.0.0.1:${etcdPeer}`,
+      '--log-level', 'warn',
+    ];
+    if (opts.unsafeNoFsync) etcdArgs.push('--unsafe-no-fsync');
+    procs.etcd = startProcess('etcd', join(binDir, 'etcd'), etcdArgs, dir);
+
+    const server = `https://127.0.0.1:${apiPort}`;
+    // prettier-ignore
+    const apiArgs = [
+      '--etcd-servers', `http://127.0.0.1:${etcdClient}`,
+      '--bind-address', '127.0.0.1',
+      '--advertise-address', '127.0.0.1',
+      '--endpoint-reconciler-type', 'none',
+      '--secure-port', String(apiPort),
+      '--cert-dir', join(dir, 'certs'),
+      '--service-account-issuer', 'https://kubernetes.default.svc.cluster.local',
+      '--service-account-key-file', join(dir, 'sa.pub'),
+      '--service-account-signing-key-file', join(dir, 'sa.key'),
+      '--service-cluster-ip-range', '10.0.0.0/24',
+      '--authorization-mode', 'RBAC',
+      '--token-auth-file', join(dir, 'tokens.csv'),
+      '--v', '0',
+    ];
+    apiArgs.push(...(opts.apiserverArgs ?? []));
+    let auditLogPath: string | undefined;
+    if (opts.auditLog) {
+      auditLogPath = join(dir, 'audit.log');
+      writeFileSync(join(dir, 'audit-policy.yaml'), AUDIT_POLICY);
+      apiArgs.push('--audit-policy-file', join(dir, 'audit-policy.yaml'), '--audit-log-path', auditLogPath);
+      apiArgs.push('--audit-log-mode', 'blocking');
+    }
+    procs.apiserver = startProcess('kube-apiserver', join(binDir, 'kube-apiserver'), apiArgs, dir);
+    const alive = (p: ChildProcess | undefined) => () => !!p && p.exitCode === null && p.signalCode === null;
+    await waitHttpOk(`${server}/readyz`, adminToken, 60_000, alive(procs.apiserver));
+
+    const caFile = join(dir, 'certs', 'apiserver.crt');
+    const kubeconfig = join(dir, 'admin.kubeconfig');
+    writeFileSync(kubeconfig, kubeconfigYaml(server, caFile, 'admin', adminToken));
+
+    if (opts.controllerManager !== false) {
+      // prettier-ignore
+      procs.kcm = startProcess(
+        'kube-controller-manager',
+        join(binDir, 'kube-controller-manager'),
+        [
+          '--kubeconfig', kubeconfig,
+          '--authentication-kubeconfig', kubeconfig,
+          '--authorization-kubeconfig', kubeconfig,
+          '--controllers', 'garbagecollector,namespace,serviceaccount,serviceaccount-token',
+          '--leader-elect=false',
+          '--service-account-private-key-file', join(dir, 'sa.key'),
+          '--root-ca-file', caFile,
+          '--bind-address', '127.0.0.1',
+          '--secure-port', String(kcmPort),
+          '--v', '0',
+        ],
+        dir,
+      );
+      await waitHttpOk(`https://127.0.0.1:${kcmPort}/healthz`, adminToken, 30_000, alive(procs.kcm));
+    }
+    const startMs = Math.round(performance.now() - started);
+    log(`control plane ready in ${startMs} ms at ${server}`);
+    const kubectlPath = existsSync(join(binDir, 'kubectl')) ? join(binDir, 'kubectl') : 'kubectl';
+    return {
+      server,
+      kubeconfig,
+      kubeconfigFor(user: string) {
+        const u = users.find((x) => x.name === user);
+        if (!u) throw new Error(`no user ${user}`);
+        const path = join(dir, `${user}.kubeconfig`);
+        writeFileSync(path, kubeconfigYaml(server, caFile, user, u.token));
+        return path;
+      },
+      binDir,
+      kubectlPath,
+      auditLogPath,
+      dir,
+      adminToken,
+      startMs,
+      stop,
+    };
+  } catch (err) {
+    for (const name of ['etcd', 'kube-apiserver', 'kube-controller-manager']) {
+      const file = join(dir, `${name}.log`);
+      if (existsSync(file))
+        log(`--- ${name}.log (tail)\n${readFileSync(file, 'utf8').split('\n').slice(-30).join('\n')}`);
+    }
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,310 @@
+// The operator runtime against a real API server: informer list/watch,
+// reconnects after a dropped connection, relist after 410 Gone, selectors,
+// finalizer writes, and the operator process's readiness and graceful stop.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { V1ConfigMap, V1Secret, KubernetesObject } from '@kubernetes/client-node';
+import { Informer } from '../src/runtime/informer.js';
+import type { KubeClient, ResourceType } from '../src/runtime/kube-client.js';
+import { silentLogger } from '../src/runtime/logger.js';
+import { clientFor, REPO_ROOT, startTestCluster, type TestCluster } from './harness/cluster.js';
+import { freePort } from './harness/control-plane.js';
+import { TcpProxy } from './harness/tcp-proxy.js';
+import { waitFor } from './harness/wait.js';
+
+const ConfigMaps: ResourceType = {
+  group: '',
+  version: 'v1',
+  plural: 'configmaps',
+  kind: 'ConfigMap',
+  namespaced: true,
+};
+const Secrets: ResourceType = {
+  group: '',
+  version: 'v1',
+  plural: 'secrets',
+  kind: 'Secret',
+  namespaced: true,
+};
+const Namespaces: ResourceType = {
+  group: '',
+  version: 'v1',
+  plural: 'namespaces',
+  kind: 'Namespace',
+  namespaced: false,
+};
+
+let cluster: TestCluster;
+let proxy: TcpProxy;
+let proxied: KubeClient;
+
+const cm = (namespace: string, name: string, data: Record<string, string> = {}): V1ConfigMap => ({
+  apiVersion: 'v1',
+  kind: 'ConfigMap',
+  metadata: { namespace, name },
+  data,
+});
+
+async function namespace(name: string) {
+  await cluster.client.create(Namespaces, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+}
+
+function recordEvents<T extends KubernetesObject>(informer: Informer<T>) {
+  const events: string[] = [];
+  informer.addHandlers({
+    onAdd: (o) => events.push(`add ${o.metadata!.name}`),
+    onUpdate: (_old, o) => events.push(`update ${o.metadata!.name}`),
+    onDelete: (o) => events.push(`delete ${o.metadata!.name}`),
+  });
+  return events;
+}
+
+before(async () => {
+  // No watch cache and a 1 s etcd compaction: a watch resumed from a version
+  // older than a few seconds is answered with 410 Gone, as after a long outage.
+  cluster = await startTestCluster({
+    installCrds: true,
+    controllerManager: true,
+    apiserverArgs: ['--watch-cache=false', '--etcd-compaction-interval=1s'],
+  });
+  proxy = new TcpProxy('127.0.0.1', Number(new URL(cluster.cp.server).port));
+  await proxy.start();
+  const proxiedConfig = join(cluster.cp.dir, 'proxied.kubeconfig');
+  writeFileSync(
+    proxiedConfig,
+    readFileSync(cluster.cp.kubeconfig, 'utf8').replace(cluster.cp.server, `https://127.0.0.1:${proxy.port}`),
+  );
+  proxied = await clientFor(proxiedConfig);
+});
+
+after(async () => {
+  proxied?.close();
+  await proxy?.stop();
+  await cluster?.stop();
+});
+
+describe('informer', () => {
+  test('lists existing objects, then delivers adds, updates and deletes from the watch', async () => {
+    await namespace('inf-basic');
+    await cluster.client.create(ConfigMaps, cm('inf-basic', 'before'));
+    const informer = new Informer<V1ConfigMap>(cluster.client, {
+      resource: ConfigMaps,
+      namespace: 'inf-basic',
+      logger: silentLogger,
+    });
+    const events = recordEvents(informer);
+    informer.start();
+    await informer.synced;
+    assert.deepEqual(events, ['add before']);
+    await cluster.client.create(ConfigMaps, cm('inf-basic', 'after', { a: '1' }));
+    await cluster.client.mergePatch(ConfigMaps, 'inf-basic', 'after', { data: { a: '2' } });
+    await cluster.client.delete(ConfigMaps, 'inf-basic', 'before');
+    await waitFor('three watch events', () => events.length >= 4);
+    assert.deepEqual(events, ['add before', 'add after', 'update after', 'delete before']);
+    assert.equal(informer.get('inf-basic', 'after')?.data?.a, '2');
+    assert.equal(informer.get('inf-basic', 'before'), undefined);
+    await informer.stop();
+  });
+
+  test('restarts after a dropped connection and resumes without losing a delete', async () => {
+    await namespace('inf-drop');
+    await cluster.client.create(ConfigMaps, cm('inf-drop', 'keep'));
+    await cluster.client.create(ConfigMaps, cm('inf-drop', 'gone'));
+    const informer = new Informer<V1ConfigMap>(proxied, {
+      resource: ConfigMaps,
+      namespace: 'inf-drop',
+      logger: silentLogger,
+      backoff: { baseMs: 50, maxMs: 200 },
+    });
+    const events = recordEvents(informer);
+    informer.start();
+    await informer.synced;
+    await waitFor('watch connection open', () => proxy.openConnections > 0);
+    proxy.cut();
+    await cluster.client.delete(ConfigMaps, 'inf-drop', 'gone');
+    await cluster.client.mergePatch(ConfigMaps, 'inf-drop', 'keep', { data: { k: 'v' } });
+    await new Promise((r) => setTimeout(r, 300));
+    proxy.restore();
+    await waitFor('the delete made while disconnected', () => events.includes('delete gone'));
+    await waitFor(
+      'the update made while disconnected',
+      () => informer.get('inf-drop', 'keep')?.data?.k === 'v',
+    );
+    assert.ok(informer.stats.watchRestartsAfterError >= 1, JSON.stringify(informer.stats));
+    assert.equal(informer.stats.relistsAfterGone, 0, 'a resumable watch must not relist');
+    assert.deepEqual(informer.keys(), ['inf-drop/keep']);
+    await informer.stop();
+  });
+
+  test('relists after 410 Gone and synthesises the deletes it missed', async () => {
+    await namespace('inf-gone');
+    await cluster.client.create(ConfigMaps, cm('inf-gone', 'old'));
+    const informer = new Informer<V1ConfigMap>(proxied, {
+      resource: ConfigMaps,
+      namespace: 'inf-gone',
+      logger: silentLogger,
+      backoff: { baseMs: 50, maxMs: 200 },
+    });
+    const events = recordEvents(informer);
+    informer.start();
+    await informer.synced;
+    await waitFor('watch connection open', () => proxy.openConnections > 0);
+    proxy.cut();
+    await cluster.client.delete(ConfigMaps, 'inf-gone', 'old');
+    await cluster.client.create(ConfigMaps, cm('inf-gone', 'new'));
+    // Stay away until etcd has compacted past the informer's resourceVersion.
+    await new Promise((r) => setTimeout(r, 3500));
+    proxy.restore();
+    await waitFor('relist after 410', () => informer.stats.relistsAfterGone >= 1);
+    await waitFor(
+      'synthesised delete and add',
+      () => events.includes('delete old') && events.includes('add new'),
+    );
+    assert.deepEqual(informer.keys(), ['inf-gone/new']);
+    await informer.stop();
+  });
+
+  test('a field selector on Secret type keeps other Secrets out of the cache, on list and on watch', async () => {
+    await namespace('inf-type');
+    const secret = (name: string, type: string, data: Record<string, string>): V1Secret => ({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { namespace: 'inf-type', name },
+      type,
+      data,
+    });
+    const dockerconfig = { '.dockerconfigjson': Buffer.from('{"auths":{}}').toString('base64') };
+    await cluster.client.create(Secrets, secret('listed-opaque', 'Opaque', { a: 'YQ==' }));
+    await cluster.client.create(
+      Secrets,
+      secret('listed-pull', 'kubernetes.io/dockerconfigjson', dockerconfig),
+    );
+    const informer = new Informer<V1Secret>(cluster.client, {
+      resource: Secrets,
+      namespace: 'inf-type',
+      fieldSelector: 'type=kubernetes.io/dockerconfigjson',
+      logger: silentLogger,
+    });
+    informer.start();
+    await informer.synced;
+    await cluster.client.create(Secrets, secret('watched-opaque', 'Opaque', { a: 'YQ==' }));
+    await cluster.client.create(
+      Secrets,
+      secret('watched-pull', 'kubernetes.io/dockerconfigjson', dockerconfig),
+    );
+    await waitFor('the watched dockerconfigjson Secret', () => informer.get('inf-type', 'watched-pull'));
+    assert.deepEqual(informer.keys().sort(), ['inf-type/listed-pull', 'inf-type/watched-pull']);
+    await informer.stop();
+  });
+
+  test('a filter drops objects that fail it and reads an update that fails it as a delete', async () => {
+    await namespace('inf-filter');
+    const informer = new Informer<V1ConfigMap>(cluster.client, {
+      resource: ConfigMaps,
+      namespace: 'inf-filter',
+      filter: (o) => o.metadata?.annotations?.wanted !== undefined,
+      logger: silentLogger,
+    });
+    const events = recordEvents(informer);
+    informer.start();
+    await informer.synced;
+    await cluster.client.create(ConfigMaps, {
+      ...cm('inf-filter', 'x'),
+      metadata: { namespace: 'inf-filter', name: 'x', annotations: { wanted: '' } },
+    });
+    await cluster.client.create(ConfigMaps, cm('inf-filter', 'y'));
+    await waitFor('x cached', () => informer.get('inf-filter', 'x'));
+    await cluster.client.jsonPatch(ConfigMaps, 'inf-filter', 'x', [
+      { op: 'remove', path: '/metadata/annotations/wanted' },
+    ]);
+    await waitFor('x dropped', () => events.includes('delete x'));
+    assert.equal(informer.size, 0);
+    assert.ok(!events.some((e) => e.endsWith(' y')), events.join(','));
+    await informer.stop();
+  });
+
+  test('a metadata-only informer caches PartialObjectMetadata without data', async () => {
+    await namespace('inf-meta');
+    await cluster.client.create(ConfigMaps, cm('inf-meta', 'big', { payload: 'x'.repeat(10_000) }));
+    const informer = new Informer<V1ConfigMap>(cluster.client, {
+      resource: ConfigMaps,
+      namespace: 'inf-meta',
+      metadataOnly: true,
+      logger: silentLogger,
+    });
+    informer.start();
+    await informer.synced;
+    const cached = informer.get('inf-meta', 'big')!;
+    assert.equal(cached.metadata?.name, 'big');
+    assert.equal(cached.data, undefined);
+    assert.equal(cached.kind, 'ConfigMap');
+    await informer.stop();
+  });
+});
+
+describe('operator process', () => {
+  test('becomes ready once caches sync, serves metrics, and exits 0 on SIGTERM after draining', async () => {
+    const port = await freePort();
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(REPO_ROOT, 'src', 'main.ts'),
+        '--health-port',
+        String(port),
+        '--health-host',
+        '127.0.0.1',
+      ],
+      {
+        env: { ...process.env, KUBECONFIG: cluster.cp.kubeconfig, LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let logs = '';
+    child.stderr.on('data', (d: Buffer) => (logs += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      await waitFor(
+        '/readyz 200',
+        async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200,
+        { timeoutMs: 30_000, intervalMs: 100 },
+      );
+      const healthz = await fetch(`http://127.0.0.1:${port}/healthz`);
+      assert.equal(healthz.status, 200);
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      assert.match(metrics, /regcred_ready\{\} 1/);
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0, logs);
+      const lines = logs
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { message: string; level: string });
+      assert.ok(
+        lines.some((l) => l.message === 'stopped'),
+        logs,
+      );
+      assert.ok(!lines.some((l) => l.level === 'error'), logs);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  test('rejects an unknown flag with a clear message and exit code 2', async () => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(REPO_ROOT, 'src', 'main.ts'), '--controllers', 'nope'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    assert.equal(code, 2);
+    assert.match(err, /unknown controller "nope"/);
+  });
+});

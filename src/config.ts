@@ -1,0 +1,108 @@
+import { parseArgs } from 'node:util';
+import { isLogLevel, type LogLevel } from './runtime/logger.js';
+
+export const CONTROLLER_NAMES = [
+  'secretexport',
+  'secretimport',
+  'placeholder',
+  'packagerepository',
+  'packageinstall',
+  'app',
+] as const;
+export type ControllerName = (typeof CONTROLLER_NAMES)[number];
+
+export interface OperatorConfig {
+  kubeconfig?: string;
+  namespace: string;
+  controllers: ControllerName[];
+  logLevel: LogLevel;
+  healthPort: number;
+  healthHost: string;
+  concurrency: number;
+  kubeApiQps: number;
+  kubeApiBurst: number;
+  resyncPeriodMs: number;
+  packagingGlobalNamespace: string;
+  configSecretName: string;
+}
+
+const USAGE = `regcred-operator [flags]
+
+  --kubeconfig PATH              kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)
+  --namespace NS                 operator namespace (default: $POD_NAMESPACE or regcred-operator)
+  --controllers LIST             comma list of ${CONTROLLER_NAMES.join(', ')} (default: all)
+  --log-level LEVEL              error|warn|info|debug (default: $LOG_LEVEL or info)
+  --health-port PORT             /healthz, /readyz, /metrics port; 0 picks a free one (default 8081)
+  --health-host HOST             address for the health server (default 0.0.0.0)
+  --concurrency N                workers per controller (default 32)
+  --kube-api-qps N               client-side rate limit, 0 disables (default 500)
+  --kube-api-burst N             client-side burst (default 1000)
+  --resync-period DURATION       replay of cached objects, e.g. 10m, 0 disables (default 10m)
+  --packaging-global-namespace NS  (default kapp-controller-packaging-global)
+  --config-secret-name NAME      operator config Secret (default regcred-operator-config)
+`;
+
+export function parseDuration(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!m) throw new Error(`invalid duration ${JSON.stringify(value)} (use e.g. 500ms, 30s, 10m, 1h)`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!);
+}
+
+function int(name: string, value: string | undefined, fallback: number, min = 0): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min)
+    throw new Error(`--${name} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorConfig | { help: string } {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      kubeconfig: { type: 'string' },
+      namespace: { type: 'string' },
+      controllers: { type: 'string' },
+      'log-level': { type: 'string' },
+      'health-port': { type: 'string' },
+      'health-host': { type: 'string' },
+      concurrency: { type: 'string' },
+      'kube-api-qps': { type: 'string' },
+      'kube-api-burst': { type: 'string' },
+      'resync-period': { type: 'string' },
+      'packaging-global-namespace': { type: 'string' },
+      'config-secret-name': { type: 'string' },
+    },
+  });
+  if (values.help) return { help: USAGE };
+  const logLevel = values['log-level'] ?? env.LOG_LEVEL ?? 'info';
+  if (!isLogLevel(logLevel))
+    throw new Error(`--log-level must be one of error, warn, info, debug; got ${logLevel}`);
+  const controllers = (values.controllers ?? CONTROLLER_NAMES.join(','))
+    .split(',')
+    .map((c) => c.trim())
+    .filter(Boolean);
+  for (const c of controllers) {
+    if (!(CONTROLLER_NAMES as readonly string[]).includes(c)) {
+      throw new Error(`unknown controller ${JSON.stringify(c)}; known: ${CONTROLLER_NAMES.join(', ')}`);
+    }
+  }
+  return {
+    kubeconfig: values.kubeconfig,
+    namespace: values.namespace ?? env.POD_NAMESPACE ?? 'regcred-operator',
+    controllers: controllers as ControllerName[],
+    logLevel,
+    healthPort: int('health-port', values['health-port'], 8081),
+    healthHost: values['health-host'] ?? '0.0.0.0',
+    concurrency: int('concurrency', values.concurrency, 32, 1),
+    kubeApiQps: int('kube-api-qps', values['kube-api-qps'], 500),
+    kubeApiBurst: int('kube-api-burst', values['kube-api-burst'], 1000, 1),
+    resyncPeriodMs: parseDuration(values['resync-period'] ?? '10m'),
+    packagingGlobalNamespace: values['packaging-global-namespace'] ?? 'kapp-controller-packaging-global',
+    configSecretName: values['config-secret-name'] ?? 'regcred-operator-config',
+  };
+}

@@ -1,0 +1,92 @@
+import { KubeConfig } from '@kubernetes/client-node';
+import { parseConfig, type OperatorConfig } from './config.js';
+import { buildControllers } from './controllers.js';
+import { EventRecorder } from './runtime/events.js';
+import { InformerFactory } from './runtime/informer-factory.js';
+import { KubeClient } from './runtime/kube-client.js';
+import { createLogger, type Logger } from './runtime/logger.js';
+import { Manager } from './runtime/manager.js';
+import { errorMessage } from './runtime/work-queue.js';
+
+export interface RunningOperator {
+  manager: Manager;
+  client: KubeClient;
+  stop(): Promise<void>;
+}
+
+/** Wires the process: one API client, shared informers, the selected controllers. */
+export async function startOperator(config: OperatorConfig, logger: Logger): Promise<RunningOperator> {
+  const kc = new KubeConfig();
+  if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
+  else kc.loadFromDefault();
+  const client = await KubeClient.create(kc, {
+    qps: config.kubeApiQps,
+    burst: config.kubeApiBurst,
+    timeoutMs: 30_000,
+    userAgent: 'regcred-operator/0.1.0',
+  });
+  // The framework base class loads its own KubeConfig from the default locations.
+  if (config.kubeconfig) process.env.KUBECONFIG = config.kubeconfig;
+  const informers = new InformerFactory(client, logger);
+  const ctx = {
+    client,
+    informers,
+    events: new EventRecorder(client, logger),
+    logger,
+    concurrency: config.concurrency,
+    resyncPeriodMs: config.resyncPeriodMs,
+  };
+  const controllers = buildControllers(ctx, config);
+  const manager = new Manager(client, informers, controllers, logger);
+  await manager.start({ port: config.healthPort, host: config.healthHost });
+  logger.info('operator started', { controllers: config.controllers, namespace: config.namespace });
+  return { manager, client, stop: () => manager.stop() };
+}
+
+async function main(): Promise<void> {
+  let config: OperatorConfig;
+  try {
+    const parsed = parseConfig(process.argv.slice(2), process.env);
+    if ('help' in parsed) {
+      process.stdout.write(parsed.help);
+      return;
+    }
+    config = parsed;
+  } catch (err) {
+    console.error(`regcred-operator: ${errorMessage(err)}`);
+    process.exit(2);
+  }
+  const logger = createLogger(config.logLevel);
+  let operator: RunningOperator | undefined;
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('shutting down: draining work queues', { signal });
+    const deadline = setTimeout(() => {
+      logger.error('shutdown took longer than 25s; exiting');
+      process.exit(1);
+    }, 25_000);
+    deadline.unref();
+    void (operator?.stop() ?? Promise.resolve()).then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error('error during shutdown', { error: errorMessage(err) });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  try {
+    operator = await startOperator(config, logger);
+  } catch (err) {
+    logger.error('operator failed to start', { error: errorMessage(err) });
+    process.exit(1);
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) void main();

@@ -1,0 +1,49 @@
+/** Exponential backoff with full jitter in [d/2, d], so restarts of many watches or keys spread out. */
+export class Backoff {
+  private attempt = 0;
+
+  constructor(
+    readonly baseMs: number,
+    readonly maxMs: number,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  /** Delay for the next attempt; grows until `maxMs`. */
+  next(): number {
+    const delay = backoffDelay(this.attempt, this.baseMs, this.maxMs, this.random);
+    this.attempt += 1;
+    return delay;
+  }
+
+  reset(): void {
+    this.attempt = 0;
+  }
+
+  get attempts(): number {
+    return this.attempt;
+  }
+}
+
+export function backoffDelay(
+  attempt: number,
+  baseMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
+
+/** Resolves after `ms`, or early (without error) when the signal aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

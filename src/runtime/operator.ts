@@ -1,0 +1,278 @@
+import framework, { ResourceEventType, type ResourceEvent, type ResourceMeta } from '@dot-i/k8s-operator';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { jsonEqual } from './conditions.js';
+import type { EventRecorder } from './events.js';
+import type { InformerFactory } from './informer-factory.js';
+import { objectKey, type Informer } from './informer.js';
+import { isNotFound, type KubeClient, type ResourceType } from './kube-client.js';
+import type { Logger } from './logger.js';
+import { WorkQueue, type ReconcileResult } from './work-queue.js';
+
+/** What every controller of this process shares. */
+export interface OperatorContext {
+  client: KubeClient;
+  informers: InformerFactory;
+  events: EventRecorder;
+  logger: Logger;
+  /** Workers per controller queue. */
+  concurrency: number;
+  /** Replay of all cached objects to the queues, as a level-triggered safety net. */
+  resyncPeriodMs: number;
+}
+
+// The framework ships as CommonJS with `exports.default`.
+const FrameworkOperator = framework.default;
+
+/**
+ * Base class of every controller, on the @dot-i/k8s-operator skeleton (init(),
+ * start(), logger injection, finalizer flow). What the framework does unsafely
+ * is replaced here:
+ * - watches: informers (list + watch from resourceVersion, relist on 410,
+ *   backoff restarts, resync) instead of a raw watch that exits the process;
+ * - one global queue of events: a keyed, coalescing, retrying queue per
+ *   controller; reconciles read current state from the caches (level-triggered);
+ * - status and finalizer writes: errors propagate to the queue (retried) and
+ *   finalizer patches never clobber other finalizers;
+ * - stop(): drains in-flight work instead of exiting with status 1.
+ */
+export abstract class ControllerOperator extends FrameworkOperator {
+  readonly queue: WorkQueue;
+  protected readonly client: KubeClient;
+  protected readonly log: Logger;
+
+  constructor(
+    protected readonly ctx: OperatorContext,
+    readonly controllerName: string,
+  ) {
+    const log = ctx.logger.child({ controller: controllerName });
+    super(log);
+    this.log = log;
+    this.client = ctx.client;
+    this.queue = new WorkQueue({
+      name: controllerName,
+      concurrency: ctx.concurrency,
+      handler: (key) => this.reconcile(key),
+      logger: log,
+    });
+  }
+
+  /** Register informers and event handlers; called once by start(). */
+  protected abstract override init(): Promise<void>;
+
+  /** Bring the object named by `key` to its desired state, reading from the caches. */
+  protected abstract reconcile(key: string): Promise<ReconcileResult | void>;
+
+  override async start(): Promise<void> {
+    await this.init();
+  }
+
+  /** Starts the workers; the manager calls this once the caches have synced. */
+  runWorkers(): void {
+    this.queue.start();
+  }
+
+  // The framework's stop() returns void and exits; this one resolves once in-flight work is done.
+  // eslint-disable-next-line @typescript-eslint/no-misused-promises
+  override async stop(): Promise<void> {
+    await this.queue.shutdown();
+  }
+
+  /** Shared informer of a resource, with handlers that enqueue keys computed by `toKeys`. */
+  protected watch<T extends KubernetesObject>(
+    informer: Informer<T>,
+    toKeys: (obj: T, old?: T) => Iterable<string> = (obj) => [objectKey(obj)],
+  ): Informer<T> {
+    const enqueue = (obj: T, old?: T) => {
+      for (const key of toKeys(obj, old)) this.queue.add(key);
+    };
+    informer.addHandlers({
+      onAdd: (obj) => enqueue(obj),
+      onUpdate: (old, obj) => enqueue(obj, old),
+      onDelete: (obj) => enqueue(obj),
+    });
+    return informer;
+  }
+
+  /**
+   * Writes `status` through the status subresource when it differs from what
+   * the object has; no write when nothing changed. Errors propagate.
+   */
+  protected async writeStatus<T extends KubernetesObject & { status?: unknown }>(
+    rt: ResourceType,
+    obj: T,
+    status: unknown,
+  ): Promise<boolean> {
+    if (jsonEqual(obj.status, status)) return false;
+    const md = obj.metadata!;
+    await this.client.mergePatch(
+      rt,
+      md.namespace,
+      md.name!,
+      { status: replaceNulls(obj.status, status) },
+      'status',
+    );
+    return true;
+  }
+
+  /** Adds a finalizer with a JSON patch guarded by resourceVersion, leaving other finalizers alone. */
+  protected async addFinalizer(rt: ResourceType, obj: KubernetesObject, finalizer: string): Promise<void> {
+    const md = obj.metadata!;
+    if (md.finalizers?.includes(finalizer)) return;
+    const ops = [
+      { op: 'test', path: '/metadata/resourceVersion', value: md.resourceVersion },
+      md.finalizers
+        ? { op: 'add', path: '/metadata/finalizers/-', value: finalizer }
+        : { op: 'add', path: '/metadata/finalizers', value: [finalizer] },
+    ];
+    await this.client.jsonPatch(rt, md.namespace, md.name!, ops);
+  }
+
+  /** Removes a finalizer by index, guarded by a test of that index so a concurrent change is not clobbered. */
+  protected async removeFinalizer(rt: ResourceType, obj: KubernetesObject, finalizer: string): Promise<void> {
+    const md = obj.metadata!;
+    const index = md.finalizers?.indexOf(finalizer) ?? -1;
+    if (index < 0) return;
+    try {
+      await this.client.jsonPatch(rt, md.namespace, md.name!, [
+        { op: 'test', path: `/metadata/finalizers/${index}`, value: finalizer },
+        { op: 'remove', path: `/metadata/finalizers/${index}` },
+      ]);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  // ---- The framework's own API, made safe. Controllers here use the keyed API above. ----
+
+  private readonly frameworkResources = new Map<string, ResourceType>();
+
+  protected override async watchResource(
+    group: string,
+    version: string,
+    plural: string,
+    onEvent: (event: ResourceEvent) => Promise<void>,
+    namespace?: string,
+  ): Promise<void> {
+    const rt: ResourceType = { group, version, plural, kind: '', namespaced: true };
+    const id = `${plural}.${group ? `${group}/${version}` : version}`;
+    this.frameworkResources.set(id, rt);
+    const latest = new Map<string, ResourceEvent>();
+    const queue = new WorkQueue({
+      name: `${this.controllerName}:${id}`,
+      concurrency: this.ctx.concurrency,
+      logger: this.log,
+      handler: async (key) => {
+        const event = latest.get(key);
+        if (!event) return;
+        await onEvent(event);
+        if (latest.get(key) === event) latest.delete(key);
+      },
+    });
+    const informer = this.ctx.informers.get<KubernetesObject>(`framework:${id}:${namespace ?? ''}`, {
+      resource: rt,
+      namespace,
+      resyncPeriodMs: this.ctx.resyncPeriodMs,
+    });
+    const push = (type: ResourceEventType, object: KubernetesObject) => {
+      const key = objectKey(object);
+      latest.set(key, { type, object, meta: frameworkMeta(id, object) });
+      queue.add(key);
+    };
+    informer.addHandlers({
+      onAdd: (o) => push(ResourceEventType.Added, o),
+      onUpdate: (_old, o) => push(ResourceEventType.Modified, o),
+      onDelete: (o) => push(ResourceEventType.Deleted, o),
+    });
+    queue.start();
+  }
+
+  protected override async setResourceStatus(
+    meta: ResourceMeta,
+    status: unknown,
+  ): Promise<ResourceMeta | null> {
+    const rt = this.frameworkResource(meta);
+    const current = await this.client.get(rt, meta.namespace, meta.name);
+    if (!current) return null;
+    const updated = await this.client.replace(rt, { ...current, status } as KubernetesObject, 'status');
+    return frameworkMeta(meta.id, updated);
+  }
+
+  protected override async patchResourceStatus(
+    meta: ResourceMeta,
+    status: unknown,
+  ): Promise<ResourceMeta | null> {
+    const rt = this.frameworkResource(meta);
+    try {
+      const updated = await this.client.mergePatch(rt, meta.namespace, meta.name, { status }, 'status');
+      return frameworkMeta(meta.id, updated);
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  protected override async handleResourceFinalizer(
+    event: ResourceEvent,
+    finalizer: string,
+    deleteAction: (event: ResourceEvent) => Promise<void>,
+  ): Promise<boolean> {
+    const md = event.object.metadata;
+    if (!md || event.type === ResourceEventType.Deleted) return false;
+    const rt = this.frameworkResource(event.meta);
+    if (!md.deletionTimestamp) {
+      if (md.finalizers?.includes(finalizer)) return false;
+      await this.addFinalizer(rt, event.object, finalizer);
+      return true;
+    }
+    if (md.finalizers?.includes(finalizer)) {
+      await deleteAction(event);
+      await this.removeFinalizer(rt, event.object, finalizer);
+    }
+    return true;
+  }
+
+  protected override async setResourceFinalizers(meta: ResourceMeta, finalizers: string[]): Promise<void> {
+    const rt = this.frameworkResource(meta);
+    await this.client.jsonPatch(rt, meta.namespace, meta.name, [
+      { op: 'test', path: '/metadata/resourceVersion', value: meta.resourceVersion },
+      { op: 'add', path: '/metadata/finalizers', value: finalizers },
+    ]);
+  }
+
+  private frameworkResource(meta: ResourceMeta): ResourceType {
+    const rt = this.frameworkResources.get(meta.id);
+    if (!rt) throw new Error(`resource ${meta.id} is not watched by ${this.controllerName}`);
+    return rt;
+  }
+}
+
+function frameworkMeta(id: string, obj: KubernetesObject): ResourceMeta {
+  const md = obj.metadata ?? {};
+  return {
+    id,
+    name: md.name ?? '',
+    namespace: md.namespace,
+    resourceVersion: md.resourceVersion ?? '',
+    apiVersion: obj.apiVersion ?? '',
+    kind: obj.kind ?? '',
+  };
+}
+
+/**
+ * A JSON merge patch only sets fields; a field present before and absent now
+ * must be sent as null to be removed.
+ */
+export function replaceNulls(previous: unknown, next: unknown): unknown {
+  if (!isPlainObject(previous) || !isPlainObject(next)) return next;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(previous)) if (!(key in next) || next[key] === undefined) out[key] = null;
+  for (const [key, value] of Object.entries(next)) {
+    if (value === undefined) continue;
+    out[key] = replaceNulls(previous[key], value);
+  }
+  return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,546 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import type { MatchKind } from './namespace-match.js';
+import {
+  EXCLUDED_FROM_WILDCARD_ANNOTATION,
+  IMAGE_PULL_SECRET_ANNOTATION,
+  STATUS_ANNOTATION,
+  WEIGHT_ANNOTATION,
+  WRONG_TYPE_STATUS,
+  collectPlaceholderSources,
+  computePlaceholder,
+  isPlaceholder,
+  planPlaceholder,
+  type PlaceholderSecret,
+  type PlaceholderSource,
+  type RegistryConflict,
+  type SkippedSource,
+} from './placeholder.js';
+import type { SecretExportInput, SecretInput } from './types.js';
+
+const DOCKER = 'kubernetes.io/dockerconfigjson';
+const SUCCESS = '{"conditions":[{"type":"ReconcileSucceeded","status":"True"}]}';
+const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
+
+/** A source giving `auth` = its own name for each registry, so the winner is visible in the output. */
+function src(
+  ref: string,
+  registries: string[] | string,
+  opts: { weight?: number; matchKind?: MatchKind; type?: string } = {},
+): PlaceholderSource {
+  const [namespace = '', name = ''] = ref.split('/');
+  const text =
+    typeof registries === 'string'
+      ? registries
+      : JSON.stringify({
+          auths: Object.fromEntries(registries.map((registry) => [registry, { auth: ref }])),
+        });
+  return {
+    ref: { namespace, name },
+    weight: opts.weight ?? 0,
+    matchKind: opts.matchKind ?? 'wildcard',
+    secretType: opts.type ?? DOCKER,
+    dockerconfigjson: text,
+  };
+}
+
+/** Which source's credential each registry key ended with. */
+function winners(json: string): Record<string, string | undefined> {
+  const parsed = JSON.parse(json) as { auths: Record<string, { auth?: string }> };
+  return Object.fromEntries(Object.entries(parsed.auths).map(([key, entry]) => [key, entry.auth]));
+}
+
+describe('annotation keys and fixed strings', () => {
+  it('the keys and the wrong-type status are upstream strings, character for character', () => {
+    assert.equal(IMAGE_PULL_SECRET_ANNOTATION, 'secretgen.carvel.dev/image-pull-secret');
+    assert.equal(STATUS_ANNOTATION, 'secretgen.carvel.dev/status');
+    assert.equal(WEIGHT_ANNOTATION, 'secretgen.carvel.dev/weight');
+    assert.equal(EXCLUDED_FROM_WILDCARD_ANNOTATION, 'secretgen.carvel.dev/excluded-from-wildcard-matching');
+    assert.equal(
+      WRONG_TYPE_STATUS,
+      '{"conditions":[{"type":"ReconcileFailed","status":"True","message":"Expected secret to have type=corev1.SecretTypeDockerConfigJson, but did not"}]}',
+    );
+  });
+});
+
+describe('placeholder precedence', () => {
+  const cases: Array<{ name: string; sources: PlaceholderSource[]; winner: string }> = [
+    {
+      name: 'a higher weight wins over an explicit export in the placeholder’s own namespace',
+      sources: [
+        src('app/own', ['r.io'], { matchKind: 'explicit' }),
+        src('other/heavy', ['r.io'], { weight: 1 }),
+      ],
+      winner: 'other/heavy',
+    },
+    {
+      name: 'a fractional weight is compared as a float',
+      sources: [src('a/half', ['r.io'], { weight: 0.5 }), src('b/quarter', ['r.io'], { weight: 0.25 })],
+      winner: 'a/half',
+    },
+    {
+      name: 'a negative weight loses to the default weight',
+      sources: [src('z/neg', ['r.io'], { weight: -1, matchKind: 'explicit' }), src('a/zero', ['r.io'])],
+      winner: 'a/zero',
+    },
+    {
+      name: 'an infinite weight beats any finite weight',
+      sources: [src('a/inf', ['r.io'], { weight: Infinity }), src('z/big', ['r.io'], { weight: 1e300 })],
+      winner: 'a/inf',
+    },
+    {
+      name: 'at the same weight, the placeholder’s own namespace beats an explicit export from another namespace',
+      sources: [
+        src('other/x', ['r.io'], { matchKind: 'explicit' }),
+        src('app/x', ['r.io'], { matchKind: 'wildcard' }),
+      ],
+      winner: 'app/x',
+    },
+    {
+      name: 'an explicit export beats a wildcard export of the same weight',
+      sources: [
+        src('b/explicit', ['r.io'], { matchKind: 'explicit' }),
+        src('z/star', ['r.io'], { matchKind: 'wildcard' }),
+      ],
+      winner: 'b/explicit',
+    },
+    {
+      name: 'an explicit export beats a selector export of the same weight',
+      sources: [
+        src('b/explicit', ['r.io'], { matchKind: 'explicit' }),
+        src('z/sel', ['r.io'], { matchKind: 'selector' }),
+      ],
+      winner: 'b/explicit',
+    },
+    {
+      name: 'a wildcard and a selector export tie, so the greater ns/name wins',
+      sources: [
+        src('z/star', ['r.io'], { matchKind: 'wildcard' }),
+        src('a/sel', ['r.io'], { matchKind: 'selector' }),
+      ],
+      winner: 'z/star',
+    },
+    {
+      name: 'when everything else ties, the greater ns/name wins (merged last)',
+      sources: [src('b/x', ['r.io']), src('a/y', ['r.io']), src('a/x', ['r.io'])],
+      winner: 'b/x',
+    },
+    {
+      name: 'the input order does not matter',
+      sources: [src('a/x', ['r.io']), src('b/x', ['r.io'])],
+      winner: 'b/x',
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const result = computePlaceholder('app', c.sources);
+      assert.deepEqual(winners(result.dockerconfigjson), { 'r.io': c.winner });
+      const reversed = computePlaceholder('app', [...c.sources].reverse());
+      assert.equal(reversed.dockerconfigjson, result.dockerconfigjson);
+    });
+  }
+});
+
+describe('computePlaceholder', () => {
+  const cases: Array<{
+    name: string;
+    sources: PlaceholderSource[];
+    options?: { placeholderName?: string };
+    dockerconfigjson: string;
+    secretNames: string[];
+    skipped?: SkippedSource[];
+    conflicts?: RegistryConflict[];
+    status: string;
+  }> = [
+    {
+      name: 'no sources give exactly {"auths":{}} and the bare success status',
+      sources: [],
+      dockerconfigjson: '{"auths":{}}',
+      secretNames: [],
+      status: SUCCESS,
+    },
+    {
+      name: 'a source of another type is not a source at all',
+      sources: [src('a/opaque', ['r.io'], { type: 'Opaque' })],
+      dockerconfigjson: '{"auths":{}}',
+      secretNames: [],
+      status: SUCCESS,
+    },
+    {
+      name: 'disjoint registries are merged with keys sorted and secretNames sorted',
+      sources: [src('z/one', ['z.io']), src('a/two', ['a.io'])],
+      dockerconfigjson: '{"auths":{"a.io":{"auth":"a/two"},"z.io":{"auth":"z/one"}}}',
+      secretNames: ['a/two', 'z/one'],
+      status:
+        '{"conditions":[{"type":"ReconcileSucceeded","status":"True"}],"secretNames":["a/two","z/one"]}',
+    },
+    {
+      name: 'a source whose every registry lost is still listed in secretNames, as upstream lists every merged Secret',
+      sources: [src('a/low', ['r.io']), src('b/high', ['r.io'], { weight: 1 })],
+      dockerconfigjson: '{"auths":{"r.io":{"auth":"b/high"}}}',
+      secretNames: ['a/low', 'b/high'],
+      conflicts: [{ registry: 'r.io', winner: 'b/high', losers: ['a/low'] }],
+      status:
+        '{"conditions":[{"type":"ReconcileSucceeded","status":"True"}],"secretNames":["a/low","b/high"],"conflicts":[{"registry":"r.io","winner":"b/high","losers":["a/low"]}]}',
+    },
+    {
+      name: 'the seed {} source adds nothing but is listed',
+      sources: [src('a/seed', '{}\n')],
+      dockerconfigjson: '{"auths":{}}',
+      secretNames: ['a/seed'],
+      status: '{"conditions":[{"type":"ReconcileSucceeded","status":"True"}],"secretNames":["a/seed"]}',
+    },
+    {
+      name: 'username, password and a verbatim auth are kept, identitytoken and email too',
+      sources: [
+        src(
+          'a/full',
+          JSON.stringify({
+            auths: {
+              'r.io': { username: 'u', password: 'p', auth: 'verbatim!', email: 'e@x' },
+              'id.io': { identitytoken: 'tok' },
+            },
+          }),
+        ),
+      ],
+      dockerconfigjson:
+        '{"auths":{"id.io":{"identitytoken":"tok"},"r.io":{"username":"u","password":"p","auth":"verbatim!","email":"e@x"}}}',
+      secretNames: ['a/full'],
+      status: '{"conditions":[{"type":"ReconcileSucceeded","status":"True"}],"secretNames":["a/full"]}',
+    },
+    {
+      name: 'a missing auth is filled in from username and password',
+      sources: [src('a/up', JSON.stringify({ auths: { 'r.io': { username: 'u', password: 'p' } } }))],
+      dockerconfigjson: `{"auths":{"r.io":{"username":"u","password":"p","auth":"${b64('u:p')}"}}}`,
+      secretNames: ['a/up'],
+      status: '{"conditions":[{"type":"ReconcileSucceeded","status":"True"}],"secretNames":["a/up"]}',
+    },
+    {
+      name: 'a malformed source is skipped and reported while the others merge',
+      sources: [src('a/good', ['r.io']), src('b/bad', JSON.stringify({ auths: [] }), { weight: 5 })],
+      dockerconfigjson: '{"auths":{"r.io":{"auth":"a/good"}}}',
+      secretNames: ['a/good'],
+      skipped: [{ source: 'b/bad', reason: 'expected "auths" to be an object, got array' }],
+      status:
+        '{"conditions":[{"type":"ReconcileSucceeded","status":"True"}],"secretNames":["a/good"],"skipped":[{"source":"b/bad","reason":"expected \\"auths\\" to be an object, got array"}]}',
+    },
+    {
+      name: 'a source without the .dockerconfigjson key is skipped',
+      sources: [{ ...src('a/empty', []), dockerconfigjson: undefined }],
+      dockerconfigjson: '{"auths":{}}',
+      secretNames: [],
+      skipped: [{ source: 'a/empty', reason: 'missing .dockerconfigjson' }],
+      status:
+        '{"conditions":[{"type":"ReconcileSucceeded","status":"True"}],"skipped":[{"source":"a/empty","reason":"missing .dockerconfigjson"}]}',
+    },
+    {
+      name: 'an entry with no credential is skipped without hiding a less preferred credential',
+      sources: [
+        src('a/low', ['r.io']),
+        src('b/high', JSON.stringify({ auths: { 'r.io': { email: 'e@x' } } }), { weight: 1 }),
+      ],
+      dockerconfigjson: '{"auths":{"r.io":{"auth":"a/low"}}}',
+      secretNames: ['a/low', 'b/high'],
+      skipped: [
+        {
+          source: 'b/high',
+          registry: 'r.io',
+          reason: 'no credential (none of username, password, auth, identitytoken, registrytoken)',
+        },
+      ],
+      status:
+        '{"conditions":[{"type":"ReconcileSucceeded","status":"True"}],"secretNames":["a/low","b/high"],"skipped":[{"source":"b/high","registry":"r.io","reason":"no credential (none of username, password, auth, identitytoken, registrytoken)"}]}',
+    },
+    {
+      name: 'keys that differ only by scheme, /v1/ and docker.io alias conflict, and only the winner’s key is kept',
+      sources: [src('a/hub-v1', ['https://index.docker.io/v1/']), src('b/hub', ['docker.io'])],
+      dockerconfigjson: '{"auths":{"docker.io":{"auth":"b/hub"}}}',
+      secretNames: ['a/hub-v1', 'b/hub'],
+      conflicts: [{ registry: 'docker.io', winner: 'b/hub', losers: ['a/hub-v1'] }],
+      status:
+        '{"conditions":[{"type":"ReconcileSucceeded","status":"True"}],"secretNames":["a/hub-v1","b/hub"],"conflicts":[{"registry":"docker.io","winner":"b/hub","losers":["a/hub-v1"]}]}',
+    },
+    {
+      name: 'two alias keys in one source are both kept and are no conflict',
+      sources: [src('a/both', ['docker.io', 'https://index.docker.io/v1/'])],
+      dockerconfigjson:
+        '{"auths":{"docker.io":{"auth":"a/both"},"https://index.docker.io/v1/":{"auth":"a/both"}}}',
+      secretNames: ['a/both'],
+      status: '{"conditions":[{"type":"ReconcileSucceeded","status":"True"}],"secretNames":["a/both"]}',
+    },
+    {
+      name: 'a winner replaces every alias key a loser gave',
+      sources: [
+        src('a/low', ['docker.io', 'index.docker.io']),
+        src('b/high', ['https://index.docker.io/v1/'], { weight: 1 }),
+      ],
+      dockerconfigjson: '{"auths":{"https://index.docker.io/v1/":{"auth":"b/high"}}}',
+      secretNames: ['a/low', 'b/high'],
+      conflicts: [{ registry: 'docker.io', winner: 'b/high', losers: ['a/low'] }],
+      status:
+        '{"conditions":[{"type":"ReconcileSucceeded","status":"True"}],"secretNames":["a/low","b/high"],"conflicts":[{"registry":"docker.io","winner":"b/high","losers":["a/low"]}]}',
+    },
+    {
+      name: 'a three-way conflict lists both losers sorted, and other registries merge untouched',
+      sources: [
+        src('c/x', ['r.io']),
+        src('a/x', ['r.io', 'only-a.io']),
+        src('b/x', ['R.IO/v2/'], { weight: 2 }),
+      ],
+      dockerconfigjson: '{"auths":{"R.IO/v2/":{"auth":"b/x"},"only-a.io":{"auth":"a/x"}}}',
+      secretNames: ['a/x', 'b/x', 'c/x'],
+      conflicts: [{ registry: 'r.io', winner: 'b/x', losers: ['a/x', 'c/x'] }],
+      status:
+        '{"conditions":[{"type":"ReconcileSucceeded","status":"True"}],"secretNames":["a/x","b/x","c/x"],"conflicts":[{"registry":"r.io","winner":"b/x","losers":["a/x","c/x"]}]}',
+    },
+    {
+      name: 'path-scoped keys are separate registries, not conflicts',
+      sources: [src('a/x', ['r.io/team-a']), src('b/x', ['r.io'])],
+      dockerconfigjson: '{"auths":{"r.io":{"auth":"b/x"},"r.io/team-a":{"auth":"a/x"}}}',
+      secretNames: ['a/x', 'b/x'],
+      status: '{"conditions":[{"type":"ReconcileSucceeded","status":"True"}],"secretNames":["a/x","b/x"]}',
+    },
+    {
+      name: 'the placeholder itself is never one of its sources',
+      sources: [src('app/pull', ['stale.io']), src('other/x', ['r.io'])],
+      options: { placeholderName: 'pull' },
+      dockerconfigjson: '{"auths":{"r.io":{"auth":"other/x"}}}',
+      secretNames: ['other/x'],
+      skipped: [
+        {
+          source: 'app/pull',
+          reason: 'is this placeholder itself; merging it would keep revoked credentials forever',
+        },
+      ],
+      status:
+        '{"conditions":[{"type":"ReconcileSucceeded","status":"True"}],"secretNames":["other/x"],"skipped":[{"source":"app/pull","reason":"is this placeholder itself; merging it would keep revoked credentials forever"}]}',
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const result = computePlaceholder('app', c.sources, c.options);
+      assert.equal(result.dockerconfigjson, c.dockerconfigjson);
+      assert.deepEqual(result.secretNames, c.secretNames);
+      assert.deepEqual(result.skipped, c.skipped ?? []);
+      assert.deepEqual(result.conflicts, c.conflicts ?? []);
+      assert.equal(result.statusAnnotation, c.status);
+    });
+  }
+
+  it('no credential value appears in the status annotation', () => {
+    const secret = 'hunter2-very-secret';
+    const result = computePlaceholder('app', [
+      src('a/x', JSON.stringify({ auths: { 'r.io': { username: 'u', password: 12 } } })),
+      src('b/x', JSON.stringify({ auths: { 'r.io': { password: secret, auth: secret } } })),
+      src('c/x', JSON.stringify({ auths: { 'r.io': { auth: secret } } }), { weight: 1 }),
+    ]);
+    assert.ok(!result.statusAnnotation.includes(secret));
+    assert.ok(!result.statusAnnotation.includes(b64(secret)));
+  });
+});
+
+describe('planPlaceholder', () => {
+  const source = src('other/creds', ['r.io'], { matchKind: 'wildcard' });
+  const filled = computePlaceholder('app', [source]);
+  const base: PlaceholderSecret = {
+    namespace: 'app',
+    name: 'pull',
+    type: DOCKER,
+    data: { '.dockerconfigjson': 'e30K' },
+    annotations: { [IMAGE_PULL_SECRET_ANNOTATION]: '', keep: 'me' },
+  };
+  const cases: Array<{
+    name: string;
+    placeholder: PlaceholderSecret;
+    sources: PlaceholderSource[];
+    write: { data: Record<string, string> | undefined; annotations: Record<string, string> } | undefined;
+  }> = [
+    {
+      name: 'the seed placeholder is filled and annotated, other annotations kept',
+      placeholder: base,
+      sources: [source],
+      write: {
+        data: { '.dockerconfigjson': b64(filled.dockerconfigjson) },
+        annotations: {
+          [IMAGE_PULL_SECRET_ANNOTATION]: '',
+          keep: 'me',
+          [STATUS_ANNOTATION]: filled.statusAnnotation,
+        },
+      },
+    },
+    {
+      name: 'a placeholder already holding the result is not written again',
+      placeholder: {
+        ...base,
+        data: { '.dockerconfigjson': b64(filled.dockerconfigjson) },
+        annotations: { ...base.annotations, [STATUS_ANNOTATION]: filled.statusAnnotation },
+      },
+      sources: [source],
+      write: undefined,
+    },
+    {
+      name: 'a placeholder with the right data but a stale status is written',
+      placeholder: {
+        ...base,
+        data: { '.dockerconfigjson': b64(filled.dockerconfigjson) },
+        annotations: { ...base.annotations, [STATUS_ANNOTATION]: SUCCESS },
+      },
+      sources: [source],
+      write: {
+        data: { '.dockerconfigjson': b64(filled.dockerconfigjson) },
+        annotations: { ...base.annotations, [STATUS_ANNOTATION]: filled.statusAnnotation },
+      },
+    },
+    {
+      name: 'extra data keys are dropped since data is replaced entirely',
+      placeholder: {
+        ...base,
+        data: { '.dockerconfigjson': b64(filled.dockerconfigjson), extra: b64('x') },
+        annotations: { ...base.annotations, [STATUS_ANNOTATION]: filled.statusAnnotation },
+      },
+      sources: [source],
+      write: {
+        data: { '.dockerconfigjson': b64(filled.dockerconfigjson) },
+        annotations: { ...base.annotations, [STATUS_ANNOTATION]: filled.statusAnnotation },
+      },
+    },
+    {
+      name: 'revocation: with no sources left the credentials leave the placeholder',
+      placeholder: {
+        ...base,
+        data: { '.dockerconfigjson': b64(filled.dockerconfigjson) },
+        annotations: { ...base.annotations, [STATUS_ANNOTATION]: filled.statusAnnotation },
+      },
+      sources: [],
+      write: {
+        data: { '.dockerconfigjson': b64('{"auths":{}}') },
+        annotations: { ...base.annotations, [STATUS_ANNOTATION]: SUCCESS },
+      },
+    },
+    {
+      name: 'a placeholder of the wrong type keeps its data and gets the failure status',
+      placeholder: { ...base, type: 'Opaque', data: { a: b64('1') } },
+      sources: [source],
+      write: {
+        data: undefined,
+        annotations: { ...base.annotations, [STATUS_ANNOTATION]: WRONG_TYPE_STATUS },
+      },
+    },
+    {
+      name: 'a placeholder of the wrong type already marked failed is not written again',
+      placeholder: {
+        ...base,
+        type: 'Opaque',
+        annotations: { ...base.annotations, [STATUS_ANNOTATION]: WRONG_TYPE_STATUS },
+      },
+      sources: [source],
+      write: undefined,
+    },
+  ];
+  for (const c of cases)
+    it(c.name, () => assert.deepEqual(planPlaceholder(c.placeholder, c.sources).write, c.write));
+});
+
+describe('isPlaceholder', () => {
+  const cases: Array<{
+    name: string;
+    annotations: Record<string, string> | undefined;
+    placeholder: boolean;
+  }> = [
+    {
+      name: 'the annotation with an empty value marks a placeholder',
+      annotations: { [IMAGE_PULL_SECRET_ANNOTATION]: '' },
+      placeholder: true,
+    },
+    { name: 'no annotations means no placeholder', annotations: undefined, placeholder: false },
+    {
+      name: 'other annotations do not mark a placeholder',
+      annotations: { [STATUS_ANNOTATION]: '{}' },
+      placeholder: false,
+    },
+  ];
+  for (const c of cases)
+    it(c.name, () => assert.equal(isPlaceholder({ annotations: c.annotations }), c.placeholder));
+});
+
+describe('collectPlaceholderSources', () => {
+  const exportOf = (
+    namespace: string,
+    name: string,
+    spec: SecretExportInput['spec'],
+    weight?: string,
+  ): SecretExportInput => ({
+    namespace,
+    name,
+    annotations: weight === undefined ? {} : { [WEIGHT_ANNOTATION]: weight },
+    spec,
+  });
+  const secrets: SecretInput[] = [
+    {
+      namespace: 's',
+      name: 'star',
+      type: DOCKER,
+      data: { '.dockerconfigjson': b64('{"auths":{}}') },
+      resourceVersion: '1',
+    },
+    {
+      namespace: 's',
+      name: 'named',
+      type: DOCKER,
+      data: { '.dockerconfigjson': b64('{}') },
+      resourceVersion: '2',
+    },
+    { namespace: 's', name: 'opaque', type: 'Opaque', data: {}, resourceVersion: '3' },
+    { namespace: 's', name: 'elsewhere', type: DOCKER, data: {}, resourceVersion: '4' },
+  ];
+  const secretOf = (ref: { namespace: string; name: string }) =>
+    secrets.find((s) => s.namespace === ref.namespace && s.name === ref.name);
+
+  it('gathers every export reaching the namespace whose Secret exists, with weight, match kind and decoded text', () => {
+    const sources = collectPlaceholderSources(
+      { name: 'app', labels: {}, annotations: {} },
+      [
+        exportOf('s', 'star', { toNamespace: '*' }, '2.5'),
+        exportOf('s', 'named', { toNamespaces: ['app'] }, 'bogus'),
+        exportOf('s', 'opaque', { toNamespace: 'app' }),
+        exportOf('s', 'elsewhere', { toNamespace: 'other' }),
+        exportOf('s', 'no-secret', { toNamespace: '*' }),
+        exportOf('s', 'invalid', { toNamespaces: [''] }),
+      ],
+      secretOf,
+    );
+    assert.deepEqual(sources, [
+      {
+        ref: { namespace: 's', name: 'star' },
+        weight: 2.5,
+        matchKind: 'wildcard',
+        secretType: DOCKER,
+        dockerconfigjson: '{"auths":{}}',
+      },
+      {
+        ref: { namespace: 's', name: 'named' },
+        weight: 0,
+        matchKind: 'explicit',
+        secretType: DOCKER,
+        dockerconfigjson: '{}',
+      },
+      {
+        ref: { namespace: 's', name: 'opaque' },
+        weight: 0,
+        matchKind: 'explicit',
+        secretType: 'Opaque',
+        dockerconfigjson: undefined,
+      },
+    ]);
+  });
+
+  it('an excluded namespace gets no wildcard sources', () => {
+    const sources = collectPlaceholderSources(
+      { name: 'app', labels: {}, annotations: { [EXCLUDED_FROM_WILDCARD_ANNOTATION]: '' } },
+      [exportOf('s', 'star', { toNamespace: '*' })],
+      secretOf,
+    );
+    assert.deepEqual(sources, []);
+  });
+});
