@@ -1,7 +1,9 @@
 import type { OperatorConfig } from './config.js';
+import { packagingControllers } from './packaging/controllers/index.js';
 import type { ControllerOperator, OperatorContext } from './runtime/operator.js';
+import { sharingControllers } from './sharing/controllers/index.js';
 
 /** The controllers selected by --controllers, constructed on the shared context. */
-export function buildControllers(_ctx: OperatorContext, _config: OperatorConfig): ControllerOperator[] {
-  return [];
+export function buildControllers(ctx: OperatorContext, config: OperatorConfig): ControllerOperator[] {
+  return [...sharingControllers(ctx, config), ...packagingControllers(ctx, config)];
 }
