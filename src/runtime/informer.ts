@@ -116,10 +116,15 @@ export class Informer<T extends KubernetesObject> {
     this.handlers.push(handlers);
   }
 
-  /** Registers an index; call before start(). */
+  /** Registers an index; objects already cached are indexed at once. */
   addIndex(name: string, indexFn: (obj: T) => string[]): void {
     this.indexers.set(name, indexFn);
     this.indexes.set(name, new Map());
+    for (const [key, obj] of this.store) this.addToIndex(name, indexFn, key, obj);
+  }
+
+  hasIndex(name: string): boolean {
+    return this.indexers.has(name);
   }
 
   get(namespace: string | undefined, name: string): T | undefined {
@@ -325,13 +330,15 @@ export class Informer<T extends KubernetesObject> {
   }
 
   private index(key: string, obj: T): void {
-    for (const [name, fn] of this.indexers) {
-      const idx = this.indexes.get(name)!;
-      for (const value of fn(obj)) {
-        let keys = idx.get(value);
-        if (!keys) idx.set(value, (keys = new Set()));
-        keys.add(key);
-      }
+    for (const [name, fn] of this.indexers) this.addToIndex(name, fn, key, obj);
+  }
+
+  private addToIndex(name: string, indexFn: (obj: T) => string[], key: string, obj: T): void {
+    const idx = this.indexes.get(name)!;
+    for (const value of indexFn(obj)) {
+      let keys = idx.get(value);
+      if (!keys) idx.set(value, (keys = new Set()));
+      keys.add(key);
     }
   }
 

@@ -1,0 +1,64 @@
+import type { V1Namespace, V1Secret } from '@kubernetes/client-node';
+import { byNamespaceIndex, type Informer } from './runtime/informer.js';
+import type { ResourceType } from './runtime/kube-client.js';
+import type { OperatorContext } from './runtime/operator.js';
+import { IMAGE_PULL_SECRET_ANNOTATION } from './sharing/annotations.js';
+
+export const NamespacesResource: ResourceType = {
+  group: '',
+  version: 'v1',
+  plural: 'namespaces',
+  kind: 'Namespace',
+  namespaced: false,
+};
+export const SecretsResource: ResourceType = {
+  group: '',
+  version: 'v1',
+  plural: 'secrets',
+  kind: 'Secret',
+  namespaced: true,
+};
+
+export const DOCKER_CONFIG_JSON_TYPE = 'kubernetes.io/dockerconfigjson';
+
+const isPlaceholder = (s: V1Secret) => s.metadata?.annotations?.[IMAGE_PULL_SECRET_ANNOTATION] !== undefined;
+
+/** Every Namespace, whole (small objects; selectors read labels and annotations). */
+export function namespacesInformer(ctx: OperatorContext): Informer<V1Namespace> {
+  return ctx.informers.get<V1Namespace>('namespaces', {
+    resource: NamespacesResource,
+    resyncPeriodMs: ctx.resyncPeriodMs,
+  });
+}
+
+/**
+ * Placeholder Secrets of the right type, with data. The server filters on type
+ * and the informer keeps only annotated ones, so the cache grows with
+ * placeholders, not with the cluster's Secrets.
+ */
+export function placeholdersInformer(ctx: OperatorContext): Informer<V1Secret> {
+  const informer = ctx.informers.get<V1Secret>('secrets:placeholders', {
+    resource: SecretsResource,
+    fieldSelector: `type=${DOCKER_CONFIG_JSON_TYPE}`,
+    filter: isPlaceholder,
+    resyncPeriodMs: ctx.resyncPeriodMs,
+  });
+  if (!informer.hasIndex('namespace')) informer.addIndex('namespace', byNamespaceIndex);
+  return informer;
+}
+
+/**
+ * Annotated Secrets of any other type (misconfigured placeholders), metadata
+ * only: the controller only writes a failure annotation on them.
+ */
+export function wrongTypePlaceholdersInformer(ctx: OperatorContext): Informer<V1Secret> {
+  const informer = ctx.informers.get<V1Secret>('secrets:wrong-type-placeholders', {
+    resource: SecretsResource,
+    fieldSelector: `type!=${DOCKER_CONFIG_JSON_TYPE}`,
+    metadataOnly: true,
+    filter: isPlaceholder,
+    resyncPeriodMs: ctx.resyncPeriodMs,
+  });
+  if (!informer.hasIndex('namespace')) informer.addIndex('namespace', byNamespaceIndex);
+  return informer;
+}
