@@ -1,8 +1,16 @@
 import type { V1Namespace, V1Secret } from '@kubernetes/client-node';
+import {
+  SecretExportKind,
+  SecretExportResource,
+  SecretImportKind,
+  SecretImportResource,
+  type SecretExport,
+  type SecretImport,
+} from '../generated/index.js';
 import { byNamespaceIndex, type Informer } from './runtime/informer.js';
 import type { ResourceType } from './runtime/kube-client.js';
 import type { OperatorContext } from './runtime/operator.js';
-import { IMAGE_PULL_SECRET_ANNOTATION } from './sharing/annotations.js';
+import { DOCKER_CONFIG_JSON_TYPE, IMAGE_PULL_SECRET_ANNOTATION } from './sharing/annotations.js';
 
 export const NamespacesResource: ResourceType = {
   group: '',
@@ -18,8 +26,8 @@ export const SecretsResource: ResourceType = {
   kind: 'Secret',
   namespaced: true,
 };
-
-export const DOCKER_CONFIG_JSON_TYPE = 'kubernetes.io/dockerconfigjson';
+export const SecretExports: ResourceType = { ...SecretExportResource, kind: SecretExportKind };
+export const SecretImports: ResourceType = { ...SecretImportResource, kind: SecretImportKind };
 
 const isPlaceholder = (s: V1Secret) => s.metadata?.annotations?.[IMAGE_PULL_SECRET_ANNOTATION] !== undefined;
 
@@ -61,4 +69,18 @@ export function wrongTypePlaceholdersInformer(ctx: OperatorContext): Informer<V1
   });
   if (!informer.hasIndex('namespace')) informer.addIndex('namespace', byNamespaceIndex);
   return informer;
+}
+
+export function secretExportsInformer(ctx: OperatorContext): Informer<SecretExport> {
+  return ctx.informers.get<SecretExport>('secretexports', {
+    resource: SecretExports,
+    resyncPeriodMs: ctx.resyncPeriodMs,
+  });
+}
+
+export function secretImportsInformer(ctx: OperatorContext): Informer<SecretImport> {
+  return ctx.informers.get<SecretImport>('secretimports', {
+    resource: SecretImports,
+    resyncPeriodMs: ctx.resyncPeriodMs,
+  });
 }

@@ -43,8 +43,9 @@ export class InformerFactory {
     await entry.informer.stop();
   }
 
-  has(name: string): boolean {
-    return this.informers.has(name);
+  /** The informer registered under `name`, without taking a reference. */
+  lookup<T extends KubernetesObject>(name: string): Informer<T> | undefined {
+    return this.informers.get(name)?.informer as unknown as Informer<T> | undefined;
   }
 
   start(): void {
