@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { parseGoDuration } from './packaging/duration.js';
 import { isLogLevel, type LogLevel } from './runtime/logger.js';
 
 export const CONTROLLER_NAMES = [
@@ -23,6 +24,8 @@ export interface OperatorConfig {
   kubeApiBurst: number;
   resyncPeriodMs: number;
   packagingGlobalNamespace: string;
+  /** syncPeriod of PackageInstalls (and their Apps) that set none, a Go duration. */
+  packageInstallDefaultSyncPeriod?: string;
   configSecretName: string;
 }
 
@@ -39,6 +42,8 @@ const USAGE = `regcred-operator [flags]
   --kube-api-burst N             client-side burst (default 1000)
   --resync-period DURATION       replay of cached objects, e.g. 10m, 0 disables (default 10m)
   --packaging-global-namespace NS  (default kapp-controller-packaging-global)
+  --package-install-default-sync-period DURATION
+                                 syncPeriod of PackageInstalls that set none (default 10m)
   --config-secret-name NAME      operator config Secret (default regcred-operator-config)
 `;
 
@@ -58,6 +63,16 @@ function int(name: string, value: string | undefined, fallback: number, min = 0)
   return n;
 }
 
+function goDuration(name: string, value: string): string {
+  const ms = parseGoDuration(value);
+  if (ms === undefined || ms < 0) {
+    throw new Error(
+      `--${name} must be a Go duration such as 30s, 10m or 1h30m; got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorConfig | { help: string } {
   const { values } = parseArgs({
     args: argv,
@@ -75,6 +90,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
       'kube-api-burst': { type: 'string' },
       'resync-period': { type: 'string' },
       'packaging-global-namespace': { type: 'string' },
+      'package-install-default-sync-period': { type: 'string' },
       'config-secret-name': { type: 'string' },
     },
   });
@@ -103,6 +119,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     kubeApiBurst: int('kube-api-burst', values['kube-api-burst'], 1000, 1),
     resyncPeriodMs: parseDuration(values['resync-period'] ?? '10m'),
     packagingGlobalNamespace: values['packaging-global-namespace'] ?? 'kapp-controller-packaging-global',
+    packageInstallDefaultSyncPeriod: goDuration(
+      'package-install-default-sync-period',
+      values['package-install-default-sync-period'] ?? '10m',
+    ),
     configSecretName: values['config-secret-name'] ?? 'regcred-operator-config',
   };
 }

@@ -79,6 +79,31 @@ describe('mirrorAppStatus', () => {
       want: { type: 'Reconciling', message: '', usefulErrorMessage: '', friendlyDescription: 'Reconciling' },
     },
     {
+      name: 'a paused App that observed its spec keeps its last outcome, described as Canceled/paused',
+      app: { ...app(3, 3, [cond('ReconcileFailed')], 'boom'), spec: { paused: true } },
+      want: {
+        type: 'ReconcileFailed',
+        message: SEE,
+        usefulErrorMessage: 'boom',
+        friendlyDescription: 'Canceled/paused',
+      },
+    },
+    {
+      name: 'a canceled App that never reconciled means Reconciling, described as Canceled/paused',
+      app: { ...app(1, 1, []), spec: { canceled: true } },
+      want: {
+        type: 'Reconciling',
+        message: '',
+        usefulErrorMessage: '',
+        friendlyDescription: 'Canceled/paused',
+      },
+    },
+    {
+      name: 'a paused App that has not observed the pause yet means Reconciling',
+      app: { ...app(4, 3, [cond('ReconcileSucceeded')]), spec: { paused: true } },
+      want: { type: 'Reconciling', message: '', usefulErrorMessage: '', friendlyDescription: 'Reconciling' },
+    },
+    {
       name: 'while deleting, an App that is Deleting means Deleting',
       app: app(2, 2, [cond('Deleting')]),
       deleting: true,

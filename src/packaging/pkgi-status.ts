@@ -2,6 +2,7 @@
 // single-condition status shape (type, message, usefulErrorMessage,
 // friendlyDescription).
 
+import { APP_PAUSED_DESCRIPTION } from './run-status.js';
 import type { App, Condition } from './types.js';
 import { SEE_USEFUL_ERROR_MESSAGE } from './version-selection.js';
 
@@ -84,7 +85,9 @@ export interface MirrorInput {
  *   or an App without a known outcome → Reconciling;
  * - App ReconcileSucceeded → ReconcileSucceeded;
  * - App ReconcileFailed → ReconcileFailed, message
- *   `Error (see .status.usefulErrorMessage for details)`, usefulErrorMessage the App's.
+ *   `Error (see .status.usefulErrorMessage for details)`, usefulErrorMessage the App's;
+ * - App paused or canceled (and its spec observed) → the same condition, with
+ *   friendlyDescription `Canceled/paused`.
  *
  * Deleting: App DeleteFailed → DeleteFailed (same message shape), otherwise
  * Deleting (also before the App shows Deleting, where upstream leaves the old
@@ -102,6 +105,16 @@ export function mirrorAppStatus(input: MirrorInput): StatusDecision {
   const generation = app.metadata?.generation;
   const observed = app.status?.observedGeneration;
   if (generation !== undefined && generation !== observed) return reconcilingStatus();
+  const outcome = appOutcome(app);
+  // Beyond upstream (whose PackageInstall keeps the App's last outcome text): a
+  // paused or canceled App that has observed its spec shows as such here too.
+  if (app.spec?.paused === true || app.spec?.canceled === true) {
+    return { ...outcome, friendlyDescription: APP_PAUSED_DESCRIPTION };
+  }
+  return outcome;
+}
+
+function appOutcome(app: App): StatusDecision {
   // Same order as upstream: an App still marked Reconciling wins over a stale outcome.
   if (hasCondition(app, 'Reconciling')) return reconcilingStatus();
   if (hasCondition(app, 'ReconcileSucceeded')) return reconcileSucceededStatus();

@@ -1,0 +1,472 @@
+// The App's fetch → template → deploy pipeline behind runner interfaces.
+// Runners for a stage kind plug in here (the registry fetcher is the next
+// issue); a stage kind that no runner can perform fails with a clear
+// "not supported yet" message, never a silent success. No Kubernetes I/O:
+// the controller writes the statuses this module returns.
+
+import { join } from 'node:path';
+import { fetchStageKind, type FetchStageKind } from './fetch-secrets.js';
+import type { AppSpec, FetchStage, JsonObject, TemplateStep } from './types.js';
+
+/** What a stage run reports; exitCode 0 means success. */
+export interface StageOutcome {
+  exitCode: number;
+  error?: string;
+  stdout?: string;
+  stderr?: string;
+}
+
+export interface FetchRequest {
+  /** Namespace of the App / PackageRepository: secretRef names a Secret there. */
+  namespace: string;
+  index: number;
+  stage: FetchStage;
+  /** secretRef.name the stage uses (after placeholders and annotations), if any. */
+  secretName: string | undefined;
+  /** Directory the stage writes its content into (already created). */
+  directory: string;
+}
+
+export interface FetchStageRunner {
+  readonly name: string;
+  canRun(stage: FetchStage): boolean;
+  run(request: FetchRequest): Promise<StageOutcome>;
+}
+
+export interface TemplateRequest {
+  namespace: string;
+  index: number;
+  step: TemplateStep;
+  /** The fetched content. */
+  directory: string;
+  /** Output of the previous template step (YAML stream), if any. */
+  input: string | undefined;
+}
+
+export interface TemplateStageRunner {
+  readonly name: string;
+  canRun(step: TemplateStep): boolean;
+  /** `stdout` carries the rendered YAML stream on success. */
+  run(request: TemplateRequest): Promise<StageOutcome>;
+}
+
+export interface DeployRequest {
+  namespace: string;
+  appName: string;
+  index: number;
+  step: JsonObject;
+  spec: AppSpec;
+  /** Rendered manifests (empty for delete). */
+  manifests: string;
+}
+
+export interface DeployStageRunner {
+  readonly name: string;
+  canRun(step: JsonObject): boolean;
+  deploy(request: DeployRequest): Promise<StageOutcome>;
+  delete(request: DeployRequest): Promise<StageOutcome>;
+}
+
+export interface StageRunners {
+  fetch: readonly FetchStageRunner[];
+  template: readonly TemplateStageRunner[];
+  deploy: readonly DeployStageRunner[];
+}
+
+/** No stage kind can run yet: every App fails at its first fetch stage. */
+export const NO_RUNNERS: StageRunners = { fetch: [], template: [], deploy: [] };
+
+const TEMPLATE_KINDS = ['ytt', 'kbld', 'helmTemplate', 'kustomize', 'jsonnet', 'sops', 'cue'] as const;
+
+export function templateStepKind(step: TemplateStep): string {
+  for (const kind of TEMPLATE_KINDS) if (step[kind] !== undefined && step[kind] !== null) return kind;
+  return 'unknown';
+}
+
+export function deployStepKind(step: JsonObject): string {
+  if (step.kapp !== undefined && step.kapp !== null) return 'kapp';
+  return 'unknown';
+}
+
+export type PipelinePhase = 'fetch' | 'template' | 'deploy' | 'delete';
+
+const PHASE_PREFIX: Record<PipelinePhase, string> = {
+  fetch: 'Fetching resources',
+  template: 'Templating dir',
+  deploy: 'Deploying',
+  delete: 'Deleting resources',
+};
+
+/** A failed pipeline: `error` is the stage-level text, `message` has the phase prefix. */
+export interface PipelineFailure {
+  phase: PipelinePhase;
+  error: string;
+  message: string;
+}
+
+export function pipelineFailure(phase: PipelinePhase, error: string): PipelineFailure {
+  return { phase, error, message: `${PHASE_PREFIX[phase]}: ${error}` };
+}
+
+const NOT_SUPPORTED = 'not supported yet';
+
+export function notSupported(what: string, index: number, kind: string): string {
+  return `${what} ${index} (${kind}): ${NOT_SUPPORTED}`;
+}
+
+/** The runner for each fetch stage, or the failure naming the first stage none can run. */
+export function planFetch(
+  spec: AppSpec | undefined,
+  runners: StageRunners,
+): { ok: true; runners: FetchStageRunner[] } | { ok: false; failure: PipelineFailure } {
+  const stages = spec?.fetch ?? [];
+  if (stages.length === 0) {
+    return {
+      ok: false,
+      failure: pipelineFailure('fetch', 'expected at least one fetch stage in spec.fetch'),
+    };
+  }
+  const chosen: FetchStageRunner[] = [];
+  for (const [index, stage] of stages.entries()) {
+    const runner = runners.fetch.find((r) => r.canRun(stage));
+    if (!runner) {
+      const kind: FetchStageKind = fetchStageKind(stage);
+      return { ok: false, failure: pipelineFailure('fetch', notSupported('fetch stage', index, kind)) };
+    }
+    chosen.push(runner);
+  }
+  return { ok: true, runners: chosen };
+}
+
+/** secretRef.name of a fetch stage, for the kinds that take one. */
+export function fetchStageSecretName(stage: FetchStage): string | undefined {
+  switch (fetchStageKind(stage)) {
+    case 'image':
+      return stage.image?.secretRef?.name;
+    case 'imgpkgBundle':
+      return stage.imgpkgBundle?.secretRef?.name;
+    case 'http':
+      return stage.http?.secretRef?.name;
+    case 'git':
+      return stage.git?.secretRef?.name;
+    case 'helmChart':
+      return stage.helmChart?.repository?.secretRef?.name;
+    default:
+      return undefined;
+  }
+}
+
+/** Directory of fetch stage `index`: the work dir itself for a single stage, else `path` or the index. */
+export function fetchStageDirectory(workDir: string, stages: readonly FetchStage[], index: number): string {
+  if (stages.length === 1) return workDir;
+  const stage = stages[index];
+  return join(workDir, stage?.path ? stage.path : String(index));
+}
+
+/** Status of one stage, in the shape of the CRD's status.fetch / template / deploy. */
+export interface StageStatus {
+  startedAt?: string;
+  updatedAt?: string;
+  exitCode?: number;
+  error?: string;
+  stdout?: string;
+  stderr?: string;
+  finished?: boolean;
+  [key: string]: unknown;
+}
+
+export function stageStatus(
+  outcome: StageOutcome,
+  times: { startedAt?: string; updatedAt: string },
+  extra: Partial<StageStatus> = {},
+): StageStatus {
+  const s: StageStatus = {};
+  if (times.startedAt !== undefined) s.startedAt = times.startedAt;
+  s.updatedAt = times.updatedAt;
+  s.exitCode = outcome.exitCode;
+  if (outcome.error) s.error = outcome.error;
+  if (outcome.stdout) s.stdout = outcome.stdout;
+  if (outcome.stderr) s.stderr = outcome.stderr;
+  return { ...s, ...extra };
+}
+
+export interface PipelineInput {
+  namespace: string;
+  appName: string;
+  spec: AppSpec;
+  runners: StageRunners;
+  /** Empty directory for this run; the caller removes it afterwards. */
+  workDir: string;
+  mkdir(path: string): Promise<void>;
+  /** RFC 3339 timestamp (second precision). */
+  now(): string;
+  /** Called after each phase with the statuses so far, so the caller can publish progress. */
+  progress?(partial: PipelineResult): Promise<void>;
+}
+
+export interface PipelineResult {
+  fetch?: StageStatus;
+  template?: StageStatus;
+  deploy?: StageStatus;
+  failure?: PipelineFailure;
+}
+
+function failedOutcome(outcome: StageOutcome, label: string): string {
+  const detail = outcome.error || outcome.stderr?.trim() || `exit code ${outcome.exitCode}`;
+  return `${label}: ${detail}`;
+}
+
+export type FetchPhaseInput = Pick<
+  PipelineInput,
+  'namespace' | 'spec' | 'runners' | 'workDir' | 'mkdir' | 'now'
+>;
+
+/** Runs every fetch stage into its directory of the work dir; stops at the first failure. */
+export async function runFetchPhase(
+  input: FetchPhaseInput,
+): Promise<{ status: StageStatus; failure?: PipelineFailure }> {
+  const startedAt = input.now();
+  const planned = planFetch(input.spec, input.runners);
+  if (!planned.ok) {
+    return {
+      status: stageStatus(
+        { exitCode: 1, error: planned.failure.error },
+        { startedAt, updatedAt: input.now() },
+      ),
+      failure: planned.failure,
+    };
+  }
+  const stages = input.spec.fetch ?? [];
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  for (const [index, stage] of stages.entries()) {
+    const directory = fetchStageDirectory(input.workDir, stages, index);
+    await input.mkdir(directory);
+    const runner = planned.runners[index] as FetchStageRunner;
+    let outcome: StageOutcome;
+    try {
+      outcome = await runner.run({
+        namespace: input.namespace,
+        index,
+        stage,
+        secretName: fetchStageSecretName(stage),
+        directory,
+      });
+    } catch (err) {
+      outcome = { exitCode: 1, error: err instanceof Error ? err.message : String(err) };
+    }
+    if (outcome.stdout) stdout.push(outcome.stdout);
+    if (outcome.stderr) stderr.push(outcome.stderr);
+    if (outcome.exitCode !== 0) {
+      const error = failedOutcome(outcome, `fetch stage ${index} (${fetchStageKind(stage)})`);
+      return {
+        status: stageStatus(
+          { exitCode: outcome.exitCode, error, stdout: stdout.join('\n'), stderr: stderr.join('\n') },
+          { startedAt, updatedAt: input.now() },
+        ),
+        failure: pipelineFailure('fetch', error),
+      };
+    }
+  }
+  return {
+    status: stageStatus(
+      { exitCode: 0, stdout: stdout.join('\n'), stderr: stderr.join('\n') },
+      { startedAt, updatedAt: input.now() },
+    ),
+  };
+}
+
+/**
+ * Runs fetch (every stage), then template (each step gets the previous
+ * step's output), then deploy. Stops at the first failure. A stage kind that
+ * no runner can perform fails with "<stage> <i> (<kind>): not supported yet".
+ */
+export async function runPipeline(input: PipelineInput): Promise<PipelineResult> {
+  const { spec, runners } = input;
+  const result: PipelineResult = {};
+  const report = async () => {
+    if (input.progress) await input.progress({ ...result });
+  };
+
+  const fetched = await runFetchPhase(input);
+  result.fetch = fetched.status;
+  if (fetched.failure) {
+    result.failure = fetched.failure;
+    return result;
+  }
+  await report();
+
+  // template
+  const steps = spec.template ?? [];
+  let rendered: string | undefined;
+  if (steps.length === 0) {
+    result.template = stageStatus(
+      { exitCode: 1, error: 'expected at least one template step in spec.template' },
+      { updatedAt: input.now() },
+    );
+    result.failure = pipelineFailure('template', 'expected at least one template step in spec.template');
+    return result;
+  }
+  for (const [index, step] of steps.entries()) {
+    const runner = runners.template.find((r) => r.canRun(step));
+    let outcome: StageOutcome;
+    const label = `template stage ${index} (${templateStepKind(step)})`;
+    if (!runner) {
+      outcome = { exitCode: 1, error: NOT_SUPPORTED };
+    } else {
+      try {
+        outcome = await runner.run({
+          namespace: input.namespace,
+          index,
+          step,
+          directory: input.workDir,
+          input: rendered,
+        });
+      } catch (err) {
+        outcome = { exitCode: 1, error: err instanceof Error ? err.message : String(err) };
+      }
+    }
+    if (outcome.exitCode !== 0) {
+      const error = failedOutcome(outcome, label);
+      result.template = stageStatus(
+        { exitCode: outcome.exitCode, error, stderr: outcome.stderr },
+        { updatedAt: input.now() },
+      );
+      result.failure = pipelineFailure('template', error);
+      return result;
+    }
+    rendered = outcome.stdout ?? '';
+  }
+  result.template = stageStatus({ exitCode: 0 }, { updatedAt: input.now() });
+  await report();
+
+  // deploy
+  const deploySteps = spec.deploy ?? [];
+  const deployStartedAt = input.now();
+  if (deploySteps.length === 0) {
+    const error = 'expected at least one deploy step in spec.deploy';
+    result.deploy = stageStatus(
+      { exitCode: 1, error },
+      { startedAt: deployStartedAt, updatedAt: input.now() },
+      { finished: true },
+    );
+    result.failure = pipelineFailure('deploy', error);
+    return result;
+  }
+  const deployOut: string[] = [];
+  for (const [index, step] of deploySteps.entries()) {
+    const runner = runners.deploy.find((r) => r.canRun(step));
+    let outcome: StageOutcome;
+    const label = `deploy stage ${index} (${deployStepKind(step)})`;
+    if (!runner) {
+      outcome = { exitCode: 1, error: NOT_SUPPORTED };
+    } else {
+      try {
+        outcome = await runner.deploy({
+          namespace: input.namespace,
+          appName: input.appName,
+          index,
+          step,
+          spec,
+          manifests: rendered ?? '',
+        });
+      } catch (err) {
+        outcome = { exitCode: 1, error: err instanceof Error ? err.message : String(err) };
+      }
+    }
+    if (outcome.stdout) deployOut.push(outcome.stdout);
+    if (outcome.exitCode !== 0) {
+      const error = failedOutcome(outcome, label);
+      result.deploy = stageStatus(
+        { exitCode: outcome.exitCode, error, stdout: deployOut.join('\n'), stderr: outcome.stderr },
+        { startedAt: deployStartedAt, updatedAt: input.now() },
+        { finished: true },
+      );
+      result.failure = pipelineFailure('deploy', error);
+      return result;
+    }
+  }
+  result.deploy = stageStatus(
+    { exitCode: 0, stdout: deployOut.join('\n') },
+    { startedAt: deployStartedAt, updatedAt: input.now() },
+    { finished: true },
+  );
+  return result;
+}
+
+/** True when the status records a deploy that may have created resources. */
+export function hasDeployRecord(status: { deploy?: StageStatus } | undefined): boolean {
+  return typeof status?.deploy?.startedAt === 'string' && status.deploy.startedAt !== '';
+}
+
+export const NOOP_DELETE_HINT =
+  'with spec.noopDelete: true the App is removed and its deployed resources are left in place';
+
+export type DeletePlan =
+  | { action: 'none'; reason: 'noopDelete' | 'nothing-deployed' }
+  | { action: 'fail'; failure: PipelineFailure }
+  | { action: 'run'; runners: DeployStageRunner[] };
+
+/**
+ * Deleting an App: nothing to do with noopDelete or when nothing was ever
+ * deployed; otherwise every deploy step needs a runner that deletes what it
+ * deployed, and a step no runner can delete fails (the App keeps its finalizer).
+ */
+export function planDelete(
+  spec: AppSpec | undefined,
+  status: { deploy?: StageStatus } | undefined,
+  runners: StageRunners,
+): DeletePlan {
+  if (spec?.noopDelete === true) return { action: 'none', reason: 'noopDelete' };
+  if (!hasDeployRecord(status)) return { action: 'none', reason: 'nothing-deployed' };
+  const chosen: DeployStageRunner[] = [];
+  for (const [index, step] of (spec?.deploy ?? []).entries()) {
+    const runner = runners.deploy.find((r) => r.canRun(step));
+    if (!runner) {
+      return {
+        action: 'fail',
+        failure: pipelineFailure(
+          'delete',
+          `${notSupported('deploy stage', index, deployStepKind(step))} (${NOOP_DELETE_HINT})`,
+        ),
+      };
+    }
+    chosen.push(runner);
+  }
+  return { action: 'run', runners: chosen };
+}
+
+/** Runs the deletes planned by planDelete, in reverse deploy order; stops at the first failure. */
+export async function runDelete(input: {
+  namespace: string;
+  appName: string;
+  spec: AppSpec;
+  runners: readonly DeployStageRunner[];
+}): Promise<PipelineFailure | undefined> {
+  const steps = input.spec.deploy ?? [];
+  for (let index = steps.length - 1; index >= 0; index--) {
+    const step = steps[index] as JsonObject;
+    const runner = input.runners[index];
+    if (!runner) continue;
+    let outcome: StageOutcome;
+    try {
+      outcome = await runner.delete({
+        namespace: input.namespace,
+        appName: input.appName,
+        index,
+        step,
+        spec: input.spec,
+        manifests: '',
+      });
+    } catch (err) {
+      outcome = { exitCode: 1, error: err instanceof Error ? err.message : String(err) };
+    }
+    if (outcome.exitCode !== 0) {
+      return pipelineFailure(
+        'delete',
+        failedOutcome(outcome, `deploy stage ${index} (${deployStepKind(step)})`),
+      );
+    }
+  }
+  return undefined;
+}

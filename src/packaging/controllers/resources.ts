@@ -1,0 +1,169 @@
+// Resource types, informers and indexes shared by the packaging controllers.
+// Informers are shared process-wide by name, so the PackageInstall and App
+// controllers read the same App cache.
+
+import type { KubernetesObject } from '@kubernetes/client-node';
+import {
+  AppKind,
+  AppResource,
+  PackageInstallKind,
+  PackageInstallResource,
+  PackageKind,
+  PackageMetadataKind,
+  PackageMetadataResource,
+  PackageRepositoryKind,
+  PackageRepositoryResource,
+  PackageResource,
+} from '../../../generated/index.js';
+import { byNamespaceIndex, type Informer } from '../../runtime/informer.js';
+import type { ResourceType } from '../../runtime/kube-client.js';
+import type { OperatorContext } from '../../runtime/operator.js';
+import { fetchStageSecretName } from '../app-pipeline.js';
+import { fetchStageKind } from '../fetch-secrets.js';
+import type { App, Package, PackageInstall, PackageRepository } from '../types.js';
+
+/** A packaging type as it comes out of an informer. */
+export type Kube<T> = T & KubernetesObject;
+
+/**
+ * A packaging object built here, as the client's KubernetesObject (client-node
+ * types metadata timestamps as Date, JSON carries strings).
+ */
+export function kube<T extends object>(obj: T): Kube<T> {
+  return obj;
+}
+
+export const PackageInstalls: ResourceType = { ...PackageInstallResource, kind: PackageInstallKind };
+export const PackageRepositories: ResourceType = {
+  ...PackageRepositoryResource,
+  kind: PackageRepositoryKind,
+};
+export const Packages: ResourceType = { ...PackageResource, kind: PackageKind };
+export const PackageMetadatas: ResourceType = { ...PackageMetadataResource, kind: PackageMetadataKind };
+export const Apps: ResourceType = { ...AppResource, kind: AppKind };
+
+/** Upstream's finalizer names, so objects created by kapp-controller are handled alike. */
+export const APP_FINALIZER = 'finalizers.kapp-ctrl.k14s.io/delete';
+export const PACKAGE_INSTALL_FINALIZER = 'finalizers.packageinstall.packaging.carvel.dev/delete';
+export const PACKAGE_REPOSITORY_FINALIZER = 'finalizers.packagerepository.packaging.carvel.dev/delete';
+
+/** Index of Apps and PackageRepositories by the Secrets their fetch uses: `<namespace>/<secret>`. */
+export const FETCH_SECRET_INDEX = 'fetchSecret';
+export const REF_NAME_INDEX = 'refName';
+export const NAMESPACE_INDEX = 'namespace';
+
+function appFetchSecrets(app: Kube<App>): string[] {
+  const ns = app.metadata?.namespace ?? '';
+  const names = (app.spec?.fetch ?? [])
+    .map((stage) => fetchStageSecretName(stage))
+    .filter((n): n is string => typeof n === 'string' && n !== '');
+  return [...new Set(names)].map((n) => `${ns}/${n}`);
+}
+
+function repositoryFetchSecrets(pkgr: Kube<PackageRepository>): string[] {
+  const ns = pkgr.metadata?.namespace ?? '';
+  const fetch = pkgr.spec?.fetch;
+  if (!fetch) return [];
+  const kind = fetchStageKind(fetch);
+  const holder =
+    kind === 'image' || kind === 'imgpkgBundle' || kind === 'http' || kind === 'git'
+      ? fetch[kind]
+      : undefined;
+  const name = holder?.secretRef?.name;
+  // The placeholder a repository without secretRef uses.
+  const names = name
+    ? [name]
+    : kind === 'image' || kind === 'imgpkgBundle'
+      ? [`${pkgr.metadata?.name}-fetch-0`]
+      : [];
+  return names.map((n) => `${ns}/${n}`);
+}
+
+export function appsInformer(ctx: OperatorContext): Informer<Kube<App>> {
+  const inf = ctx.informers.get<Kube<App>>('packaging:apps', {
+    resource: Apps,
+    resyncPeriodMs: ctx.resyncPeriodMs,
+  });
+  if (!inf.hasIndex(FETCH_SECRET_INDEX)) inf.addIndex(FETCH_SECRET_INDEX, appFetchSecrets);
+  return inf;
+}
+
+export function packageInstallsInformer(ctx: OperatorContext): Informer<Kube<PackageInstall>> {
+  const inf = ctx.informers.get<Kube<PackageInstall>>('packaging:packageinstalls', {
+    resource: PackageInstalls,
+    resyncPeriodMs: ctx.resyncPeriodMs,
+  });
+  if (!inf.hasIndex(REF_NAME_INDEX)) {
+    inf.addIndex(REF_NAME_INDEX, (p) => {
+      const ref = p.spec?.packageRef?.refName;
+      return ref ? [ref] : [];
+    });
+  }
+  if (!inf.hasIndex(NAMESPACE_INDEX)) inf.addIndex(NAMESPACE_INDEX, byNamespaceIndex);
+  return inf;
+}
+
+export function packagesInformer(ctx: OperatorContext): Informer<Kube<Package>> {
+  const inf = ctx.informers.get<Kube<Package>>('packaging:packages', {
+    resource: Packages,
+    resyncPeriodMs: ctx.resyncPeriodMs,
+  });
+  if (!inf.hasIndex(NAMESPACE_INDEX)) inf.addIndex(NAMESPACE_INDEX, byNamespaceIndex);
+  return inf;
+}
+
+export function packageRepositoriesInformer(ctx: OperatorContext): Informer<Kube<PackageRepository>> {
+  const inf = ctx.informers.get<Kube<PackageRepository>>('packaging:packagerepositories', {
+    resource: PackageRepositories,
+    resyncPeriodMs: ctx.resyncPeriodMs,
+  });
+  if (!inf.hasIndex(FETCH_SECRET_INDEX)) inf.addIndex(FETCH_SECRET_INDEX, repositoryFetchSecrets);
+  return inf;
+}
+
+/** Keys `<ns>/<name>` of the owners of `kind` named in an object's ownerReferences. */
+export function ownerKeys(obj: KubernetesObject, kind: string): string[] {
+  const ns = obj.metadata?.namespace;
+  return (obj.metadata?.ownerReferences ?? [])
+    .filter((r) => r.kind === kind)
+    .map((r) => (ns ? `${ns}/${r.name}` : r.name));
+}
+
+/** Names of the Secrets of a cache list that name `uid` in their ownerReferences. */
+export function ownedBy(objects: readonly KubernetesObject[], uid: string | undefined): string[] {
+  if (!uid) return [];
+  return objects
+    .filter((o) => (o.metadata?.ownerReferences ?? []).some((r) => r.uid === uid))
+    .map((o) => o.metadata?.name ?? '')
+    .filter((n) => n !== '');
+}
+
+/**
+ * Outcomes this process reported recently, per key. The informer cache lags
+ * our own status writes by a few milliseconds; a reconcile that runs in that
+ * window (e.g. queued by our finalizer write) would report the same outcome
+ * again. Entries expire quickly: after that, the cache is the truth again.
+ */
+export class RecentReports {
+  private readonly entries = new Map<string, { uid: string; generation: number; what: string; at: number }>();
+
+  constructor(private readonly ttlMs = 10_000) {}
+
+  remember(key: string, uid: string | undefined, generation: number | undefined, what: string): void {
+    this.entries.set(key, { uid: uid ?? '', generation: generation ?? 0, what, at: Date.now() });
+  }
+
+  has(key: string, uid: string | undefined, generation: number | undefined, what: string): boolean {
+    const e = this.entries.get(key);
+    if (!e) return false;
+    if (Date.now() - e.at >= this.ttlMs) {
+      this.entries.delete(key);
+      return false;
+    }
+    return e.uid === (uid ?? '') && e.generation === (generation ?? 0) && e.what === what;
+  }
+
+  forget(key: string): void {
+    this.entries.delete(key);
+  }
+}
