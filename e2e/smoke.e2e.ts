@@ -219,8 +219,26 @@ async function assertRejected(
   assert.equal(left.trim(), '', `a rejected ${resource} was created`);
 }
 
+/**
+ * Resolves once the garbage collector watches SecretImports. It learns about resources by polling
+ * discovery every 30 s, and kube-controller-manager starts before the CRDs are installed, so it
+ * cannot act on our kinds during its first 30 s; the wait runs while the other tests do. Only the
+ * garbage collector watches SecretImports here (the operator does not run), so a WATCH on them in the
+ * API server's own metrics shows it has started monitoring them.
+ */
+let gcWatchesSecretImports: Promise<unknown>;
+
 before(async () => {
   cluster = await startTestCluster({ installCrds: true, controllerManager: true });
+  const watching =
+    /^apiserver_longrunning_requests\{[^}]*resource="secretimports"[^}]*verb="WATCH"[^}]*\} [1-9]/m;
+  gcWatchesSecretImports = waitFor(
+    'the garbage collector to watch SecretImports',
+    async () => watching.test(await kubectl(['get', '--raw', '/metrics'])),
+    { timeoutMs: 90_000, intervalMs: 1000 },
+  );
+  // Awaited by the garbage collection test; a failure must not surface earlier as unhandled.
+  gcWatchesSecretImports.catch(() => undefined);
 });
 
 after(async () => {
@@ -651,49 +669,6 @@ describe('generated types', () => {
 });
 
 describe('kube-controller-manager', () => {
-  test('the garbage collector deletes a Secret owned by a deleted SecretImport', async () => {
-    const ns = 'gc';
-    await createNamespace(ns);
-    const owner = await cluster.client.create<SecretImport>(SecretImports, {
-      apiVersion: SecretImportApiVersion,
-      kind: SecretImportKind,
-      metadata: { name: 'reg-creds', namespace: ns },
-      spec: { fromNamespace: 'secrets-ns' },
-    });
-    const secret: V1Secret = {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: {
-        name: 'reg-creds',
-        namespace: ns,
-        ownerReferences: [
-          {
-            apiVersion: SecretImportApiVersion,
-            kind: SecretImportKind,
-            name: owner.metadata!.name!,
-            uid: owner.metadata!.uid!,
-            controller: true,
-            blockOwnerDeletion: true,
-          },
-        ],
-      },
-      type: 'kubernetes.io/dockerconfigjson',
-      data: { '.dockerconfigjson': Buffer.from('{"auths":{}}').toString('base64') },
-    };
-    await cluster.client.create(Secrets, secret);
-    assert.ok(await cluster.client.get(Secrets, ns, 'reg-creds'));
-    await cluster.client.delete(SecretImports, ns, 'reg-creds');
-    await waitFor(
-      'the owned Secret to be garbage-collected',
-      async () => !(await cluster.client.get(Secrets, ns, 'reg-creds')),
-      {
-        timeoutMs: 30_000,
-        intervalMs: 100,
-      },
-    );
-    assert.equal(await cluster.client.get(SecretImports, ns, 'reg-creds'), undefined);
-  });
-
   test('deleting a namespace that holds custom resources completes', async () => {
     const ns = 'doomed';
     await createNamespace(ns);
@@ -726,11 +701,57 @@ data: {a: "1"}
     const sa = await waitFor(
       'ServiceAccount default',
       () => cluster.client.get(ServiceAccounts, ns, 'default'),
-      {
-        timeoutMs: 30_000,
-        intervalMs: 100,
-      },
+      { timeoutMs: 30_000, intervalMs: 100 },
     );
     assert.equal(sa.metadata?.namespace, ns);
+  });
+
+  test('the garbage collector deletes a Secret owned by a deleted SecretImport', async (t) => {
+    const waitStarted = performance.now();
+    await gcWatchesSecretImports;
+    t.diagnostic(
+      `waited ${Math.round(performance.now() - waitStarted)} ms for the GC to watch SecretImports`,
+    );
+    const ns = 'gc';
+    await createNamespace(ns);
+    const owner = await cluster.client.create<SecretImport>(SecretImports, {
+      apiVersion: SecretImportApiVersion,
+      kind: SecretImportKind,
+      metadata: { name: 'reg-creds', namespace: ns },
+      spec: { fromNamespace: 'secrets-ns' },
+    });
+    const secret: V1Secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name: 'reg-creds',
+        namespace: ns,
+        ownerReferences: [
+          {
+            apiVersion: SecretImportApiVersion,
+            kind: SecretImportKind,
+            name: owner.metadata!.name!,
+            uid: owner.metadata!.uid!,
+            controller: true,
+            blockOwnerDeletion: true,
+          },
+        ],
+      },
+      type: 'kubernetes.io/dockerconfigjson',
+      data: { '.dockerconfigjson': Buffer.from('{"auths":{}}').toString('base64') },
+    };
+    await cluster.client.create(Secrets, secret);
+    assert.ok(await cluster.client.get(Secrets, ns, 'reg-creds'));
+    await cluster.client.delete(SecretImports, ns, 'reg-creds');
+    const deleted = performance.now();
+    await waitFor(
+      'the owned Secret to be garbage-collected',
+      async () => !(await cluster.client.get(Secrets, ns, 'reg-creds')),
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    t.diagnostic(
+      `the Secret was collected ${Math.round(performance.now() - deleted)} ms after its owner was deleted`,
+    );
+    assert.equal(await cluster.client.get(SecretImports, ns, 'reg-creds'), undefined);
   });
 });

@@ -35,7 +35,14 @@ export async function startTestCluster(
   opts: ControlPlaneOptions & { installCrds?: boolean } = {},
   users: User[] = [],
 ): Promise<TestCluster> {
-  const cp = await startControlPlane({ log: (l) => console.log(`# ${l}`), ...opts }, users);
+  const cp = await startControlPlane(
+    {
+      log: (l) => console.log(`# ${l}`),
+      crdsDir: opts.installCrds !== false ? join(REPO_ROOT, 'crds') : undefined,
+      ...opts,
+    },
+    users,
+  );
   const client = await clientFor(cp.kubeconfig);
   const kubectlResult = (args: string[], input?: string) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolveResult) => {
@@ -66,10 +73,6 @@ export async function startTestCluster(
       await cp.stop();
     },
   };
-  if (opts.installCrds !== false) {
-    await kubectl(['apply', '-R', '-f', join(REPO_ROOT, 'crds')]);
-    await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
-  }
   return cluster;
 }
 

@@ -18,6 +18,11 @@ export interface ControlPlaneOptions {
   unsafeNoFsync?: boolean;
   /** Record create/update/patch/delete in an audit log (Metadata level). */
   auditLog?: boolean;
+  /**
+   * CRD manifests applied before kube-controller-manager starts: its garbage
+   * collector discovers new resource types only every 30 s.
+   */
+  crdsDir?: string;
   /** Extra kube-apiserver flags, e.g. to shorten etcd compaction for 410 tests. */
   apiserverArgs?: string[];
   log?: (line: string) => void;
@@ -236,6 +241,19 @@ export async function startControlPlane(
     const caFile = join(dir, 'certs', 'apiserver.crt');
     const kubeconfig = join(dir, 'admin.kubeconfig');
     writeFileSync(kubeconfig, kubeconfigYaml(server, caFile, 'admin', adminToken));
+    const kubectlPath = existsSync(join(binDir, 'kubectl')) ? join(binDir, 'kubectl') : 'kubectl';
+    if (opts.crdsDir) {
+      await execFileAsync(kubectlPath, ['--kubeconfig', kubeconfig, 'apply', '-R', '-f', opts.crdsDir]);
+      await execFileAsync(kubectlPath, [
+        '--kubeconfig',
+        kubeconfig,
+        'wait',
+        '--for=condition=Established',
+        '--timeout=60s',
+        'crd',
+        '--all',
+      ]);
+    }
 
     if (opts.controllerManager !== false) {
       // prettier-ignore
@@ -260,7 +278,6 @@ export async function startControlPlane(
     }
     const startMs = Math.round(performance.now() - started);
     log(`control plane ready in ${startMs} ms at ${server}`);
-    const kubectlPath = existsSync(join(binDir, 'kubectl')) ? join(binDir, 'kubectl') : 'kubectl';
     return {
       server,
       kubeconfig,
