@@ -75,18 +75,20 @@ export class SecretExportController extends ControllerOperator {
 
   private async evaluate(exp: SecretExport): Promise<{
     type: ConditionType;
+    reason: string;
     message: string;
     secretResourceVersion?: string;
     reached: number;
   }> {
     const input = exportInput(exp);
     const invalid = validationErrorText(validateExportSpec(input.spec));
-    if (invalid) return { type: 'ReconcileFailed', message: invalid, reached: 0 };
+    if (invalid) return { type: 'ReconcileFailed', reason: 'InvalidSpec', message: invalid, reached: 0 };
     const reached = this.namespaces
       .list()
       .filter((ns) => matchExportToNamespace(input, namespaceInput(ns))).length;
     const secret = await this.secrets.get(input.namespace, input.name);
-    if (!secret) return { type: 'ReconcileFailed', message: MISSING_EXPORTED_SECRET, reached };
+    if (!secret)
+      return { type: 'ReconcileFailed', reason: 'SecretMissing', message: MISSING_EXPORTED_SECRET, reached };
     const secretResourceVersion = secret.metadata?.resourceVersion;
     if (secret.type === DOCKER_CONFIG_JSON_TYPE) {
       // Beyond upstream: an unusable credential is reported here instead of silently breaking placeholders.
@@ -101,12 +103,13 @@ export class SecretExportController extends ControllerOperator {
       if (problem) {
         return {
           type: 'ReconcileFailed',
+          reason: 'InvalidSecret',
           message: `Exported secret is not valid ${DOCKER_CONFIG_JSON_TYPE}: ${problem}`,
           secretResourceVersion,
           reached,
         };
       }
     }
-    return { type: 'ReconcileSucceeded', message: '', secretResourceVersion, reached };
+    return { type: 'ReconcileSucceeded', reason: 'Exported', message: '', secretResourceVersion, reached };
   }
 }

@@ -11,7 +11,7 @@ import {
   secretImportsInformer,
   SecretsResource,
 } from '../../shared-informers.js';
-import { decideImport, type ExistingSecret, type ImportDecision } from '../import.js';
+import { decideImport, NO_MATCH_MESSAGE, type ExistingSecret, type ImportDecision } from '../import.js';
 import { exportInput, namespaceContentChanged, namespaceInput, secretInput } from './inputs.js';
 import { namedSecretWatches, type NamedSecretWatches } from './named-secrets.js';
 
@@ -40,22 +40,28 @@ export class SecretImportController extends ControllerOperator {
     this.imports.addIndex(BY_SOURCE, (imp) => [sourceKey(imp)]);
     this.imports.addIndex('namespace', byNamespaceIndex);
     // Watch the import's copy, and its source (the export's Secret) even before an export exists.
-    const track = (imp: SecretImport, on: boolean) => {
-      const md = imp.metadata!;
+    const user = (imp: SecretImport) => `secretimport:${imp.metadata!.namespace}`;
+    const trackSource = (imp: SecretImport, op: 'acquire' | 'release') => {
       const from = imp.spec?.fromNamespace;
-      const op = on ? 'acquire' : 'release';
-      this.secrets[op](md.namespace!, md.name!, `secretimport-copy:${md.namespace}`);
-      if (from) this.secrets[op](from, md.name!, `secretimport-source:${md.namespace}`);
+      if (from) this.secrets[op](from, imp.metadata!.name!, user(imp));
     };
+    const trackCopy = (imp: SecretImport, op: 'acquire' | 'release') =>
+      this.secrets[op](imp.metadata!.namespace!, imp.metadata!.name!, user(imp));
     this.imports.addHandlers({
-      onAdd: (imp) => track(imp, true),
-      onUpdate: (before, after) => {
-        if (before.spec?.fromNamespace !== after.spec?.fromNamespace) {
-          track(after, true);
-          track(before, false);
-        }
+      onAdd: (imp) => {
+        trackCopy(imp, 'acquire');
+        trackSource(imp, 'acquire');
       },
-      onDelete: (imp) => track(imp, false),
+      onUpdate: (before, after) => {
+        // Only the source moves; the copy's name and namespace never change.
+        if (before.spec?.fromNamespace === after.spec?.fromNamespace) return;
+        trackSource(after, 'acquire');
+        trackSource(before, 'release');
+      },
+      onDelete: (imp) => {
+        trackSource(imp, 'release');
+        trackCopy(imp, 'release');
+      },
     });
     this.exports = secretExportsInformer(this.ctx);
     const bySource = (namespace: string, name: string) => {
@@ -119,8 +125,8 @@ export class SecretImportController extends ControllerOperator {
     await this.apply(decision);
     const outcome =
       decision.status.type === 'ReconcileSucceeded'
-        ? { type: 'ReconcileSucceeded' as const }
-        : { type: 'ReconcileFailed' as const, message: decision.status.message };
+        ? { type: 'ReconcileSucceeded' as const, reason: 'Imported' }
+        : { type: 'ReconcileFailed' as const, reason: failureReason(decision), message: decision.status.message };
     const written = await this.writeStatus(
       SecretImports,
       imp,
@@ -171,6 +177,12 @@ export class SecretImportController extends ControllerOperator {
       throw err;
     }
   }
+}
+
+function failureReason(decision: ImportDecision): string {
+  if (decision.action === 'refuse') return 'SecretNotControlled';
+  if (decision.status.type === 'ReconcileFailed' && decision.status.message === NO_MATCH_MESSAGE) return 'NoMatchingExport';
+  return 'InvalidSpec';
 }
 
 function existingSecret(s: V1Secret): ExistingSecret {
