@@ -1,0 +1,418 @@
+// npm run bench [-- --namespaces 1000 --new-namespaces 100 --idle-seconds 60 --unrelated-secrets 10000]
+// Secret-sharing benchmarks against a real local control plane (etcd with
+// fsync on). The operator runs as its own process (built dist/), so its RSS is
+// its own. Results: a table on stdout and JSON in .bench-results/.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { V1Secret } from '@kubernetes/client-node';
+import { clientFor, REPO_ROOT } from '../e2e/harness/cluster.js';
+import { freePort, startControlPlane, type ControlPlane } from '../e2e/harness/control-plane.js';
+import { Informer } from '../src/runtime/informer.js';
+import type { KubeClient } from '../src/runtime/kube-client.js';
+import { silentLogger } from '../src/runtime/logger.js';
+import { NamespacesResource, SecretExports, SecretsResource } from '../src/shared-informers.js';
+
+const { values: args } = parseArgs({
+  options: {
+    namespaces: { type: 'string', default: '1000' },
+    'new-namespaces': { type: 'string', default: '100' },
+    'idle-seconds': { type: 'string', default: '60' },
+    'unrelated-secrets': { type: 'string', default: '10000' },
+    concurrency: { type: 'string', default: '32' },
+  },
+});
+const N = Number(args.namespaces);
+const NEW_NS = Number(args['new-namespaces']);
+const IDLE_S = Number(args['idle-seconds']);
+const UNRELATED = Number(args['unrelated-secrets']);
+const CONCURRENCY = Number(args.concurrency);
+
+const log = (line: string) => console.error(`[bench] ${line}`);
+const ms = (t: number) => Math.round(t * 10) / 10;
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+const dockerconfig = (password: string) =>
+  JSON.stringify({ auths: { 'registry.bench.local': { username: 'bench', password } } });
+const STATUS = 'secretgen.carvel.dev/status';
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+/** Which password each placeholder holds, from a watch (one observer for operator and floor alike). */
+class PlaceholderObserver {
+  readonly informer: Informer<V1Secret>;
+  private waiters: Array<{
+    password: string;
+    names: Set<string>;
+    times: number[];
+    start: number;
+    done: () => void;
+  }> = [];
+
+  constructor(client: KubeClient) {
+    this.informer = new Informer<V1Secret>(client, {
+      resource: SecretsResource,
+      fieldSelector: 'type=kubernetes.io/dockerconfigjson',
+      labelSelector: 'bench=placeholder',
+      logger: silentLogger,
+    });
+    const check = (s: V1Secret) => {
+      const pw = passwordOf(s);
+      const key = `${s.metadata!.namespace}/${s.metadata!.name}`;
+      for (const w of this.waiters) {
+        if (pw === w.password && w.names.delete(key)) {
+          w.times.push(performance.now() - w.start);
+          if (w.names.size === 0) w.done();
+        }
+      }
+    };
+    this.informer.addHandlers({ onAdd: check, onUpdate: (_o, s) => check(s) });
+  }
+
+  /** Resolves with per-placeholder latencies (ms after `start`) once every key holds `password`. */
+  waitAll(keys: string[], password: string, start: number): Promise<number[]> {
+    const names = new Set(keys.filter((k) => passwordOf(this.informer.getByKey(k)) !== password));
+    const times: number[] = new Array<number>(keys.length - names.size).fill(0);
+    if (names.size === 0) return Promise.resolve(times);
+    return new Promise((resolve) => {
+      const w = { password, names, times, start, done: () => resolve(times) };
+      this.waiters.push(w);
+    });
+  }
+}
+
+function passwordOf(s: V1Secret | undefined): string | undefined {
+  const raw = s?.data?.['.dockerconfigjson'];
+  if (!raw) return undefined;
+  try {
+    const parsed = JSON.parse(Buffer.from(raw, 'base64').toString()) as {
+      auths?: Record<string, { password?: string }>;
+    };
+    return parsed.auths?.['registry.bench.local']?.password;
+  } catch {
+    return undefined;
+  }
+}
+
+interface OperatorProcess {
+  child: ChildProcess;
+  port: number;
+  metrics(): Promise<Record<string, number>>;
+  rssMb(): number;
+  stop(): Promise<void>;
+}
+
+async function startOperatorProcess(kubeconfig: string): Promise<OperatorProcess> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [
+      join(REPO_ROOT, 'dist', 'src', 'main.js'),
+      '--kubeconfig',
+      kubeconfig,
+      '--health-port',
+      String(port),
+      '--health-host',
+      '127.0.0.1',
+      '--log-level',
+      'warn',
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const ok = await fetch(`http://127.0.0.1:${port}/readyz`)
+      .then((r) => r.status === 200)
+      .catch(() => false);
+    if (ok) break;
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error('operator did not become ready');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    child,
+    port,
+    async metrics() {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const out: Record<string, number> = {};
+      for (const m of text.matchAll(/^regcred_api_requests_total\{verb="([^"]+)"\} (\d+)$/gm))
+        out[m[1]!] = Number(m[2]);
+      return out;
+    },
+    rssMb() {
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+      return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+    },
+    async stop() {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+const writesOf = (m: Record<string, number>) =>
+  Object.entries(m)
+    .filter(([verb]) => /^(POST|PUT|PATCH|DELETE)/.test(verb))
+    .reduce((sum, [, n]) => sum + n, 0);
+
+async function main(): Promise<void> {
+  log('building dist/ (npm run build)');
+  execFileSync('npm', ['run', '-s', 'build'], { cwd: REPO_ROOT, stdio: 'inherit' });
+  const operatorToken = `bench-operator-${Date.now()}`;
+  const cp: ControlPlane = await startControlPlane({ controllerManager: false, log }, [
+    { name: 'operator', token: operatorToken, groups: ['system:masters'] },
+  ]);
+  const client = await clientFor(cp.kubeconfig);
+  const results: Record<string, unknown> = {
+    machine: { cores: (await import('node:os')).cpus().length, node: process.version },
+    parameters: {
+      namespaces: N,
+      newNamespaces: NEW_NS,
+      idleSeconds: IDLE_S,
+      unrelatedSecrets: UNRELATED,
+      concurrency: CONCURRENCY,
+    },
+  };
+  let operator: OperatorProcess | undefined;
+  let observer: PlaceholderObserver | undefined;
+  try {
+    execFileSync(
+      cp.kubectlPath,
+      ['--kubeconfig', cp.kubeconfig, 'apply', '-R', '-f', join(REPO_ROOT, 'crds')],
+      { stdio: 'ignore' },
+    );
+    execFileSync(
+      cp.kubectlPath,
+      ['--kubeconfig', cp.kubeconfig, 'wait', '--for=condition=Established', 'crd', '--all'],
+      {
+        stdio: 'ignore',
+      },
+    );
+
+    log(`creating ${N} namespaces with one placeholder each`);
+    const names = Array.from({ length: N }, (_, i) => `bench-${String(i).padStart(5, '0')}`);
+    const keys = names.map((ns) => `${ns}/pull`);
+    const placeholder = (ns: string): V1Secret => ({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name: 'pull',
+        namespace: ns,
+        labels: { bench: 'placeholder' },
+        annotations: { 'secretgen.carvel.dev/image-pull-secret': '' },
+      },
+      type: 'kubernetes.io/dockerconfigjson',
+      data: { '.dockerconfigjson': b64('{}') },
+    });
+    await pool(names, CONCURRENCY, async (ns) => {
+      await client.create(NamespacesResource, {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: ns },
+      });
+      await client.create(SecretsResource, placeholder(ns));
+    });
+    await client.create(NamespacesResource, {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: 'bench-src' },
+    });
+
+    observer = new PlaceholderObserver(client);
+    observer.informer.start();
+    await observer.informer.synced;
+
+    // Floor: a raw client (one keep-alive agent) writing what the operator will write, same concurrency.
+    log(`raw floor: ${N} PATCHes at concurrency ${CONCURRENCY}`);
+    {
+      const start = performance.now();
+      const observed = observer.waitAll(keys, 'floor', start);
+      await pool(names, CONCURRENCY, (ns) =>
+        client.mergePatch(SecretsResource, ns, 'pull', {
+          metadata: { annotations: { [STATUS]: '{"floor":true}' } },
+          data: { '.dockerconfigjson': b64(dockerconfig('floor')) },
+        }),
+      );
+      const writesDone = performance.now() - start;
+      const times = (await observed).sort((a, b) => a - b);
+      results.floor = {
+        writes: N,
+        writesMs: ms(writesDone),
+        observedP50Ms: ms(percentile(times, 50)),
+        observedP100Ms: ms(percentile(times, 100)),
+      };
+    }
+
+    log('starting the operator process');
+    await client.create(SecretsResource, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'creds', namespace: 'bench-src' },
+      type: 'kubernetes.io/dockerconfigjson',
+      data: { '.dockerconfigjson': b64(dockerconfig('v0')) },
+    });
+    operator = await startOperatorProcess(cp.kubeconfigFor('operator'));
+    const rssIdleEmpty = operator.rssMb();
+    {
+      const start = performance.now();
+      const observed = observer.waitAll(keys, 'v0', start);
+      await client.create(SecretExports, {
+        apiVersion: 'secretgen.carvel.dev/v1alpha1',
+        kind: 'SecretExport',
+        metadata: { name: 'creds', namespace: 'bench-src' },
+        spec: { toNamespaces: ['*'] },
+      });
+      const times = (await observed).sort((a, b) => a - b);
+      results.initialFill = { p50Ms: ms(percentile(times, 50)), p100Ms: ms(percentile(times, 100)) };
+    }
+
+    log('rotation: change the source credential');
+    for (const round of [1, 2, 3]) {
+      const before = writesOf(await operator.metrics());
+      const start = performance.now();
+      const password = `v${round}`;
+      const observed = observer.waitAll(keys, password, start);
+      await client.mergePatch(SecretsResource, 'bench-src', 'creds', {
+        data: { '.dockerconfigjson': b64(dockerconfig(password)) },
+      });
+      const times = (await observed).sort((a, b) => a - b);
+      await new Promise((r) => setTimeout(r, 1500)); // let trailing writes (export status) land before counting
+      const writes = writesOf(await operator.metrics()) - before;
+      const entry = {
+        round,
+        p50Ms: ms(percentile(times, 50)),
+        p100Ms: ms(percentile(times, 100)),
+        apiWrites: writes,
+      };
+      ((results.rotation ??= []) as unknown[]).push(entry);
+      log(`  round ${round}: p50 ${entry.p50Ms} ms, p100 ${entry.p100Ms} ms, ${writes} writes`);
+    }
+
+    log(`new namespace + placeholder → filled, ${NEW_NS} times`);
+    {
+      const latencies: number[] = [];
+      for (let i = 0; i < NEW_NS; i++) {
+        const ns = `bench-new-${i}`;
+        const start = performance.now();
+        const observed = observer.waitAll([`${ns}/pull`], 'v3', start);
+        await client.create(NamespacesResource, {
+          apiVersion: 'v1',
+          kind: 'Namespace',
+          metadata: { name: ns },
+        });
+        await client.create(SecretsResource, placeholder(ns));
+        latencies.push((await observed)[0]!);
+      }
+      latencies.sort((a, b) => a - b);
+      results.newNamespace = {
+        count: NEW_NS,
+        p50Ms: ms(percentile(latencies, 50)),
+        p95Ms: ms(percentile(latencies, 95)),
+        maxMs: ms(percentile(latencies, 100)),
+      };
+    }
+
+    log(`idle: operator writes over ${IDLE_S} s after convergence`);
+    {
+      await new Promise((r) => setTimeout(r, 2000));
+      const before = writesOf(await operator.metrics());
+      await new Promise((r) => setTimeout(r, IDLE_S * 1000));
+      const writes = writesOf(await operator.metrics()) - before;
+      results.idle = { seconds: IDLE_S, writes, writesPerMinute: ms((writes * 60) / IDLE_S) };
+    }
+
+    log(`memory: RSS before/after ${UNRELATED} unrelated 10 KB Opaque Secrets`);
+    {
+      // RSS moves with garbage collection; compare medians of samples taken over a few seconds.
+      const op = operator;
+      const sampleMedian = async (seconds: number) => {
+        const samples: number[] = [];
+        for (let i = 0; i < seconds * 2; i++) {
+          samples.push(op.rssMb());
+          await new Promise((r) => setTimeout(r, 500));
+        }
+        return samples.sort((a, b) => a - b)[Math.floor(samples.length / 2)]!;
+      };
+      const rssBefore = await sampleMedian(5);
+      let rssPeak = rssBefore;
+      const peakTimer = setInterval(() => (rssPeak = Math.max(rssPeak, op.rssMb())), 250);
+      await client.create(NamespacesResource, {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: 'bench-unrelated' },
+      });
+      const payload = b64('x'.repeat(10 * 1024));
+      await pool(
+        Array.from({ length: UNRELATED }, (_, i) => i),
+        CONCURRENCY,
+        (i) =>
+          client.create(SecretsResource, {
+            apiVersion: 'v1',
+            kind: 'Secret',
+            metadata: { name: `unrelated-${i}`, namespace: 'bench-unrelated' },
+            type: 'Opaque',
+            data: { blob: payload },
+          }),
+      );
+      await new Promise((r) => setTimeout(r, 5000));
+      clearInterval(peakTimer);
+      const rssAfter = await sampleMedian(5);
+      results.memory = {
+        rssEmptyMb: ms(rssIdleEmpty),
+        rssBeforeMb: ms(rssBefore),
+        rssAfterMb: ms(rssAfter),
+        rssPeakWhileCreatingMb: ms(rssPeak),
+        growthMb: ms(rssAfter - rssBefore),
+      };
+    }
+  } finally {
+    await observer?.informer.stop();
+    await operator?.stop();
+    client.close();
+    await cp.stop();
+  }
+
+  const floor = results.floor as { observedP100Ms: number };
+  const rotation = results.rotation as Array<{ p100Ms: number; apiWrites: number }>;
+  const bestRotation = Math.min(...rotation.map((r) => r.p100Ms));
+  results.rotationVsFloor = ms(bestRotation / floor.observedP100Ms);
+  mkdirSync(join(REPO_ROOT, '.bench-results'), { recursive: true });
+  const file = join(
+    REPO_ROOT,
+    '.bench-results',
+    `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
+  );
+  writeFileSync(file, JSON.stringify(results, null, 2));
+
+  const n = results.newNamespace as { p50Ms: number; p95Ms: number };
+  const idle = results.idle as { writesPerMinute: number };
+  const mem = results.memory as { growthMb: number; rssBeforeMb: number; rssAfterMb: number };
+  const rows: Array<[string, string, string]> = [
+    ['raw floor: N PATCHes observed (p100)', `${floor.observedP100Ms} ms`, ''],
+    ['rotation reaches all N (best p100)', `${bestRotation} ms`, ''],
+    ['rotation / floor', `${String(results.rotationVsFloor)}×`, '≤ 1.5×'],
+    ['rotation API writes (per round)', rotation.map((r) => r.apiWrites).join(', '), `N + 1 = ${N + 1}`],
+    ['new namespace fill p50', `${n.p50Ms} ms`, '≤ 30 ms'],
+    ['new namespace fill p95', `${n.p95Ms} ms`, '≤ 60 ms'],
+    ['idle writes per minute', `${idle.writesPerMinute}`, '0'],
+    ['RSS before → after unrelated Secrets', `${mem.rssBeforeMb} → ${mem.rssAfterMb} MB`, ''],
+    ['RSS growth', `${mem.growthMb} MB`, '≤ 20 MB'],
+  ];
+  console.log(`\nSecret-sharing benchmark (N=${N} namespaces, concurrency ${CONCURRENCY})`);
+  for (const [what, value, target] of rows) console.log(`${what.padEnd(40)} ${value.padEnd(24)} ${target}`);
+  console.log(`\nJSON: ${file}\n${JSON.stringify(results)}`);
+}
+
+await main();
