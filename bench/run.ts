@@ -386,8 +386,11 @@ async function main(): Promise<void> {
 
   const floor = results.floor as { observedP100Ms: number };
   const rotation = results.rotation as Array<{ p100Ms: number; apiWrites: number }>;
-  const bestRotation = Math.min(...rotation.map((r) => r.p100Ms));
-  results.rotationVsFloor = ms(bestRotation / floor.observedP100Ms);
+  // The median round, not the best one, is what the target is checked against.
+  const medianRotation = rotation.map((r) => r.p100Ms).sort((a, b) => a - b)[
+    Math.floor(rotation.length / 2)
+  ]!;
+  results.rotationVsFloor = ms(medianRotation / floor.observedP100Ms);
   mkdirSync(join(REPO_ROOT, '.bench-results'), { recursive: true });
   const file = join(
     REPO_ROOT,
@@ -401,8 +404,9 @@ async function main(): Promise<void> {
   const mem = results.memory as { growthMb: number; rssBeforeMb: number; rssAfterMb: number };
   const rows: Array<[string, string, string]> = [
     ['raw floor: N PATCHes observed (p100)', `${floor.observedP100Ms} ms`, ''],
-    ['rotation reaches all N (best p100)', `${bestRotation} ms`, ''],
-    ['rotation / floor', `${String(results.rotationVsFloor)}×`, '≤ 1.5×'],
+    ['rotation reaches all N (p100 per round)', rotation.map((r) => `${r.p100Ms}`).join(', ') + ' ms', ''],
+    ['rotation reaches all N (median round)', `${medianRotation} ms`, ''],
+    ['rotation (median round) / floor', `${String(results.rotationVsFloor)}×`, '≤ 1.5×'],
     ['rotation API writes (per round)', rotation.map((r) => r.apiWrites).join(', '), `N + 1 = ${N + 1}`],
     ['new namespace fill p50', `${n.p50Ms} ms`, '≤ 30 ms'],
     ['new namespace fill p95', `${n.p95Ms} ms`, '≤ 60 ms'],
