@@ -3,7 +3,7 @@
 // it, applies the examples of the Carvel docs page "Authenticating to Private
 // Registries", and shows what the operator did. Ctrl-C stops everything
 // (--once stops after the walkthrough).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Secret } from '@kubernetes/client-node';
@@ -39,7 +39,6 @@ async function main(): Promise<void> {
 
   const logDir = mkdtempSync(join(tmpdir(), 'regcred-demo-'));
   const logFile = join(logDir, 'operator.log');
-  const { createWriteStream } = await import('node:fs');
   const logStream = createWriteStream(logFile);
   const config: OperatorConfig = {
     kubeconfig: cluster.cp.kubeconfig,
