@@ -868,7 +868,7 @@ describe('RegistryClient TLS and proxies', () => {
     const err = await assertRegistryError(tlsClient().resolve(`${secure.host}/team/bundle:1.0.0`), {
       code: 'X509',
       message:
-        /x509: .*unable to verify the first certificate \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\); add the CA .* to caCerts/,
+        /x509: .*unable to verify the first certificate.* \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\); add the CA .* to caCerts/,
     });
     assert.equal(err.retryable, false);
   });
