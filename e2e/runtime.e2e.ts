@@ -7,7 +7,11 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { V1ConfigMap, V1Secret, KubernetesObject } from '@kubernetes/client-node';
+import { ResourceEventType } from '@dot-i/k8s-operator';
+import { EventRecorder } from '../src/runtime/events.js';
+import { InformerFactory } from '../src/runtime/informer-factory.js';
 import { Informer } from '../src/runtime/informer.js';
+import { ControllerOperator } from '../src/runtime/operator.js';
 import type { KubeClient, ResourceType } from '../src/runtime/kube-client.js';
 import { silentLogger } from '../src/runtime/logger.js';
 import { clientFor, REPO_ROOT, startTestCluster, type TestCluster } from './harness/cluster.js';
@@ -306,5 +310,80 @@ describe('operator process', () => {
     const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
     assert.equal(code, 2);
     assert.match(err, /unknown controller "nope"/);
+  });
+});
+
+describe('the framework API, made safe', () => {
+  // A controller written in @dot-i/k8s-operator's own style: watchResource,
+  // handleResourceFinalizer and patchResourceStatus, served by the
+  // replacements in ControllerOperator.
+  class FrameworkStyleOperator extends ControllerOperator {
+    readonly seen: string[] = [];
+    readonly cleanedUp: string[] = [];
+
+    protected async init(): Promise<void> {
+      await this.watchResource('secretgen.carvel.dev', 'v1alpha1', 'secretimports', async (event) => {
+        this.seen.push(`${event.type} ${event.meta.name}`);
+        const done = await this.handleResourceFinalizer(event, 'example.com/cleanup', async (e) => {
+          this.cleanedUp.push(e.meta.name);
+        });
+        if (done || event.type === ResourceEventType.Deleted) return;
+        await this.patchResourceStatus(event.meta, {
+          friendlyDescription: `seen generation ${event.object.metadata?.generation}`,
+        });
+      });
+    }
+
+    protected async reconcile(): Promise<void> {}
+  }
+
+  test('adds its finalizer beside a foreign one, runs the delete action, and removes only its own', async () => {
+    await namespace('fw');
+    const ctx = {
+      client: cluster.client,
+      informers: new InformerFactory(cluster.client, silentLogger),
+      events: new EventRecorder(cluster.client, silentLogger),
+      logger: silentLogger,
+      concurrency: 2,
+      resyncPeriodMs: 0,
+    };
+    process.env.KUBECONFIG = cluster.cp.kubeconfig;
+    const op = new FrameworkStyleOperator(ctx, 'framework-style');
+    await op.start();
+    ctx.informers.start();
+    await ctx.informers.waitForSync();
+    const imports: ResourceType = {
+      group: 'secretgen.carvel.dev',
+      version: 'v1alpha1',
+      plural: 'secretimports',
+      kind: 'SecretImport',
+      namespaced: true,
+    };
+    await cluster.client.create(imports, {
+      apiVersion: 'secretgen.carvel.dev/v1alpha1',
+      kind: 'SecretImport',
+      metadata: { namespace: 'fw', name: 'x', finalizers: ['someone.else/keep'] },
+      spec: { fromNamespace: 'elsewhere' },
+    } as KubernetesObject);
+    type WithStatus = KubernetesObject & { status?: { friendlyDescription?: string } };
+    const ready = await waitFor('finalizer added and status written', async () => {
+      const o = await cluster.client.get<WithStatus>(imports, 'fw', 'x');
+      return o?.metadata?.finalizers?.includes('example.com/cleanup') && o.status?.friendlyDescription
+        ? o
+        : undefined;
+    });
+    assert.deepEqual(ready.metadata?.finalizers, ['someone.else/keep', 'example.com/cleanup']);
+    assert.equal(ready.status?.friendlyDescription, 'seen generation 1');
+    await cluster.client.delete(imports, 'fw', 'x');
+    await waitFor('delete action ran', () => op.cleanedUp.includes('x'));
+    const remaining = await waitFor('only the foreign finalizer left', async () => {
+      const o = await cluster.client.get(imports, 'fw', 'x');
+      return o?.metadata?.finalizers?.length === 1 ? o : undefined;
+    });
+    assert.deepEqual(remaining.metadata?.finalizers, ['someone.else/keep']);
+    await cluster.client.jsonPatch(imports, 'fw', 'x', [{ op: 'remove', path: '/metadata/finalizers' }]);
+    await waitFor('object gone', async () => (await cluster.client.get(imports, 'fw', 'x')) === undefined);
+    await ctx.informers.stop();
+    await op.stop();
   });
 });

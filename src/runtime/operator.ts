@@ -74,7 +74,7 @@ export abstract class ControllerOperator extends FrameworkOperator {
   // The framework's stop() returns void and exits; this one resolves once in-flight work is done.
   // eslint-disable-next-line @typescript-eslint/no-misused-promises
   override async stop(): Promise<void> {
-    await this.queue.shutdown();
+    await Promise.all([this.queue, ...this.frameworkQueues].map((q) => q.shutdown()));
   }
 
   /** Shared informer of a resource, with handlers that enqueue keys computed by `toKeys`. */
@@ -145,6 +145,7 @@ export abstract class ControllerOperator extends FrameworkOperator {
   // ---- The framework's own API, made safe. Controllers here use the keyed API above. ----
 
   private readonly frameworkResources = new Map<string, ResourceType>();
+  private readonly frameworkQueues: WorkQueue[] = [];
 
   protected override async watchResource(
     group: string,
@@ -178,6 +179,7 @@ export abstract class ControllerOperator extends FrameworkOperator {
       latest.set(key, { type, object, meta: frameworkMeta(id, object) });
       queue.add(key);
     };
+    this.frameworkQueues.push(queue);
     informer.addHandlers({
       onAdd: (o) => push(ResourceEventType.Added, o),
       onUpdate: (_old, o) => push(ResourceEventType.Modified, o),
