@@ -126,7 +126,11 @@ export class SecretImportController extends ControllerOperator {
     const outcome =
       decision.status.type === 'ReconcileSucceeded'
         ? { type: 'ReconcileSucceeded' as const, reason: 'Imported' }
-        : { type: 'ReconcileFailed' as const, reason: failureReason(decision), message: decision.status.message };
+        : {
+            type: 'ReconcileFailed' as const,
+            reason: failureReason(decision),
+            message: decision.status.message,
+          };
     const written = await this.writeStatus(
       SecretImports,
       imp,
@@ -181,7 +185,8 @@ export class SecretImportController extends ControllerOperator {
 
 function failureReason(decision: ImportDecision): string {
   if (decision.action === 'refuse') return 'SecretNotControlled';
-  if (decision.status.type === 'ReconcileFailed' && decision.status.message === NO_MATCH_MESSAGE) return 'NoMatchingExport';
+  if (decision.status.type === 'ReconcileFailed' && decision.status.message === NO_MATCH_MESSAGE)
+    return 'NoMatchingExport';
   return 'InvalidSpec';
 }
 
