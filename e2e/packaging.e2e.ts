@@ -1,8 +1,9 @@
 // Packaging control plane against a real API server, kube-controller-manager
 // and the whole operator: PackageRepository placeholders, PackageInstall
 // version selection and the App it builds, fetch-secret wiring, status,
-// deletion, bad input. Fetching from registries is the next issue: every fetch
-// stage reports "not supported yet" here.
+// deletion, bad input. No registry is reachable here (e2e/fetch.e2e.ts has a
+// real one): fetches of registry.corp.com images fail at the network level
+// and are retried on the failure backoff; a missing Secret fails without retry.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -36,7 +37,13 @@ import type { RunStatus } from '../src/packaging/run-status.js';
 const GLOBAL = 'kapp-controller-packaging-global';
 const SEE = 'Error (see .status.usefulErrorMessage for details)';
 const PULL = 'secretgen.carvel.dev/image-pull-secret';
-const BUNDLE_UNSUPPORTED = 'Fetching resources: fetch stage 0 (imgpkgBundle): not supported yet';
+/** The failure of fetching an image from a registry this machine cannot reach (no DNS for it, here). */
+const unreachable = (image: string) =>
+  new RegExp(`^Fetching resources: fetch stage 0 \\(imgpkgBundle\\): ${escape(image)}: (NETWORK|TIMEOUT): `);
+const missingSecret = (name: string, ns: string) =>
+  `Fetching resources: fetch stage 0 (imgpkgBundle): Secret ${name} not found in namespace ${ns}`;
+const BUILD_IMAGE = 'registry.corp.com/packages/build:1.0.0';
+const LIFE_IMAGE = 'registry.corp.com/packages/life.test.carvel.dev:1.0.0';
 const PKGI_API = 'packaging.carvel.dev/v1alpha1';
 
 type Pkgi = PackageInstall & { metadata: { name: string; namespace: string; uid: string } };
@@ -139,8 +146,11 @@ function waitForApp(ns: string, name: string, what: string, check: (a: App) => b
 }
 
 const failedWith =
-  (message: string) => (p: { status?: { conditions?: { type: string; message?: string }[] } }) =>
-    p.status?.conditions?.[0]?.type === 'ReconcileFailed' && p.status.conditions[0].message === message;
+  (message: string | RegExp) => (p: { status?: { conditions?: { type: string; message?: string }[] } }) =>
+    p.status?.conditions?.[0]?.type === 'ReconcileFailed' &&
+    (typeof message === 'string'
+      ? p.status.conditions[0].message === message
+      : message.test(p.status.conditions[0].message ?? ''));
 
 /** Asserts the exact placeholder shape: type, annotation, `{"auths":{}}`, one plain ownerReference. */
 function assertPlaceholder(secret: V1Secret | undefined, owner: { kind: string; name: string; uid: string }) {
@@ -170,6 +180,8 @@ async function placeholdersOwnedBy(ns: string, uid: string): Promise<string[]> {
 // ---------------------------------------------------------------------------
 
 describe('PackageRepository', () => {
+  const MISSING = missingSecret('my-registry-creds', 'repos');
+
   test('an imgpkgBundle repository without secretRef gets the empty placeholder <name>-fetch-0, owned by it', async () => {
     await env.cluster.apply(`apiVersion: ${PKGI_API}
 kind: PackageRepository
@@ -202,7 +214,7 @@ spec:
     assertPlaceholder(secret, { kind: 'PackageRepository', name: 'image-repo', uid: repo!.metadata!.uid! });
   });
 
-  test('a repository with a secretRef gets none, and reports that fetching is not supported yet', async () => {
+  test('a repository with a secretRef gets none, and reports that its Secret is missing, once', async () => {
     await env.cluster.apply(`apiVersion: ${PKGI_API}
 kind: PackageRepository
 metadata: {name: with-secret, namespace: repos}
@@ -217,8 +229,8 @@ spec:
       PackageRepositories,
       'repos',
       'with-secret',
-      'fetch reported as not supported yet',
-      failedWith(BUNDLE_UNSUPPORTED),
+      'fetch reported as failed',
+      failedWith(MISSING),
     );
     const s = repo.status!;
     assert.deepEqual(s, {
@@ -227,17 +239,17 @@ spec:
         {
           type: 'ReconcileFailed',
           status: 'True',
-          message: BUNDLE_UNSUPPORTED,
+          message: MISSING,
           lastTransitionTime: s.conditions?.[0]?.lastTransitionTime,
         },
       ],
-      friendlyDescription: `Reconcile failed: ${BUNDLE_UNSUPPORTED}`,
-      usefulErrorMessage: BUNDLE_UNSUPPORTED,
+      friendlyDescription: `Reconcile failed: ${MISSING.slice(0, 80)}...`,
+      usefulErrorMessage: MISSING,
       fetch: {
         startedAt: s.fetch?.startedAt,
         updatedAt: s.fetch?.updatedAt,
         exitCode: 1,
-        error: 'fetch stage 0 (imgpkgBundle): not supported yet',
+        error: MISSING.replace('Fetching resources: ', ''),
       },
       consecutiveReconcileFailures: 1,
       consecutiveReconcileSuccesses: 0,
@@ -246,10 +258,12 @@ spec:
     assert.deepEqual(repo.metadata?.finalizers, ['finalizers.packagerepository.packaging.carvel.dev/delete']);
     assert.equal(await getSecret('repos', 'with-secret-fetch-0'), undefined);
     assert.ok(
-      (await eventsAbout(env, 'repos', 'with-secret')).includes(
-        `Warning ReconcileFailed: ${BUNDLE_UNSUPPORTED}`,
-      ),
+      (await eventsAbout(env, 'repos', 'with-secret')).includes(`Warning ReconcileFailed: ${MISSING}`),
     );
+    // Only the Secret's appearance can fix this: no retry on the failure backoff.
+    await sleep(3000);
+    const later = await env.client.get(PackageRepositories, 'repos', 'with-secret');
+    assert.deepEqual((later as { status?: RunStatus } | undefined)?.status, s);
   });
 
   test('a paused repository reports Paused and fetches nothing', async () => {
@@ -278,7 +292,7 @@ spec:
     assert.match(header!, /^NAME\s+AGE\s+DESCRIPTION$/);
     assert.match(
       row!,
-      new RegExp(`^with-secret\\s+\\S+\\s+Reconcile failed: ${escape(BUNDLE_UNSUPPORTED)}$`),
+      new RegExp(`^with-secret\\s+\\S+\\s+Reconcile failed: ${escape(MISSING.slice(0, 80))}\\.\\.\\.$`),
     );
   });
 });
@@ -837,36 +851,38 @@ describe('status', () => {
   const NS = 'app-build';
 
   test('the App reports one condition, friendlyDescription, usefulErrorMessage, observedGeneration and status.fetch', async () => {
-    const app = await waitForApp(NS, 'build', 'failed', failedWith(BUNDLE_UNSUPPORTED));
+    const app = await waitForApp(NS, 'build', 'failed', failedWith(unreachable(BUILD_IMAGE)));
     const s = app.status as RunStatus;
+    const message = s.usefulErrorMessage!;
     assert.deepEqual(s, {
       observedGeneration: app.metadata?.generation,
       conditions: [
         {
           type: 'ReconcileFailed',
           status: 'True',
-          message: BUNDLE_UNSUPPORTED,
+          message,
           lastTransitionTime: s.conditions?.[0]?.lastTransitionTime,
         },
       ],
-      friendlyDescription: `Reconcile failed: ${BUNDLE_UNSUPPORTED}`,
-      usefulErrorMessage: BUNDLE_UNSUPPORTED,
+      friendlyDescription: `Reconcile failed: ${message.length > 80 ? `${message.slice(0, 80)}...` : message}`,
+      usefulErrorMessage: message,
       fetch: {
         startedAt: s.fetch?.startedAt,
         updatedAt: s.fetch?.updatedAt,
         exitCode: 1,
-        error: 'fetch stage 0 (imgpkgBundle): not supported yet',
+        error: message.replace('Fetching resources: ', ''),
       },
-      consecutiveReconcileFailures: 1,
+      // A network failure is retried on the failure backoff.
+      consecutiveReconcileFailures: s.consecutiveReconcileFailures,
       consecutiveReconcileSuccesses: 0,
     });
-    assert.ok(
-      (await eventsAbout(env, NS, 'build')).includes(`Warning ReconcileFailed: ${BUNDLE_UNSUPPORTED}`),
-    );
+    assert.ok((s.consecutiveReconcileFailures ?? 0) >= 1);
+    assert.ok((await eventsAbout(env, NS, 'build')).includes(`Warning ReconcileFailed: ${message}`));
   });
 
   test('the PackageInstall mirrors its App', async () => {
     const pkgi = await waitForInstall(NS, 'build', 'mirrors', failedWith(SEE));
+    assert.match(pkgi.status?.usefulErrorMessage ?? '', unreachable(BUILD_IMAGE));
     assert.deepEqual(pkgi.status, {
       observedGeneration: 1,
       conditions: [
@@ -878,7 +894,7 @@ describe('status', () => {
         },
       ],
       friendlyDescription: `Reconcile failed: ${SEE}`,
-      usefulErrorMessage: BUNDLE_UNSUPPORTED,
+      usefulErrorMessage: pkgi.status?.usefulErrorMessage,
       version: '1.0.0',
       lastAttemptedVersion: '1.0.0',
     });
@@ -886,26 +902,46 @@ describe('status', () => {
   });
 
   test('kubectl get pkgi shows the package name and version; kubectl get app its description', async () => {
-    const [header, row] = (await env.cluster.kubectl(['get', 'pkgi', '-n', NS, 'build'])).trim().split('\n');
-    assert.match(header!, /^NAME\s+PACKAGE NAME\s+PACKAGE VERSION\s+DESCRIPTION\s+AGE$/);
-    assert.match(
-      row!,
-      new RegExp(
-        `^build\\s+build\\.test\\.carvel\\.dev\\s+1\\.0\\.0\\s+Reconcile failed: ${escape(SEE)}\\s+\\S+$`,
-      ),
+    // The App retries its fetch on the failure backoff: read a moment when it is not Reconciling.
+    const pkgiRow = new RegExp(
+      `^build\\s+build\\.test\\.carvel\\.dev\\s+1\\.0\\.0\\s+Reconcile failed: ${escape(SEE)}\\s+\\S+$`,
     );
-    const [appHeader, appRow] = (await env.cluster.kubectl(['get', 'app', '-n', NS, 'build']))
-      .trim()
-      .split('\n');
+    const [header] = await waitFor('the PackageInstall row', async () => {
+      const lines = (await env.cluster.kubectl(['get', 'pkgi', '-n', NS, 'build'])).trim().split('\n');
+      return pkgiRow.test(lines[1] ?? '') ? lines : undefined;
+    });
+    assert.match(header!, /^NAME\s+PACKAGE NAME\s+PACKAGE VERSION\s+DESCRIPTION\s+AGE$/);
+    const app = await waitForApp(NS, 'build', 'failed', failedWith(unreachable(BUILD_IMAGE)));
+    const appRow = new RegExp(`^build\\s+${escape(app.status!.friendlyDescription!)}\\s+\\S+$`);
+    const [appHeader] = await waitFor('the App row', async () => {
+      const lines = (await env.cluster.kubectl(['get', 'app', '-n', NS, 'build'])).trim().split('\n');
+      return appRow.test(lines[1] ?? '') ? lines : undefined;
+    });
     assert.match(appHeader!, /^NAME\s+DESCRIPTION\s+SINCE-DEPLOY\s+AGE$/);
-    assert.match(appRow!, new RegExp(`^build\\s+Reconcile failed: ${escape(BUNDLE_UNSUPPORTED)}\\s+\\S+$`));
   });
 
-  test('a settled operator writes nothing, across several resyncs', async () => {
+  test('a settled operator writes nothing across several resyncs but the backoff retries of unreachable fetches', async () => {
     await waitForOperatorIdle(env);
     const offset = env.auditOffset();
     await sleep(RESYNC_MS * 2 + 1000);
-    assert.deepEqual(env.operatorWritesSince(offset), []);
+    const writes = env.operatorWritesSince(offset);
+    // A fetch that failed at the network level runs again on the failure backoff (2^n s); its App
+    // (or repository) goes Reconciling and back, and a PackageInstall mirrors that. Nothing else.
+    const retry = /^patch (apps|packagerepositories|packageinstalls)\/status (\S+)\/(\S+) \(200\)$/;
+    assert.deepEqual(
+      writes.filter((w) => !retry.test(w)),
+      [],
+    );
+    for (const write of writes) {
+      const [, resource = '', ns = '', name = ''] = retry.exec(write)!;
+      const rt = resource === 'packagerepositories' ? PackageRepositories : Apps;
+      const obj = (await env.client.get(rt, ns, name)) as { status?: RunStatus } | undefined;
+      assert.match(
+        obj?.status?.usefulErrorMessage ?? '',
+        /: (NETWORK|TIMEOUT): /,
+        `${write} is no fetch retry`,
+      );
+    }
   });
 });
 
@@ -937,7 +973,7 @@ describe('paused, canceled, deletion', () => {
     );
     assert.equal(pkgi.status?.conditions?.length, 1);
     await env.client.mergePatch(PackageInstalls, NS, 'paused', { spec: { paused: false } });
-    await waitForApp(NS, 'paused', 'fetch attempted', failedWith(BUNDLE_UNSUPPORTED));
+    await waitForApp(NS, 'paused', 'fetch attempted', failedWith(unreachable(LIFE_IMAGE)));
     const resumed = await waitForInstall(NS, 'paused', 'mirrors the failure', failedWith(SEE));
     assert.equal(resumed.status?.friendlyDescription, `Reconcile failed: ${SEE}`);
     assert.equal((await getApp(NS, 'paused'))?.spec?.paused, false);
@@ -975,7 +1011,7 @@ describe('paused, canceled, deletion', () => {
 
   test('an App that recorded a deploy is not dropped on deletion unless noopDelete is set', async () => {
     await createInstall(NS, 'keep', REF, { constraints: '1.0.0' });
-    await waitForApp(NS, 'keep', 'failed', failedWith(BUNDLE_UNSUPPORTED));
+    await waitForApp(NS, 'keep', 'failed', failedWith(unreachable(LIFE_IMAGE)));
     // As if kapp-controller had deployed it before this operator took over.
     const at = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     await env.client.mergePatch(
@@ -1129,7 +1165,8 @@ spec:
   template: [{ytt: {}}]
   deploy: [{kapp: {}}]
 `);
-    const message = 'Fetching resources: fetch stage 0 (inline): not supported yet';
+    // The inline stage runs; the git stage has no runner yet.
+    const message = 'Fetching resources: fetch stage 1 (git): not supported yet';
     const app = await waitForApp(NS, 'from-git', 'failed', failedWith(message));
     assert.equal(app.status?.friendlyDescription, `Reconcile failed: ${message}`);
     assert.deepEqual((app.status as RunStatus).fetch?.exitCode, 1);
@@ -1194,7 +1231,7 @@ describe('the seed scenario ("Bringing it all together")', () => {
       'default',
       'simple-package-repository',
       'reconciled',
-      failedWith(BUNDLE_UNSUPPORTED),
+      failedWith(missingSecret('my-registry-creds', 'default')),
     );
     assert.equal(await getSecret('default', 'simple-package-repository-fetch-0'), undefined);
     // pkg-demo: its bundle stage uses the placeholder pkg-demo-fetch-0.

@@ -27,6 +27,8 @@ export interface OperatorConfig {
   /** syncPeriod of PackageInstalls (and their Apps) that set none, a Go duration. */
   packageInstallDefaultSyncPeriod?: string;
   configSecretName: string;
+  /** Parent of the temporary directories fetches extract into (default: the OS temp dir). */
+  fetchTmpDir?: string;
 }
 
 const USAGE = `regcred-operator [flags]
@@ -45,6 +47,7 @@ const USAGE = `regcred-operator [flags]
   --package-install-default-sync-period DURATION
                                  syncPeriod of PackageInstalls that set none (default 10m)
   --config-secret-name NAME      operator config Secret (default regcred-operator-config)
+  --fetch-tmp-dir DIR            where fetches are extracted, removed after each (default: OS temp dir)
 `;
 
 export function parseDuration(value: string): number {
@@ -92,6 +95,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
       'packaging-global-namespace': { type: 'string' },
       'package-install-default-sync-period': { type: 'string' },
       'config-secret-name': { type: 'string' },
+      'fetch-tmp-dir': { type: 'string' },
     },
   });
   if (values.help) return { help: USAGE };
@@ -124,5 +128,6 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
       values['package-install-default-sync-period'] ?? '10m',
     ),
     configSecretName: values['config-secret-name'] ?? 'regcred-operator-config',
+    ...(values['fetch-tmp-dir'] ? { fetchTmpDir: values['fetch-tmp-dir'] } : {}),
   };
 }

@@ -174,6 +174,8 @@ describe('runPipeline', () => {
       result.failure?.message,
       'Fetching resources: fetch stage 0 (imgpkgBundle): UNAUTHORIZED: authentication required',
     );
+    // A registry may start accepting the credentials: retried on the failure backoff.
+    assert.equal(result.failure?.awaitsInputChange, undefined);
   });
 
   it('fails a template step no runner supports after a successful fetch', async () => {
@@ -189,6 +191,8 @@ describe('runPipeline', () => {
     );
     assert.equal(result.fetch?.exitCode, 0);
     assert.equal(result.template?.exitCode, 1);
+    // Only a spec change can fix it: the App is not refetched on the failure backoff.
+    assert.equal(result.failure?.awaitsInputChange, true);
   });
 
   it('fails a deploy step no runner supports', async () => {
@@ -200,6 +204,7 @@ describe('runPipeline', () => {
     );
     assert.equal(result.failure?.message, 'Deploying: deploy stage 0 (kapp): not supported yet');
     assert.equal(result.deploy?.finished, true);
+    assert.equal(result.failure?.awaitsInputChange, true);
   });
 
   it('turns a runner exception into a failed stage', async () => {

@@ -12,6 +12,12 @@ import type { AppSpec, FetchStage, JsonObject, TemplateStep } from './types.js';
 export interface StageOutcome {
   exitCode: number;
   error?: string;
+  /**
+   * The failure cannot go away before a watched input changes (a missing or
+   * unusable Secret, the operator configuration, the spec): the run is not
+   * retried on the failure backoff, a change of that input runs it at once.
+   */
+  awaitsInputChange?: boolean;
   stdout?: string;
   stderr?: string;
 }
@@ -102,6 +108,8 @@ export interface PipelineFailure {
   phase: PipelinePhase;
   error: string;
   message: string;
+  /** See StageOutcome.awaitsInputChange. */
+  awaitsInputChange?: boolean;
 }
 
 export function pipelineFailure(phase: PipelinePhase, error: string): PipelineFailure {
@@ -259,12 +267,14 @@ export async function runFetchPhase(
     if (outcome.stderr) stderr.push(outcome.stderr);
     if (outcome.exitCode !== 0) {
       const error = failedOutcome(outcome, `fetch stage ${index} (${fetchStageKind(stage)})`);
+      const failure = pipelineFailure('fetch', error);
+      if (outcome.awaitsInputChange) failure.awaitsInputChange = true;
       return {
         status: stageStatus(
           { exitCode: outcome.exitCode, error, stdout: stdout.join('\n'), stderr: stderr.join('\n') },
           { startedAt, updatedAt: input.now() },
         ),
-        failure: pipelineFailure('fetch', error),
+        failure,
       };
     }
   }
@@ -312,7 +322,8 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
     let outcome: StageOutcome;
     const label = `template stage ${index} (${templateStepKind(step)})`;
     if (!runner) {
-      outcome = { exitCode: 1, error: NOT_SUPPORTED };
+      // Only a spec change can give this step a runner: no point retrying on a timer.
+      outcome = { exitCode: 1, error: NOT_SUPPORTED, awaitsInputChange: true };
     } else {
       try {
         outcome = await runner.run({
@@ -333,6 +344,7 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
         { updatedAt: input.now() },
       );
       result.failure = pipelineFailure('template', error);
+      if (outcome.awaitsInputChange) result.failure.awaitsInputChange = true;
       return result;
     }
     rendered = outcome.stdout ?? '';
@@ -359,7 +371,8 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
     let outcome: StageOutcome;
     const label = `deploy stage ${index} (${deployStepKind(step)})`;
     if (!runner) {
-      outcome = { exitCode: 1, error: NOT_SUPPORTED };
+      // Only a spec change can give this step a runner: no point retrying on a timer.
+      outcome = { exitCode: 1, error: NOT_SUPPORTED, awaitsInputChange: true };
     } else {
       try {
         outcome = await runner.deploy({
@@ -383,6 +396,7 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
         { finished: true },
       );
       result.failure = pipelineFailure('deploy', error);
+      if (outcome.awaitsInputChange) result.failure.awaitsInputChange = true;
       return result;
     }
   }

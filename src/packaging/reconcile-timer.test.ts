@@ -112,4 +112,28 @@ describe('lastRunTime', () => {
     assert.equal(lastRunTime({}), undefined);
     assert.equal(lastRunTime(undefined), undefined);
   });
+
+  it('waits the whole sync period, not the failure backoff, for a failure that awaits an input change', () => {
+    const failed = status({
+      conditions: [{ type: 'ReconcileFailed', status: 'True' }],
+      consecutiveReconcileFailures: 1,
+    });
+    const input = { generation: 1, status: failed, syncPeriodMs: MIN10 };
+    assert.deepEqual(reconcileTiming({ ...input, now: at(5) }), { due: true, reason: 'failure-backoff' });
+    assert.deepEqual(reconcileTiming({ ...input, now: at(5), failureAwaitsInputChange: true }), {
+      due: false,
+      afterMs: MIN10 - 5000,
+    });
+    assert.deepEqual(reconcileTiming({ ...input, now: at(600), failureAwaitsInputChange: true }), {
+      due: true,
+      reason: 'period',
+    });
+    assert.deepEqual(
+      reconcileTiming({ ...input, now: at(5), failureAwaitsInputChange: true, forced: true }),
+      {
+        due: true,
+        reason: 'forced',
+      },
+    );
+  });
 });

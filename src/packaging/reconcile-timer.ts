@@ -34,6 +34,11 @@ export interface TimingInput {
   now: Date;
   /** Something the last run depended on changed (e.g. a fetch Secret). */
   forced?: boolean;
+  /**
+   * The last failure waits for a watched input to change (e.g. a missing
+   * Secret): no failure backoff, only the sync period (a change forces a run).
+   */
+  failureAwaitsInputChange?: boolean;
 }
 
 /** A run left in Reconciling this long ago was interrupted (process restart); run again. */
@@ -84,9 +89,12 @@ export function reconcileTiming(input: TimingInput): Timing {
     return { due: true, reason: 'interrupted' };
   }
   const failed = hasCondition(status, 'ReconcileFailed') || hasCondition(status, 'DeleteFailed');
-  const delay = failed
-    ? failureDelayMs(status?.consecutiveReconcileFailures, input.syncPeriodMs)
-    : input.syncPeriodMs;
-  if (elapsed >= delay) return { due: true, reason: failed ? 'failure-backoff' : 'period' };
+  const delay =
+    failed && !input.failureAwaitsInputChange
+      ? failureDelayMs(status?.consecutiveReconcileFailures, input.syncPeriodMs)
+      : input.syncPeriodMs;
+  if (elapsed >= delay) {
+    return { due: true, reason: failed && !input.failureAwaitsInputChange ? 'failure-backoff' : 'period' };
+  }
   return { due: false, afterMs: delay - elapsed };
 }

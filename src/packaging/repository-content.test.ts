@@ -6,6 +6,7 @@ import {
   type RepositoryObject,
   compareRevisions,
   packagesToPrune,
+  planRepositorySync,
   parseRevision,
   processRepositoryContent,
   resolveRepositoryConflict,
@@ -91,7 +92,7 @@ describe('processRepositoryContent', () => {
     {
       name: 'rejects a ConfigMap, naming it and what is allowed',
       documents: [pkgDoc('1.0.0'), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cm' } }],
-      sources: ['packages/a.yml', 'packages/cm.yml'],
+      sources: ['packages/a.yml (document 1)', 'packages/cm.yml (document 2)'],
       want: /^Invalid package repository content: packages\/cm\.yml \(document 2\): v1\/ConfigMap "cm" is not allowed: only Package and PackageMetadata of data\.packaging\.carvel\.dev\/v1alpha1/,
     },
     {
@@ -400,4 +401,84 @@ describe('packagesToPrune', () => {
       );
     });
   }
+});
+
+describe('planRepositorySync', () => {
+  const ref = (repo: string) => ({ [REF_ANN]: `ns/${repo}` });
+  const obj = (
+    kind: 'Package' | 'PackageMetadata',
+    name: string,
+    spec: Record<string, unknown>,
+    annotations: Record<string, string> = {},
+  ) =>
+    ({
+      apiVersion: 'data.packaging.carvel.dev/v1alpha1',
+      kind,
+      metadata: { name, annotations },
+      spec,
+    }) as RepositoryObject & { metadata: { name: string } };
+  const pkg = (version: string, notes: string, annotations: Record<string, string>) =>
+    obj(
+      'Package',
+      `pkg.test.carvel.dev.${version}`,
+      { refName: 'pkg.test.carvel.dev', version, releaseNotes: notes },
+      annotations,
+    );
+  const A = { namespace: 'ns', name: 'a' };
+
+  it('creates what is missing, leaves what is already as wanted, updates what differs, prunes what is gone', () => {
+    const existing = [
+      pkg('1.0.0', 'same', ref('a')),
+      pkg('1.1.0', 'old', ref('a')),
+      pkg('0.9.0', 'gone', ref('a')),
+      obj('PackageMetadata', 'pkg.test.carvel.dev', {}, ref('a')),
+    ];
+    const incoming = [
+      pkg('1.0.0', 'same', ref('a')),
+      pkg('1.1.0', 'new', ref('a')),
+      pkg('2.0.0', 'new', ref('a')),
+    ];
+    const plan = planRepositorySync(A, existing, incoming);
+    assert.deepEqual(
+      plan.create.map((o) => o.metadata?.name),
+      ['pkg.test.carvel.dev.2.0.0'],
+    );
+    assert.deepEqual(
+      plan.update.map((u) => [u.existing.spec?.['releaseNotes'], u.incoming.spec?.['releaseNotes']]),
+      [['old', 'new']],
+    );
+    assert.equal(plan.unchanged, 1);
+    assert.deepEqual(plan.prune, [
+      { kind: 'Package', name: 'pkg.test.carvel.dev.0.9.0' },
+      { kind: 'PackageMetadata', name: 'pkg.test.carvel.dev' },
+    ]);
+    assert.deepEqual(plan.conflicts, []);
+  });
+
+  it("leaves another repository's identical copy to it, and never prunes what another repository provides", () => {
+    const plan = planRepositorySync(A, [pkg('1.0.0', 'same', ref('b'))], [pkg('1.0.0', 'same', ref('a'))]);
+    assert.equal(plan.keptByOther, 1);
+    assert.deepEqual([plan.create, plan.update, plan.prune, plan.conflicts], [[], [], [], []]);
+  });
+
+  it('takes over a copy of a lower revision, and reports a conflict at the same revision', () => {
+    const newer = planRepositorySync(
+      A,
+      [pkg('1.0.0', 'theirs', ref('b'))],
+      [pkg('1.0.0', 'ours', { ...ref('a'), 'packaging.carvel.dev/revision': '1.1' })],
+    );
+    assert.equal(newer.update.length, 1);
+    const clash = planRepositorySync(A, [pkg('1.0.0', 'theirs', ref('b'))], [pkg('1.0.0', 'ours', ref('a'))]);
+    assert.equal(clash.conflicts.length, 1);
+    assert.match(clash.conflicts[0]!, /^Conflicting resources: Package\/pkg\.test\.carvel\.dev\.1\.0\.0 /);
+  });
+
+  it('writes a label or annotation change of its own copy', () => {
+    const plan = planRepositorySync(
+      A,
+      [pkg('1.0.0', 'same', ref('a'))],
+      [pkg('1.0.0', 'same', { ...ref('a'), 'example.com/x': 'y' })],
+    );
+    assert.equal(plan.update.length, 1);
+  });
 });

@@ -80,7 +80,7 @@ export type RepositoryContentResult =
   | { ok: false; message: string };
 
 function describe(doc: unknown, index: number, source: string | undefined): string {
-  const where = source ? `${source} (document ${index + 1})` : `document ${index + 1}`;
+  const where = source ?? `document ${index + 1}`;
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return where;
   const o = doc as { apiVersion?: unknown; kind?: unknown; metadata?: { name?: unknown } };
   const gvk = `${typeof o.apiVersion === 'string' ? o.apiVersion : '<no apiVersion>'}/${
@@ -104,7 +104,8 @@ function cleanMetadata(meta: ObjectMeta | undefined, repoRef: string): ObjectMet
  * passes validation, and each kind/name may appear once. Kept metadata:
  * name, labels, annotations (namespace and server-set fields are dropped);
  * the package-repository-ref annotation `<ns>/<name>` is added. All problems
- * are reported, one per line. `sources[i]` (e.g. a file path) names document i in messages.
+ * are reported, one per line. `sources[i]` (e.g. `packages/a.yml (document 2)`)
+ * names document i in messages.
  */
 export function processRepositoryContent(
   repo: RepositoryRef,
@@ -341,4 +342,92 @@ export function packagesToPrune(
     if (!wanted.has(key)) out.set(key, { kind: kindOf(o), name: o.metadata?.name ?? '' });
   }
   return [...out.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
+}
+
+// ---------------------------------------------------------------------------
+// Applying content
+
+/** An object as it is in the namespace (kind set by the caller, who listed it per kind). */
+export type ExistingObject = RepositoryObject & { metadata: ObjectMeta & { name: string } };
+
+export interface RepositorySyncPlan {
+  /** Not in the namespace yet. */
+  create: RepositoryObject[];
+  /** In the namespace with other content: this repository's copy, or one it takes over by revision. */
+  update: Array<{ existing: ExistingObject; incoming: RepositoryObject }>;
+  /** Already as wanted (no write). */
+  unchanged: number;
+  /** Provided by another repository, which keeps it (identical, or a higher revision). */
+  keptByOther: number;
+  /** This repository's objects its content no longer has. */
+  prune: ObjectKey[];
+  /** `Conflicting resources: ...` messages; when any, nothing should be written. */
+  conflicts: string[];
+}
+
+function sameMap(
+  a: Readonly<Record<string, string>> | undefined,
+  b: Readonly<Record<string, string>> | undefined,
+) {
+  return deepEqual(a ?? {}, b ?? {});
+}
+
+/** Whether the object in the namespace already has the incoming spec, labels and annotations. */
+export function hasWantedContent(existing: RepositoryObject, incoming: RepositoryObject): boolean {
+  return (
+    deepEqual(existing.spec ?? {}, incoming.spec ?? {}) &&
+    sameMap(existing.metadata?.labels, incoming.metadata?.labels) &&
+    sameMap(existing.metadata?.annotations, incoming.metadata?.annotations)
+  );
+}
+
+/**
+ * What one sync of a repository writes: `incoming` are its prepared objects
+ * (processRepositoryContent), `existing` every Package and PackageMetadata of
+ * the namespace. Two repositories giving the same object are resolved by
+ * resolveRepositoryConflict; objects this repository made earlier and no
+ * longer has are pruned.
+ */
+export function planRepositorySync(
+  repo: RepositoryRef,
+  existing: readonly ExistingObject[],
+  incoming: readonly RepositoryObject[],
+): RepositorySyncPlan {
+  const plan: RepositorySyncPlan = {
+    create: [],
+    update: [],
+    unchanged: 0,
+    keptByOther: 0,
+    prune: [],
+    conflicts: [],
+  };
+  const byKey = new Map(existing.map((o) => [`${kindOf(o)}/${o.metadata.name}`, o]));
+  for (const object of incoming) {
+    const current = byKey.get(`${object.kind}/${object.metadata?.name ?? ''}`);
+    if (!current) {
+      plan.create.push(object);
+      continue;
+    }
+    const resolution = resolveRepositoryConflict(current, object);
+    switch (resolution.action) {
+      case 'conflict':
+        plan.conflicts.push(resolution.message);
+        break;
+      case 'keep-existing':
+        plan.keptByOther += 1;
+        break;
+      case 'apply':
+      case 'replace':
+        if (hasWantedContent(current, object)) plan.unchanged += 1;
+        else plan.update.push({ existing: current, incoming: object });
+        break;
+    }
+  }
+  const ref = repositoryRefValue(repo);
+  plan.prune = packagesToPrune(
+    existing.filter((o) => o.metadata.annotations?.[PACKAGE_REPOSITORY_REF_ANNOTATION] === ref),
+    incoming,
+    repo,
+  );
+  return plan;
 }

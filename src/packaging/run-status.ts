@@ -179,3 +179,10 @@ function reportsSameCondition(prev: RunStatus | undefined, type: string, message
   const c = prev?.conditions;
   return c?.length === 1 && c[0]?.type === type && c[0].message === message;
 }
+
+/** True when the last run failed in its fetch phase (a registry, TLS or credentials problem, say). */
+export function fetchFailed(status: RunStatus | undefined): boolean {
+  const condition = status?.conditions?.[0];
+  const exitCode = status?.fetch?.exitCode;
+  return condition?.type === 'ReconcileFailed' && typeof exitCode === 'number' && exitCode !== 0;
+}

@@ -1,18 +1,19 @@
 // App controller: fetch → template → deploy through pluggable stage runners
 // (app-pipeline.ts). With no runner for a stage kind, the App fails with
 // "<stage> <i> (<kind>): not supported yet"; nothing ever reports success
-// without having run.
+// without having run. The Secrets its fetch stages read are watched one by
+// one: a change (typically a placeholder being filled) fetches again at once,
+// and so does a change of the registry configuration for Apps whose fetch failed.
 
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
-import { jsonEqual, rfc3339 } from '../../runtime/conditions.js';
-import { splitKey, type Informer } from '../../runtime/informer.js';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { rfc3339 } from '../../runtime/conditions.js';
+import { objectKey, splitKey, type Informer } from '../../runtime/informer.js';
 import { isConflict } from '../../runtime/kube-client.js';
 import { ControllerOperator, type OperatorContext } from '../../runtime/operator.js';
 import type { ReconcileResult } from '../../runtime/work-queue.js';
-import { placeholdersInformer } from '../../shared-informers.js';
 import {
   NO_RUNNERS,
   planDelete,
@@ -24,6 +25,7 @@ import {
 } from '../app-pipeline.js';
 import { syncPeriodMs } from '../duration.js';
 import { reconcileTiming } from '../reconcile-timer.js';
+import type { FetchSecretReader } from '../registry-fetch.js';
 import {
   APP_PAUSED_DESCRIPTION,
   deleteFailedStatus,
@@ -34,25 +36,33 @@ import {
   runCompletedStatus,
   runProgressStatus,
   runStartedStatus,
+  fetchFailed,
   type RunStatus,
 } from '../run-status.js';
+import { fetchSecretNames } from '../secret-references.js';
 import type { App } from '../types.js';
-import {
-  APP_FINALIZER,
-  Apps,
-  FETCH_SECRET_INDEX,
-  RecentReports,
-  appsInformer,
-  type Kube,
-} from './resources.js';
+import { FetchSecretWatches } from './fetch-secret-watches.js';
+import { APP_FINALIZER, Apps, AwaitingInput, RecentReports, appsInformer, type Kube } from './resources.js';
 
 /** Upstream App defaults: syncPeriod 30s, and never less than 30s. */
 export const APP_DEFAULT_SYNC_PERIOD_MS = 30_000;
 export const APP_MIN_SYNC_PERIOD_MS = 30_000;
 
+/** Stage runners, or a function making them with the reader of the controller's watched fetch Secrets. */
+export type StageRunnersOption = StageRunners | ((readSecret: FetchSecretReader) => StageRunners);
+
+/** The registry configuration: its changes make failed fetches run again. */
+export interface RegistryConfigWatch {
+  start(): void;
+  onChange(listener: () => void): void;
+  /** Closes the registry client's connections (idempotent). */
+  close(): void;
+}
+
 export interface AppControllerOptions {
   /** Stage runners; none by default (every fetch stage reports "not supported yet"). */
-  runners?: StageRunners;
+  runners?: StageRunnersOption;
+  registryConfig?: RegistryConfigWatch;
   now?: () => Date;
   /** Parent of the per-run work directories (default: the OS temp dir). */
   workRoot?: string;
@@ -67,36 +77,57 @@ export class AppController extends ControllerOperator {
   /** Generation each key last ran for in this process, to ignore a cache that lags our own writes. */
   private readonly ranFor = new Map<string, { uid: string; generation: number }>();
   private readonly reported = new RecentReports();
+  private readonly awaitingInput = new AwaitingInput();
+  private readonly fetchSecrets: FetchSecretWatches;
 
   constructor(
     ctx: OperatorContext,
     private readonly options: AppControllerOptions = {},
   ) {
     super(ctx, 'app');
-    this.runners = options.runners ?? NO_RUNNERS;
+    this.fetchSecrets = new FetchSecretWatches(ctx, 'app', this.log, (owners) => this.fetchAgain(owners));
+    const runners = options.runners ?? NO_RUNNERS;
+    this.runners =
+      typeof runners === 'function' ? runners((ns, name) => this.fetchSecrets.read(ns, name)) : runners;
     this.now = options.now ?? (() => new Date());
   }
 
   protected async init(): Promise<void> {
     this.apps = this.watch(appsInformer(this.ctx));
-    const placeholders = placeholdersInformer(this.ctx);
-    this.watch(placeholders, (secret, old) => this.appsUsingChangedSecret(placeholders, secret, old));
+    const track = (app: Kube<App>) =>
+      this.fetchSecrets.track(
+        objectKey(app),
+        app.metadata?.namespace ?? '',
+        fetchSecretNames(app.spec?.fetch),
+      );
+    this.apps.addHandlers({
+      onAdd: track,
+      onUpdate: (_old, app) => track(app),
+      onDelete: (app) => this.fetchSecrets.forget(objectKey(app)),
+    });
+    const config = this.options.registryConfig;
+    config?.start();
+    config?.onChange(() =>
+      this.fetchAgain(
+        this.apps
+          .list()
+          .filter((a) => fetchFailed(a.status))
+          .map(objectKey),
+      ),
+    );
   }
 
-  /** Apps whose fetch uses a Secret whose content just changed; they run again at once. */
-  private appsUsingChangedSecret(
-    informer: Informer<V1Secret>,
-    secret: V1Secret,
-    old: V1Secret | undefined,
-  ): string[] {
-    // The initial list is no change; a resync replays an object as its own update.
-    if (!informer.hasSynced()) return [];
-    if (old && jsonEqual(old.data, secret.data) && old.type === secret.type) return [];
-    const keys = this.apps
-      .byIndex(FETCH_SECRET_INDEX, `${secret.metadata?.namespace}/${secret.metadata?.name}`)
-      .map((a) => `${a.metadata?.namespace}/${a.metadata?.name}`);
-    for (const k of keys) this.forced.add(k);
-    return keys;
+  override async stop(): Promise<void> {
+    await super.stop();
+    this.options.registryConfig?.close();
+  }
+
+  /** Runs these Apps again at once, whatever their sync period says. */
+  private fetchAgain(keys: readonly string[]): void {
+    for (const key of keys) {
+      this.forced.add(key);
+      this.queue.add(key);
+    }
   }
 
   protected async reconcile(key: string): Promise<ReconcileResult | void> {
@@ -106,6 +137,7 @@ export class AppController extends ControllerOperator {
     if (!app) {
       this.ranFor.delete(key);
       this.reported.forget(key);
+      this.awaitingInput.forget(key);
       return;
     }
     try {
@@ -150,7 +182,14 @@ export class AppController extends ControllerOperator {
       defaultMs: APP_DEFAULT_SYNC_PERIOD_MS,
       minimumMs: APP_MIN_SYNC_PERIOD_MS,
     });
-    const timing = reconcileTiming({ generation, status, syncPeriodMs: period, now: this.now(), forced });
+    const timing = reconcileTiming({
+      generation,
+      status,
+      syncPeriodMs: period,
+      now: this.now(),
+      forced,
+      failureAwaitsInputChange: this.awaitingInput.matches(key, md.uid, generation),
+    });
     if (!timing.due) return { requeueAfterMs: timing.afterMs };
     const ran = this.ranFor.get(key);
     if (
@@ -165,7 +204,13 @@ export class AppController extends ControllerOperator {
     }
     this.ranFor.set(key, { uid: md.uid ?? '', generation: generation ?? 0 });
     const final = await this.run(app, status);
-    const next = reconcileTiming({ generation, status: final, syncPeriodMs: period, now: this.now() });
+    const next = reconcileTiming({
+      generation,
+      status: final,
+      syncPeriodMs: period,
+      now: this.now(),
+      failureAwaitsInputChange: this.awaitingInput.matches(key, md.uid, generation),
+    });
     return next.due ? { requeueAfterMs: 1000 } : { requeueAfterMs: next.afterMs };
   }
 
@@ -194,6 +239,12 @@ export class AppController extends ControllerOperator {
       });
       const final = runCompletedStatus(current, md.generation, result, this.now);
       await this.writeStatus(Apps, { ...app, status: current }, final);
+      this.awaitingInput.record(
+        objectKey(app),
+        md.uid,
+        md.generation,
+        result.failure?.awaitsInputChange === true,
+      );
       if (result.failure) this.reportFailure(app, result.failure);
       return final;
     } finally {

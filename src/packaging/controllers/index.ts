@@ -1,14 +1,42 @@
 import type { OperatorConfig } from '../../config.js';
 import type { ControllerOperator, OperatorContext } from '../../runtime/operator.js';
+import { fetchRunners, type FetchSecretReader } from '../registry-fetch.js';
+import type { StageRunners } from '../app-pipeline.js';
 import { AppController } from './app.js';
 import { PackageInstallController } from './package-install.js';
 import { PackageRepositoryController } from './package-repository.js';
+import { RegistryConfig } from './registry-config.js';
+import { ApiRepositoryContentSync } from './repository-content-sync.js';
 
 /** PackageRepository, PackageInstall and App controllers selected by --controllers. */
 export function packagingControllers(ctx: OperatorContext, config: OperatorConfig): ControllerOperator[] {
   const controllers: ControllerOperator[] = [];
-  if (config.controllers.includes('packagerepository'))
-    controllers.push(new PackageRepositoryController(ctx));
+  // One registry client for both fetching controllers, configured by the operator config Secret.
+  const registryConfig = new RegistryConfig(ctx, {
+    namespace: config.namespace,
+    secretName: config.configSecretName,
+    ...(config.fetchTmpDir ? { clientDefaults: { tmpDir: config.fetchTmpDir } } : {}),
+  });
+  // Template and deploy runners do not exist yet: those steps fail with "not supported yet".
+  const runners = (readSecret: FetchSecretReader): StageRunners => ({
+    fetch: fetchRunners({ registry: registryConfig, readSecret, tmpDir: config.fetchTmpDir }),
+    template: [],
+    deploy: [],
+  });
+  const workRoot = config.fetchTmpDir ? { workRoot: config.fetchTmpDir } : {};
+  if (config.controllers.includes('packagerepository')) {
+    controllers.push(
+      new PackageRepositoryController(ctx, {
+        runners,
+        registryConfig,
+        content: new ApiRepositoryContentSync(
+          ctx.client,
+          ctx.logger.child({ controller: 'packagerepository' }),
+        ),
+        ...workRoot,
+      }),
+    );
+  }
   if (config.controllers.includes('packageinstall')) {
     controllers.push(
       new PackageInstallController(ctx, {
@@ -17,6 +45,8 @@ export function packagingControllers(ctx: OperatorContext, config: OperatorConfi
       }),
     );
   }
-  if (config.controllers.includes('app')) controllers.push(new AppController(ctx));
+  if (config.controllers.includes('app')) {
+    controllers.push(new AppController(ctx, { runners, registryConfig, ...workRoot }));
+  }
   return controllers;
 }

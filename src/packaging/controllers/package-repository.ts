@@ -2,15 +2,16 @@
 // image / imgpkgBundle fetch without secretRef (create-only), the fetch of the
 // repository content through the same fetch runners as Apps, then the
 // content step (Packages and PackageMetadatas) behind RepositoryContentSync.
-// Fetching from a registry is the next issue: until then every fetch reports
-// "not supported yet".
+// The Secret the fetch reads is watched: a change (the placeholder being
+// filled, say) fetches again at once, and so does a change of the registry
+// configuration for repositories whose fetch failed.
 
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
-import { jsonEqual, rfc3339 } from '../../runtime/conditions.js';
-import { splitKey, type Informer } from '../../runtime/informer.js';
+import { rfc3339 } from '../../runtime/conditions.js';
+import { objectKey, splitKey, type Informer } from '../../runtime/informer.js';
 import { isAlreadyExists, isConflict } from '../../runtime/kube-client.js';
 import { ControllerOperator, type OperatorContext } from '../../runtime/operator.js';
 import type { ReconcileResult } from '../../runtime/work-queue.js';
@@ -46,11 +47,15 @@ import {
   runCompletedStatus,
   runProgressStatus,
   runStartedStatus,
+  fetchFailed,
   type RunStatus,
 } from '../run-status.js';
+import { repositorySecretNames } from '../secret-references.js';
 import { PACKAGING_API_VERSION, type AppSpec, type PackageRepository } from '../types.js';
+import type { RegistryConfigWatch, StageRunnersOption } from './app.js';
+import { FetchSecretWatches } from './fetch-secret-watches.js';
 import {
-  FETCH_SECRET_INDEX,
+  AwaitingInput,
   PACKAGE_REPOSITORY_FINALIZER,
   PackageMetadatas,
   PackageRepositories,
@@ -79,7 +84,8 @@ const CONTENT_NOT_SUPPORTED: RepositoryContentSync = {
 };
 
 export interface PackageRepositoryControllerOptions {
-  runners?: StageRunners;
+  runners?: StageRunnersOption;
+  registryConfig?: RegistryConfigWatch;
   content?: RepositoryContentSync;
   now?: () => Date;
   workRoot?: string;
@@ -94,35 +100,60 @@ export class PackageRepositoryController extends ControllerOperator {
   private readonly forced = new Set<string>();
   private readonly ranFor = new Map<string, { uid: string; generation: number }>();
   private readonly reported = new RecentReports();
+  private readonly awaitingInput = new AwaitingInput();
+  private readonly fetchSecrets: FetchSecretWatches;
 
   constructor(
     ctx: OperatorContext,
     private readonly options: PackageRepositoryControllerOptions = {},
   ) {
     super(ctx, 'packagerepository');
-    this.runners = options.runners ?? NO_RUNNERS;
+    this.fetchSecrets = new FetchSecretWatches(ctx, 'packagerepository', this.log, (owners) =>
+      this.fetchAgain(owners),
+    );
+    const runners = options.runners ?? NO_RUNNERS;
+    this.runners =
+      typeof runners === 'function' ? runners((ns, name) => this.fetchSecrets.read(ns, name)) : runners;
     this.content = options.content ?? CONTENT_NOT_SUPPORTED;
     this.now = options.now ?? (() => new Date());
   }
 
   protected async init(): Promise<void> {
     this.repos = this.watch(packageRepositoriesInformer(this.ctx));
-    const placeholders = placeholdersInformer(this.ctx);
-    this.placeholders = this.watch(placeholders, (secret, old) => {
-      // Its owner puts a deleted placeholder back; repositories using a changed Secret fetch again.
-      const keys = new Set(ownerKeys(secret, 'PackageRepository'));
-      if (placeholders.hasSynced() && !(old && jsonEqual(old.data, secret.data))) {
-        for (const repo of this.repos.byIndex(
-          FETCH_SECRET_INDEX,
-          `${secret.metadata?.namespace}/${secret.metadata?.name}`,
-        )) {
-          const key = `${repo.metadata?.namespace}/${repo.metadata?.name}`;
-          this.forced.add(key);
-          keys.add(key);
-        }
-      }
-      return keys;
+    const track = (pkgr: Kube<PackageRepository>) =>
+      this.fetchSecrets.track(objectKey(pkgr), pkgr.metadata?.namespace ?? '', repositorySecretNames(pkgr));
+    this.repos.addHandlers({
+      onAdd: track,
+      onUpdate: (_old, pkgr) => track(pkgr),
+      onDelete: (pkgr) => this.fetchSecrets.forget(objectKey(pkgr)),
     });
+    // Its owner puts a deleted placeholder back.
+    this.placeholders = this.watch(placeholdersInformer(this.ctx), (secret) =>
+      ownerKeys(secret, 'PackageRepository'),
+    );
+    const config = this.options.registryConfig;
+    config?.start();
+    config?.onChange(() =>
+      this.fetchAgain(
+        this.repos
+          .list()
+          .filter((r) => fetchFailed((r as { status?: RunStatus }).status))
+          .map(objectKey),
+      ),
+    );
+  }
+
+  override async stop(): Promise<void> {
+    await super.stop();
+    this.options.registryConfig?.close();
+  }
+
+  /** Runs these repositories again at once, whatever their sync period says. */
+  private fetchAgain(keys: readonly string[]): void {
+    for (const key of keys) {
+      this.forced.add(key);
+      this.queue.add(key);
+    }
   }
 
   protected async reconcile(key: string): Promise<ReconcileResult | void> {
@@ -132,6 +163,7 @@ export class PackageRepositoryController extends ControllerOperator {
     if (!pkgr) {
       this.ranFor.delete(key);
       this.reported.forget(key);
+      this.awaitingInput.forget(key);
       return;
     }
     try {
@@ -225,7 +257,14 @@ export class PackageRepositoryController extends ControllerOperator {
       defaultMs: REPOSITORY_DEFAULT_SYNC_PERIOD_MS,
       minimumMs: REPOSITORY_MIN_SYNC_PERIOD_MS,
     });
-    const timing = reconcileTiming({ generation, status, syncPeriodMs: period, now: this.now(), forced });
+    const timing = reconcileTiming({
+      generation,
+      status,
+      syncPeriodMs: period,
+      now: this.now(),
+      forced,
+      failureAwaitsInputChange: this.awaitingInput.matches(key, md.uid, generation),
+    });
     if (!timing.due) return { requeueAfterMs: timing.afterMs };
     const ran = this.ranFor.get(key);
     if (
@@ -238,7 +277,13 @@ export class PackageRepositoryController extends ControllerOperator {
     }
     this.ranFor.set(key, { uid: md.uid ?? '', generation: generation ?? 0 });
     const final = await this.run(pkgr, status, spec);
-    const next = reconcileTiming({ generation, status: final, syncPeriodMs: period, now: this.now() });
+    const next = reconcileTiming({
+      generation,
+      status: final,
+      syncPeriodMs: period,
+      now: this.now(),
+      failureAwaitsInputChange: this.awaitingInput.matches(key, md.uid, generation),
+    });
     return next.due ? { requeueAfterMs: 1000 } : { requeueAfterMs: next.afterMs };
   }
 
@@ -284,6 +329,12 @@ export class PackageRepositoryController extends ControllerOperator {
       }
       const final = runCompletedStatus(current, md.generation, result, this.now);
       await this.writeStatus(PackageRepositories, { ...pkgr, status: current }, final);
+      this.awaitingInput.record(
+        objectKey(pkgr),
+        md.uid,
+        md.generation,
+        result.failure?.awaitsInputChange === true,
+      );
       if (result.failure) this.reportFailure(pkgr, result.failure);
       return final;
     } finally {

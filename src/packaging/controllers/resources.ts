@@ -18,8 +18,6 @@ import {
 import { byNamespaceIndex, type Informer } from '../../runtime/informer.js';
 import type { ResourceType } from '../../runtime/kube-client.js';
 import type { OperatorContext } from '../../runtime/operator.js';
-import { fetchStageSecretName } from '../app-pipeline.js';
-import { fetchStageKind } from '../fetch-secrets.js';
 import type { App, Package, PackageInstall, PackageRepository } from '../types.js';
 
 /** A packaging type as it comes out of an informer. */
@@ -47,44 +45,14 @@ export const APP_FINALIZER = 'finalizers.kapp-ctrl.k14s.io/delete';
 export const PACKAGE_INSTALL_FINALIZER = 'finalizers.packageinstall.packaging.carvel.dev/delete';
 export const PACKAGE_REPOSITORY_FINALIZER = 'finalizers.packagerepository.packaging.carvel.dev/delete';
 
-/** Index of Apps and PackageRepositories by the Secrets their fetch uses: `<namespace>/<secret>`. */
-export const FETCH_SECRET_INDEX = 'fetchSecret';
 export const REF_NAME_INDEX = 'refName';
 export const NAMESPACE_INDEX = 'namespace';
-
-function appFetchSecrets(app: Kube<App>): string[] {
-  const ns = app.metadata?.namespace ?? '';
-  const names = (app.spec?.fetch ?? [])
-    .map((stage) => fetchStageSecretName(stage))
-    .filter((n): n is string => typeof n === 'string' && n !== '');
-  return [...new Set(names)].map((n) => `${ns}/${n}`);
-}
-
-function repositoryFetchSecrets(pkgr: Kube<PackageRepository>): string[] {
-  const ns = pkgr.metadata?.namespace ?? '';
-  const fetch = pkgr.spec?.fetch;
-  if (!fetch) return [];
-  const kind = fetchStageKind(fetch);
-  const holder =
-    kind === 'image' || kind === 'imgpkgBundle' || kind === 'http' || kind === 'git'
-      ? fetch[kind]
-      : undefined;
-  const name = holder?.secretRef?.name;
-  // The placeholder a repository without secretRef uses.
-  const names = name
-    ? [name]
-    : kind === 'image' || kind === 'imgpkgBundle'
-      ? [`${pkgr.metadata?.name}-fetch-0`]
-      : [];
-  return names.map((n) => `${ns}/${n}`);
-}
 
 export function appsInformer(ctx: OperatorContext): Informer<Kube<App>> {
   const inf = ctx.informers.get<Kube<App>>('packaging:apps', {
     resource: Apps,
     resyncPeriodMs: ctx.resyncPeriodMs,
   });
-  if (!inf.hasIndex(FETCH_SECRET_INDEX)) inf.addIndex(FETCH_SECRET_INDEX, appFetchSecrets);
   return inf;
 }
 
@@ -117,7 +85,6 @@ export function packageRepositoriesInformer(ctx: OperatorContext): Informer<Kube
     resource: PackageRepositories,
     resyncPeriodMs: ctx.resyncPeriodMs,
   });
-  if (!inf.hasIndex(FETCH_SECRET_INDEX)) inf.addIndex(FETCH_SECRET_INDEX, repositoryFetchSecrets);
   return inf;
 }
 
@@ -136,6 +103,28 @@ export function ownedBy(objects: readonly KubernetesObject[], uid: string | unde
     .filter((o) => (o.metadata?.ownerReferences ?? []).some((r) => r.uid === uid))
     .map((o) => o.metadata?.name ?? '')
     .filter((n) => n !== '');
+}
+
+/**
+ * Keys whose last run failed in a way only a watched input can fix (see
+ * StageOutcome.awaitsInputChange), per uid and generation. In memory: after a
+ * restart such a failure is retried once, then remembered again.
+ */
+export class AwaitingInput {
+  private readonly entries = new Map<string, string>();
+
+  record(key: string, uid: string | undefined, generation: number | undefined, awaits: boolean): void {
+    if (awaits) this.entries.set(key, `${uid ?? ''}/${generation ?? 0}`);
+    else this.entries.delete(key);
+  }
+
+  matches(key: string, uid: string | undefined, generation: number | undefined): boolean {
+    return this.entries.get(key) === `${uid ?? ''}/${generation ?? 0}`;
+  }
+
+  forget(key: string): void {
+    this.entries.delete(key);
+  }
 }
 
 /**

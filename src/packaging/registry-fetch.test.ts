@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { FetchRequest } from './app-pipeline.js';
+import type { FetchSecretLike } from './fetch-credentials.js';
+import {
+  ConfigurationError,
+  InlineFetchRunner,
+  RegistryFetchRunner,
+  type RegistryAccess,
+} from './registry-fetch.js';
+import type { FetchStage } from './types.js';
+
+const root = mkdtempSync(join(tmpdir(), 'registry-fetch-test-'));
+let dirs = 0;
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
+const secrets: Record<string, FetchSecretLike> = {
+  'ns/values': { type: 'Opaque', data: { 'values.yml': b64('x: 1\n') } },
+  'ns/broken': { type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': b64('{nope') } },
+};
+const readSecret = async (ns: string, name: string) => secrets[`${ns}/${name}`];
+const noRegistry: RegistryAccess = {
+  lease: () => Promise.reject(new Error('the registry must not be reached')),
+};
+
+function request(stage: FetchStage, secretName?: string): FetchRequest {
+  const directory = join(root, String(++dirs));
+  mkdirSync(directory);
+  return { namespace: 'ns', index: 0, stage, secretName, directory };
+}
+
+describe('InlineFetchRunner', () => {
+  const runner = new InlineFetchRunner({ readSecret });
+
+  it('writes paths and the data of pathsFrom Secrets', async () => {
+    const req = request({
+      inline: {
+        paths: { 'config/a.yml': 'a: 1\n' },
+        pathsFrom: [{ secretRef: { name: 'values', directoryPath: 'values' } }],
+      },
+    });
+    assert.deepEqual(await runner.run(req), { exitCode: 0, stdout: 'Wrote 2 inline files' });
+    assert.equal(readFileSync(join(req.directory, 'config', 'a.yml'), 'utf8'), 'a: 1\n');
+    assert.equal(readFileSync(join(req.directory, 'values', 'values.yml'), 'utf8'), 'x: 1\n');
+  });
+
+  it('refuses a path that leaves the fetch directory, writing nothing', async () => {
+    const req = request({ inline: { paths: { '../escape.yml': 'a: 1' } } });
+    assert.deepEqual(await runner.run(req), {
+      exitCode: 1,
+      error: 'inline path "../escape.yml": must be a relative path inside the fetch directory',
+      awaitsInputChange: true,
+    });
+    assert.deepEqual(readdirSync(req.directory), []);
+  });
+
+  it('fails clearly on a missing Secret and on configMapRef', async () => {
+    assert.deepEqual(
+      await runner.run(request({ inline: { pathsFrom: [{ secretRef: { name: 'nope' } }] } })),
+      {
+        exitCode: 1,
+        error: 'Secret nope not found in namespace ns',
+        awaitsInputChange: true,
+      },
+    );
+    assert.deepEqual(
+      await runner.run(request({ inline: { pathsFrom: [{ configMapRef: { name: 'cm' } }] } })),
+      {
+        exitCode: 1,
+        error: 'inline.pathsFrom[0].configMapRef: not supported yet',
+        awaitsInputChange: true,
+      },
+    );
+  });
+});
+
+describe('RegistryFetchRunner', () => {
+  const runner = new RegistryFetchRunner({ registry: noRegistry, readSecret });
+
+  it('runs image and imgpkgBundle stages only', () => {
+    assert.equal(runner.canRun({ image: { url: 'r.io/a:1' } }), true);
+    assert.equal(runner.canRun({ imgpkgBundle: { image: 'r.io/a:1' } }), true);
+    assert.equal(runner.canRun({ git: { url: 'https://g' } }), false);
+  });
+
+  it('fails before reaching the registry when the Secret is missing or unusable, and waits for it to change', async () => {
+    const stage = { imgpkgBundle: { image: 'r.io/a:1' } };
+    assert.deepEqual(await runner.run(request(stage, 'nope')), {
+      exitCode: 1,
+      error: 'Secret nope not found in namespace ns',
+      awaitsInputChange: true,
+    });
+    assert.deepEqual(await runner.run(request(stage, 'broken')), {
+      exitCode: 1,
+      error: 'Secret broken, key .dockerconfigjson: value is not valid JSON',
+      awaitsInputChange: true,
+    });
+  });
+
+  it('refuses tagSelection and a subPath outside the image', async () => {
+    assert.deepEqual(await runner.run(request({ image: { url: 'r.io/a', tagSelection: { semver: {} } } })), {
+      exitCode: 1,
+      error: 'tagSelection is not supported yet: name a tag or a digest in the image reference',
+      awaitsInputChange: true,
+    });
+    assert.deepEqual(await runner.run(request({ image: { url: 'r.io/a:1', subPath: '../up' } })), {
+      exitCode: 1,
+      error: 'image.subPath "../up" must be a relative path inside the image',
+      awaitsInputChange: true,
+    });
+  });
+
+  it('reports an unusable operator configuration as waiting for it to change', async () => {
+    const invalid = new RegistryFetchRunner({
+      registry: { lease: () => Promise.reject(new ConfigurationError('config is invalid: caCerts: bad')) },
+      readSecret,
+    });
+    assert.deepEqual(await invalid.run(request({ imgpkgBundle: { image: 'r.io/a:1' } })), {
+      exitCode: 1,
+      error: 'config is invalid: caCerts: bad',
+      awaitsInputChange: true,
+    });
+  });
+});
