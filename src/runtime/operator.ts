@@ -95,7 +95,7 @@ export abstract class ControllerOperator extends FrameworkOperator {
 
   /**
    * Writes `status` through the status subresource when it differs from what
-   * the object has; no write when nothing changed. Errors propagate.
+   * the cached object has; no write when nothing changed. Errors propagate.
    */
   protected async writeStatus<T extends KubernetesObject & { status?: unknown }>(
     rt: ResourceType,
@@ -104,11 +104,13 @@ export abstract class ControllerOperator extends FrameworkOperator {
   ): Promise<boolean> {
     if (jsonEqual(obj.status, status)) return false;
     const md = obj.metadata!;
-    await this.client.mergePatch(
+    // Replace the whole status: a merge patch computed against a cached status
+    // that lags our own previous write would leave stale fields behind.
+    await this.client.jsonPatch(
       rt,
       md.namespace,
       md.name!,
-      { status: replaceNulls(obj.status, status) },
+      [{ op: 'add', path: '/status', value: status }],
       'status',
     );
     return true;
