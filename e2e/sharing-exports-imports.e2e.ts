@@ -609,7 +609,7 @@ describe('SecretImport', () => {
   test('a pre-existing Secret the SecretImport does not own is never modified or deleted, and the status says so', async () => {
     await createNamespace(env.client, 'own-src');
     await createNamespace(env.client, 'own-dst');
-    const started = env.auditOffset();
+    const started = env.audit.offset();
     const theirs = await env.client.create(
       Secrets,
       opaqueSecret('own-dst', 'shared', { mine: 'x' }, { labels: { owner: 'someone-else' } }),

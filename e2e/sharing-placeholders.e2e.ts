@@ -750,7 +750,7 @@ describe('no churn', () => {
     await createNamespace(env.client, 'quiet-src');
     await createNamespace(env.client, 'quiet-a');
     await createNamespace(env.client, 'quiet-b');
-    const started = env.auditOffset();
+    const started = env.audit.offset();
     // A steady state with everything the operator reports on: a failing export, a conflict,
     // a wrong-type placeholder and an import with its copy.
     const quiet = { auths: { 'quiet.example.com': { username: 'q', password: 'p' } } };
@@ -853,7 +853,7 @@ describe('no churn', () => {
       ];
     };
     const before = await versionsOf();
-    const offset = env.auditOffset();
+    const offset = env.audit.offset();
     // Harmless changes: an unrelated ConfigMap relabelled, a namespace label and annotation no export looks at.
     await env.client.mergePatch(ConfigMaps, 'quiet-a', 'unrelated', {
       metadata: { labels: { touched: 'yes' } },
@@ -866,14 +866,14 @@ describe('no churn', () => {
     assert.deepEqual(writes.map(describeAudit), [], 'the operator wrote while nothing it manages changed');
     assert.deepEqual(await versionsOf(), before);
     // The test's own writes are in the same window of the log.
-    const own = env.auditSince(offset).filter((e) => e.user.username === 'admin');
+    const own = env.audit.since(offset).filter((e) => e.user.username === 'admin');
     assert.ok(
       own.length >= 2,
       `the test's own patches are missing from the audit log: ${own.map(describeAudit).join(', ')}`,
     );
 
     // A fresh operator (empty caches, everything reconciled from its first list) finds nothing to write.
-    const restarted = env.auditOffset();
+    const restarted = env.audit.offset();
     await env.restartOperator();
     await sleep(5000);
     assert.deepEqual(
