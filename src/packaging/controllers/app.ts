@@ -10,22 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { rfc3339 } from '../../runtime/conditions.js';
-import { objectKey, splitKey, type Informer } from '../../runtime/informer.js';
-import { isConflict } from '../../runtime/kube-client.js';
-import { ControllerOperator, type OperatorContext } from '../../runtime/operator.js';
+import { objectKey } from '../../runtime/informer.js';
+import type { OperatorContext } from '../../runtime/operator.js';
 import type { ReconcileResult } from '../../runtime/work-queue.js';
-import {
-  NO_RUNNERS,
-  planDelete,
-  planFetch,
-  runDelete,
-  runPipeline,
-  type PipelineFailure,
-  type StageRunners,
-} from '../app-pipeline.js';
+import { planDelete, planFetch, runDelete, runPipeline, type PipelineFailure } from '../app-pipeline.js';
 import { syncPeriodMs } from '../duration.js';
 import { reconcileTiming } from '../reconcile-timer.js';
-import type { FetchSecretReader } from '../registry-fetch.js';
 import {
   APP_PAUSED_DESCRIPTION,
   deleteFailedStatus,
@@ -36,121 +26,30 @@ import {
   runCompletedStatus,
   runProgressStatus,
   runStartedStatus,
-  fetchFailed,
   type RunStatus,
 } from '../run-status.js';
 import { fetchSecretNames } from '../secret-references.js';
 import type { App } from '../types.js';
-import { FetchSecretWatches } from './fetch-secret-watches.js';
-import { APP_FINALIZER, Apps, AwaitingInput, RecentReports, appsInformer, type Kube } from './resources.js';
+import { FetchingController, type FetchingControllerOptions } from './fetching-controller.js';
+import { APP_FINALIZER, Apps, appsInformer, type Kube } from './resources.js';
 
 /** Upstream App defaults: syncPeriod 30s, and never less than 30s. */
 export const APP_DEFAULT_SYNC_PERIOD_MS = 30_000;
 export const APP_MIN_SYNC_PERIOD_MS = 30_000;
 
-/** Stage runners, or a function making them with the reader of the controller's watched fetch Secrets. */
-export type StageRunnersOption = StageRunners | ((readSecret: FetchSecretReader) => StageRunners);
+export type AppControllerOptions = FetchingControllerOptions;
 
-/** The registry configuration: its changes make failed fetches run again. */
-export interface RegistryConfigWatch {
-  start(): void;
-  onChange(listener: () => void): void;
-  /** Closes the registry client's connections (idempotent). */
-  close(): void;
-}
-
-export interface AppControllerOptions {
-  /** Stage runners; none by default (every fetch stage reports "not supported yet"). */
-  runners?: StageRunnersOption;
-  registryConfig?: RegistryConfigWatch;
-  now?: () => Date;
-  /** Parent of the per-run work directories (default: the OS temp dir). */
-  workRoot?: string;
-}
-
-export class AppController extends ControllerOperator {
-  private apps!: Informer<Kube<App>>;
-  private readonly runners: StageRunners;
-  private readonly now: () => Date;
-  /** Keys whose fetch Secrets changed since their last run. */
-  private readonly forced = new Set<string>();
-  /** Generation each key last ran for in this process, to ignore a cache that lags our own writes. */
-  private readonly ranFor = new Map<string, { uid: string; generation: number }>();
-  private readonly reported = new RecentReports();
-  private readonly awaitingInput = new AwaitingInput();
-  private readonly fetchSecrets: FetchSecretWatches;
-
-  constructor(
-    ctx: OperatorContext,
-    private readonly options: AppControllerOptions = {},
-  ) {
-    super(ctx, 'app');
-    this.fetchSecrets = new FetchSecretWatches(ctx, 'app', this.log, (owners) => this.fetchAgain(owners));
-    const runners = options.runners ?? NO_RUNNERS;
-    this.runners =
-      typeof runners === 'function' ? runners((ns, name) => this.fetchSecrets.read(ns, name)) : runners;
-    this.now = options.now ?? (() => new Date());
+export class AppController extends FetchingController<Kube<App>> {
+  constructor(ctx: OperatorContext, options: AppControllerOptions = {}) {
+    super(ctx, 'app', 'App', options);
   }
 
   protected async init(): Promise<void> {
-    this.apps = this.watch(appsInformer(this.ctx));
-    const track = (app: Kube<App>) =>
-      this.fetchSecrets.track(
-        objectKey(app),
-        app.metadata?.namespace ?? '',
-        fetchSecretNames(app.spec?.fetch),
-      );
-    this.apps.addHandlers({
-      onAdd: track,
-      onUpdate: (_old, app) => track(app),
-      onDelete: (app) => this.fetchSecrets.forget(objectKey(app)),
-    });
-    const config = this.options.registryConfig;
-    config?.start();
-    config?.onChange(() =>
-      this.fetchAgain(
-        this.apps
-          .list()
-          .filter((a) => fetchFailed(a.status))
-          .map(objectKey),
-      ),
-    );
+    this.watchFetching(appsInformer(this.ctx), (app) => fetchSecretNames(app.spec?.fetch));
   }
 
-  override async stop(): Promise<void> {
-    await super.stop();
-    this.options.registryConfig?.close();
-  }
-
-  /** Runs these Apps again at once, whatever their sync period says. */
-  private fetchAgain(keys: readonly string[]): void {
-    for (const key of keys) {
-      this.forced.add(key);
-      this.queue.add(key);
-    }
-  }
-
-  protected async reconcile(key: string): Promise<ReconcileResult | void> {
-    const { namespace, name } = splitKey(key);
-    const app = this.apps.get(namespace, name);
-    const forced = this.forced.delete(key);
-    if (!app) {
-      this.ranFor.delete(key);
-      this.reported.forget(key);
-      this.awaitingInput.forget(key);
-      return;
-    }
-    try {
-      return await this.reconcileApp(key, app, forced);
-    } catch (err) {
-      // A write based on a cache that lags: the newer object's event queues the key again.
-      if (isConflict(err)) {
-        this.log.debug('conflict on a stale App; waiting for the newer version', { key });
-        if (forced) this.forced.add(key);
-        return;
-      }
-      throw err;
-    }
+  protected reconcileObject(key: string, app: Kube<App>, forced: boolean): Promise<ReconcileResult | void> {
+    return this.reconcileApp(key, app, forced);
   }
 
   private async reconcileApp(key: string, app: Kube<App>, forced: boolean): Promise<ReconcileResult | void> {
@@ -219,7 +118,7 @@ export class AppController extends ControllerOperator {
     const md = app.metadata ?? {};
     let current = runStartedStatus(status, md.generation, this.now);
     await this.writeStatus(Apps, app, current);
-    const workDir = await mkdtemp(join(this.options.workRoot ?? tmpdir(), 'regcred-app-'));
+    const workDir = await mkdtemp(join(this.fetchOptions.workRoot ?? tmpdir(), 'regcred-app-'));
     try {
       const result = await runPipeline({
         namespace: md.namespace ?? '',

@@ -11,13 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import { rfc3339 } from '../../runtime/conditions.js';
-import { objectKey, splitKey, type Informer } from '../../runtime/informer.js';
-import { isAlreadyExists, isConflict } from '../../runtime/kube-client.js';
-import { ControllerOperator, type OperatorContext } from '../../runtime/operator.js';
+import { objectKey, type Informer } from '../../runtime/informer.js';
+import { isAlreadyExists } from '../../runtime/kube-client.js';
+import type { OperatorContext } from '../../runtime/operator.js';
 import type { ReconcileResult } from '../../runtime/work-queue.js';
 import { SecretsResource, placeholdersInformer } from '../../shared-informers.js';
 import {
-  NO_RUNNERS,
   pipelineFailure,
   planFetch,
   runFetchPhase,
@@ -25,7 +24,6 @@ import {
   type PipelineFailure,
   type PipelineResult,
   type StageOutcome,
-  type StageRunners,
 } from '../app-pipeline.js';
 import { syncPeriodMs } from '../duration.js';
 import {
@@ -47,20 +45,16 @@ import {
   runCompletedStatus,
   runProgressStatus,
   runStartedStatus,
-  fetchFailed,
   type RunStatus,
 } from '../run-status.js';
 import { repositorySecretNames } from '../secret-references.js';
 import { PACKAGING_API_VERSION, type AppSpec, type PackageRepository } from '../types.js';
-import type { RegistryConfigWatch, StageRunnersOption } from './app.js';
-import { FetchSecretWatches } from './fetch-secret-watches.js';
+import { FetchingController, type FetchingControllerOptions } from './fetching-controller.js';
 import {
-  AwaitingInput,
   PACKAGE_REPOSITORY_FINALIZER,
   PackageMetadatas,
   PackageRepositories,
   Packages,
-  RecentReports,
   ownedBy,
   ownerKeys,
   packageRepositoriesInformer,
@@ -83,100 +77,36 @@ const CONTENT_NOT_SUPPORTED: RepositoryContentSync = {
   sync: async () => ({ exitCode: 1, error: 'applying repository content: not supported yet' }),
 };
 
-export interface PackageRepositoryControllerOptions {
-  runners?: StageRunnersOption;
-  registryConfig?: RegistryConfigWatch;
+export interface PackageRepositoryControllerOptions extends FetchingControllerOptions {
   content?: RepositoryContentSync;
   now?: () => Date;
   workRoot?: string;
 }
 
-export class PackageRepositoryController extends ControllerOperator {
-  private repos!: Informer<Kube<PackageRepository>>;
+export class PackageRepositoryController extends FetchingController<Kube<PackageRepository>> {
   private placeholders!: Informer<V1Secret>;
-  private readonly runners: StageRunners;
   private readonly content: RepositoryContentSync;
-  private readonly now: () => Date;
-  private readonly forced = new Set<string>();
-  private readonly ranFor = new Map<string, { uid: string; generation: number }>();
-  private readonly reported = new RecentReports();
-  private readonly awaitingInput = new AwaitingInput();
-  private readonly fetchSecrets: FetchSecretWatches;
 
-  constructor(
-    ctx: OperatorContext,
-    private readonly options: PackageRepositoryControllerOptions = {},
-  ) {
-    super(ctx, 'packagerepository');
-    this.fetchSecrets = new FetchSecretWatches(ctx, 'packagerepository', this.log, (owners) =>
-      this.fetchAgain(owners),
-    );
-    const runners = options.runners ?? NO_RUNNERS;
-    this.runners =
-      typeof runners === 'function' ? runners((ns, name) => this.fetchSecrets.read(ns, name)) : runners;
+  constructor(ctx: OperatorContext, options: PackageRepositoryControllerOptions = {}) {
+    super(ctx, 'packagerepository', 'PackageRepository', options);
     this.content = options.content ?? CONTENT_NOT_SUPPORTED;
-    this.now = options.now ?? (() => new Date());
   }
 
   protected async init(): Promise<void> {
-    this.repos = this.watch(packageRepositoriesInformer(this.ctx));
-    const track = (pkgr: Kube<PackageRepository>) =>
-      this.fetchSecrets.track(objectKey(pkgr), pkgr.metadata?.namespace ?? '', repositorySecretNames(pkgr));
-    this.repos.addHandlers({
-      onAdd: track,
-      onUpdate: (_old, pkgr) => track(pkgr),
-      onDelete: (pkgr) => this.fetchSecrets.forget(objectKey(pkgr)),
-    });
+    this.watchFetching(packageRepositoriesInformer(this.ctx), repositorySecretNames);
     // Its owner puts a deleted placeholder back.
     this.placeholders = this.watch(placeholdersInformer(this.ctx), (secret) =>
       ownerKeys(secret, 'PackageRepository'),
     );
-    const config = this.options.registryConfig;
-    config?.start();
-    config?.onChange(() =>
-      this.fetchAgain(
-        this.repos
-          .list()
-          .filter((r) => fetchFailed((r as { status?: RunStatus }).status))
-          .map(objectKey),
-      ),
-    );
   }
 
-  override async stop(): Promise<void> {
-    await super.stop();
-    this.options.registryConfig?.close();
-  }
-
-  /** Runs these repositories again at once, whatever their sync period says. */
-  private fetchAgain(keys: readonly string[]): void {
-    for (const key of keys) {
-      this.forced.add(key);
-      this.queue.add(key);
-    }
-  }
-
-  protected async reconcile(key: string): Promise<ReconcileResult | void> {
-    const { namespace, name } = splitKey(key);
-    const pkgr = this.repos.get(namespace, name);
-    const forced = this.forced.delete(key);
-    if (!pkgr) {
-      this.ranFor.delete(key);
-      this.reported.forget(key);
-      this.awaitingInput.forget(key);
-      return;
-    }
-    try {
-      if (pkgr.metadata?.deletionTimestamp) return await this.reconcileDelete(pkgr);
-      return await this.reconcileRepository(key, pkgr, forced);
-    } catch (err) {
-      if (isConflict(err) && !isAlreadyExists(err)) {
-        this.log.debug('conflict on a stale PackageRepository; waiting for the newer version', { key });
-        if (forced) this.forced.add(key);
-        return;
-      }
-      throw err;
-    }
+  protected async reconcileObject(
+    key: string,
+    pkgr: Kube<PackageRepository>,
+    forced: boolean,
+  ): Promise<ReconcileResult | void> {
+    if (pkgr.metadata?.deletionTimestamp) return this.reconcileDelete(pkgr);
+    return this.reconcileRepository(key, pkgr, forced);
   }
 
   private async reconcileRepository(
@@ -295,7 +225,7 @@ export class PackageRepositoryController extends ControllerOperator {
     const md = pkgr.metadata ?? {};
     let current = runStartedStatus(status, md.generation, this.now);
     await this.writeStatus(PackageRepositories, pkgr, current);
-    const workDir = await mkdtemp(join(this.options.workRoot ?? tmpdir(), 'regcred-pkgr-'));
+    const workDir = await mkdtemp(join(this.fetchOptions.workRoot ?? tmpdir(), 'regcred-pkgr-'));
     try {
       const now = () => rfc3339(this.now());
       const result: PipelineResult = {};

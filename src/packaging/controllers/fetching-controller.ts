@@ -1,0 +1,126 @@
+// What the App and PackageRepository controllers share: both fetch through the
+// same stage runners, watch the Secrets their fetches read (a change fetches
+// again at once), fetch again when the registry configuration changes, and
+// keep the same per-key memories of what they ran and reported.
+
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { objectKey, splitKey, type Informer } from '../../runtime/informer.js';
+import { isAlreadyExists, isConflict } from '../../runtime/kube-client.js';
+import { ControllerOperator, type OperatorContext } from '../../runtime/operator.js';
+import type { ReconcileResult } from '../../runtime/work-queue.js';
+import { NO_RUNNERS, type StageRunners } from '../app-pipeline.js';
+import type { FetchSecretReader } from '../registry-fetch.js';
+import { fetchFailed, type RunStatus } from '../run-status.js';
+import { FetchSecretWatches } from './fetch-secret-watches.js';
+import { AwaitingInput, RecentReports } from './resources.js';
+
+/** Stage runners, or a function making them with the reader of the controller's watched fetch Secrets. */
+export type StageRunnersOption = StageRunners | ((readSecret: FetchSecretReader) => StageRunners);
+
+/** The registry configuration: its changes make failed fetches run again. */
+export interface RegistryConfigWatch {
+  start(): void;
+  onChange(listener: () => void): void;
+  /** Closes the registry client's connections (idempotent). */
+  close(): void;
+}
+
+export interface FetchingControllerOptions {
+  /** Stage runners; none by default (every fetch stage reports "not supported yet"). */
+  runners?: StageRunnersOption;
+  registryConfig?: RegistryConfigWatch;
+  now?: () => Date;
+  /** Parent of the per-run work directories (default: the OS temp dir). */
+  workRoot?: string;
+}
+
+export abstract class FetchingController<
+  T extends KubernetesObject & { status?: RunStatus },
+> extends ControllerOperator {
+  protected objects!: Informer<T>;
+  protected readonly runners: StageRunners;
+  protected readonly now: () => Date;
+  /** Keys whose fetch Secrets changed since their last run. */
+  protected readonly forced = new Set<string>();
+  /** Generation each key last ran for in this process, to ignore a cache that lags our own writes. */
+  protected readonly ranFor = new Map<string, { uid: string; generation: number }>();
+  protected readonly reported = new RecentReports();
+  protected readonly awaitingInput = new AwaitingInput();
+  protected readonly fetchSecrets: FetchSecretWatches;
+
+  constructor(
+    ctx: OperatorContext,
+    controllerName: string,
+    private readonly kindName: string,
+    protected readonly fetchOptions: FetchingControllerOptions,
+  ) {
+    super(ctx, controllerName);
+    this.fetchSecrets = new FetchSecretWatches(ctx, controllerName, this.log, (owners) =>
+      this.fetchAgain(owners),
+    );
+    const runners = fetchOptions.runners ?? NO_RUNNERS;
+    this.runners =
+      typeof runners === 'function' ? runners((ns, name) => this.fetchSecrets.read(ns, name)) : runners;
+    this.now = fetchOptions.now ?? (() => new Date());
+  }
+
+  /** Watches `informer`, the Secrets each object's fetch reads, and the registry configuration. */
+  protected watchFetching(informer: Informer<T>, secretNamesOf: (obj: T) => Iterable<string>): void {
+    this.objects = this.watch(informer);
+    const track = (obj: T) =>
+      this.fetchSecrets.track(objectKey(obj), obj.metadata?.namespace ?? '', [...secretNamesOf(obj)]);
+    this.objects.addHandlers({
+      onAdd: track,
+      onUpdate: (_old, obj) => track(obj),
+      onDelete: (obj) => this.fetchSecrets.forget(objectKey(obj)),
+    });
+    const config = this.fetchOptions.registryConfig;
+    config?.start();
+    config?.onChange(() =>
+      this.fetchAgain(
+        this.objects
+          .list()
+          .filter((o) => fetchFailed(o.status))
+          .map(objectKey),
+      ),
+    );
+  }
+
+  override async stop(): Promise<void> {
+    await super.stop();
+    this.fetchOptions.registryConfig?.close();
+  }
+
+  /** Runs these objects again at once, whatever their sync period says. */
+  protected fetchAgain(keys: readonly string[]): void {
+    for (const key of keys) {
+      this.forced.add(key);
+      this.queue.add(key);
+    }
+  }
+
+  protected abstract reconcileObject(key: string, obj: T, forced: boolean): Promise<ReconcileResult | void>;
+
+  protected async reconcile(key: string): Promise<ReconcileResult | void> {
+    const { namespace, name } = splitKey(key);
+    const obj = this.objects.get(namespace, name);
+    const forced = this.forced.delete(key);
+    if (!obj) {
+      this.ranFor.delete(key);
+      this.reported.forget(key);
+      this.awaitingInput.forget(key);
+      return;
+    }
+    try {
+      return await this.reconcileObject(key, obj, forced);
+    } catch (err) {
+      // A write based on a cache that lags: the newer object's event queues the key again.
+      if (isConflict(err) && !isAlreadyExists(err)) {
+        this.log.debug(`conflict on a stale ${this.kindName}; waiting for the newer version`, { key });
+        if (forced) this.forced.add(key);
+        return;
+      }
+      throw err;
+    }
+  }
+}
