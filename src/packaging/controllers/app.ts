@@ -8,21 +8,17 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { KubernetesObject } from '@kubernetes/client-node';
 import { rfc3339 } from '../../runtime/conditions.js';
 import { objectKey } from '../../runtime/informer.js';
 import type { OperatorContext } from '../../runtime/operator.js';
 import type { ReconcileResult } from '../../runtime/work-queue.js';
-import { planDelete, planFetch, runDelete, runPipeline, type PipelineFailure } from '../app-pipeline.js';
+import { planDelete, planFetch, runDelete, runPipeline } from '../app-pipeline.js';
 import { syncPeriodMs } from '../duration.js';
-import { reconcileTiming } from '../reconcile-timer.js';
 import {
   APP_PAUSED_DESCRIPTION,
   deleteFailedStatus,
   deletingStatus,
-  fetchRejectedStatus,
   pausedStatus,
-  reportsSameFailure,
   runCompletedStatus,
   runProgressStatus,
   runStartedStatus,
@@ -38,6 +34,9 @@ export const APP_DEFAULT_SYNC_PERIOD_MS = 30_000;
 export const APP_MIN_SYNC_PERIOD_MS = 30_000;
 
 export type AppControllerOptions = FetchingControllerOptions;
+
+/** Reasons to run that a run already made for this generation in this process answers. */
+const APP_SKIP_IF_RAN_FOR = ['generation', 'never-run', 'interrupted'] as const;
 
 export class AppController extends FetchingController<Kube<App>> {
   constructor(ctx: OperatorContext, options: AppControllerOptions = {}) {
@@ -66,51 +65,16 @@ export class AppController extends FetchingController<Kube<App>> {
     }
 
     const fetchPlan = planFetch(app.spec, this.runners);
-    if (!fetchPlan.ok) {
-      // Known without running anything; rewriting the same failure would only move timestamps.
-      const failure = fetchPlan.failure;
-      if (reportsSameFailure(status, generation, failure)) return;
-      if (this.reported.has(key, md.uid, generation, failure.message)) return;
-      await this.writeStatus(Apps, app, fetchRejectedStatus(status, generation, failure, this.now));
-      this.reported.remember(key, md.uid, generation, failure.message);
-      this.reportFailure(app, failure);
-      return;
-    }
+    if (!fetchPlan.ok) return this.rejectFetch(Apps, key, app, fetchPlan.failure);
 
     const period = syncPeriodMs(app.spec?.syncPeriod, {
       defaultMs: APP_DEFAULT_SYNC_PERIOD_MS,
       minimumMs: APP_MIN_SYNC_PERIOD_MS,
     });
-    const timing = reconcileTiming({
-      generation,
-      status,
-      syncPeriodMs: period,
-      now: this.now(),
-      forced,
-      failureAwaitsInputChange: this.awaitingInput.matches(key, md.uid, generation),
-    });
-    if (!timing.due) return { requeueAfterMs: timing.afterMs };
-    const ran = this.ranFor.get(key);
-    if (
-      !forced &&
-      timing.reason !== 'period' &&
-      timing.reason !== 'failure-backoff' &&
-      ran?.uid === md.uid &&
-      ran?.generation === generation
-    ) {
-      // We ran this generation already; the cache has not caught up with our status writes.
-      return;
-    }
-    this.ranFor.set(key, { uid: md.uid ?? '', generation: generation ?? 0 });
+    const timing = this.timeToRun(key, app, period, forced, APP_SKIP_IF_RAN_FOR);
+    if (!timing.run) return timing.result;
     const final = await this.run(app, status);
-    const next = reconcileTiming({
-      generation,
-      status: final,
-      syncPeriodMs: period,
-      now: this.now(),
-      failureAwaitsInputChange: this.awaitingInput.matches(key, md.uid, generation),
-    });
-    return next.due ? { requeueAfterMs: 1000 } : { requeueAfterMs: next.afterMs };
+    return this.nextRun(key, app, final, period);
   }
 
   /** One fetch → template → deploy run, publishing progress in the status. */
@@ -183,15 +147,5 @@ export class AppController extends FetchingController<Kube<App>> {
       this.log.debug('removing App finalizer', { app: `${md.namespace}/${md.name}`, reason: plan.reason });
     }
     await this.removeFinalizer(Apps, app, APP_FINALIZER);
-  }
-
-  private reportFailure(app: KubernetesObject, failure: PipelineFailure, reason = 'ReconcileFailed'): void {
-    const md = app.metadata ?? {};
-    this.log.info(reason === 'DeleteFailed' ? 'App delete failed' : 'App reconcile failed', {
-      app: `${md.namespace}/${md.name}`,
-      phase: failure.phase,
-      error: failure.message,
-    });
-    this.ctx.events.event(app, 'Warning', reason, failure.message);
   }
 }

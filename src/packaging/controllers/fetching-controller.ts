@@ -8,9 +8,11 @@ import { objectKey, splitKey, type Informer } from '../../runtime/informer.js';
 import { isAlreadyExists, isConflict } from '../../runtime/kube-client.js';
 import { ControllerOperator, type OperatorContext } from '../../runtime/operator.js';
 import type { ReconcileResult } from '../../runtime/work-queue.js';
-import { NO_RUNNERS, type StageRunners } from '../app-pipeline.js';
+import type { ResourceType } from '../../runtime/kube-client.js';
+import { NO_RUNNERS, type PipelineFailure, type StageRunners } from '../app-pipeline.js';
+import { reconcileTiming, type TimingReason } from '../reconcile-timer.js';
 import type { FetchSecretReader } from '../registry-fetch.js';
-import { fetchFailed, type RunStatus } from '../run-status.js';
+import { fetchFailed, fetchRejectedStatus, reportsSameFailure, type RunStatus } from '../run-status.js';
 import { FetchSecretWatches } from './fetch-secret-watches.js';
 import { AwaitingInput, RecentReports } from './resources.js';
 
@@ -97,6 +99,82 @@ export abstract class FetchingController<
       this.forced.add(key);
       this.queue.add(key);
     }
+  }
+
+  /**
+   * Reports a failure known before running anything (no runner for a stage,
+   * say) once per generation: rewriting it would only move timestamps.
+   */
+  protected async rejectFetch(
+    rt: ResourceType,
+    key: string,
+    obj: T,
+    failure: PipelineFailure,
+  ): Promise<void> {
+    const md = obj.metadata ?? {};
+    if (reportsSameFailure(obj.status, md.generation, failure)) return;
+    if (this.reported.has(key, md.uid, md.generation, failure.message)) return;
+    await this.writeStatus(rt, obj, fetchRejectedStatus(obj.status, md.generation, failure, this.now));
+    this.reported.remember(key, md.uid, md.generation, failure.message);
+    this.reportFailure(obj, failure);
+  }
+
+  /**
+   * Whether to run now (the sync timing), or when to look again. A run this
+   * process already made for this generation is not repeated for the reasons
+   * in `skipIfRanFor`: the cache has just not caught up with our status writes.
+   */
+  protected timeToRun(
+    key: string,
+    obj: T,
+    periodMs: number,
+    forced: boolean,
+    skipIfRanFor: readonly TimingReason[],
+  ): { run: true } | { run: false; result?: ReconcileResult } {
+    const md = obj.metadata ?? {};
+    const timing = reconcileTiming({
+      generation: md.generation,
+      status: obj.status,
+      syncPeriodMs: periodMs,
+      now: this.now(),
+      forced,
+      failureAwaitsInputChange: this.awaitingInput.matches(key, md.uid, md.generation),
+    });
+    if (!timing.due) return { run: false, result: { requeueAfterMs: timing.afterMs } };
+    const ran = this.ranFor.get(key);
+    if (
+      !forced &&
+      skipIfRanFor.includes(timing.reason) &&
+      ran?.uid === md.uid &&
+      ran?.generation === md.generation
+    ) {
+      return { run: false };
+    }
+    this.ranFor.set(key, { uid: md.uid ?? '', generation: md.generation ?? 0 });
+    return { run: true };
+  }
+
+  /** When to run again after a run that ended with `final`. */
+  protected nextRun(key: string, obj: T, final: RunStatus, periodMs: number): ReconcileResult {
+    const md = obj.metadata ?? {};
+    const next = reconcileTiming({
+      generation: md.generation,
+      status: final,
+      syncPeriodMs: periodMs,
+      now: this.now(),
+      failureAwaitsInputChange: this.awaitingInput.matches(key, md.uid, md.generation),
+    });
+    return { requeueAfterMs: next.due ? 1000 : next.afterMs };
+  }
+
+  protected reportFailure(obj: T, failure: PipelineFailure, reason = 'ReconcileFailed'): void {
+    const md = obj.metadata ?? {};
+    this.log.info(`${this.kindName} ${reason === 'DeleteFailed' ? 'delete' : 'reconcile'} failed`, {
+      object: `${md.namespace}/${md.name}`,
+      phase: failure.phase,
+      error: failure.message,
+    });
+    this.ctx.events.event(obj, 'Warning', reason, failure.message);
   }
 
   protected abstract reconcileObject(key: string, obj: T, forced: boolean): Promise<ReconcileResult | void>;

@@ -32,16 +32,13 @@ import {
   repositoryFetchWithPlaceholder,
   repositoryPlaceholder,
 } from '../fetch-secrets.js';
-import { reconcileTiming } from '../reconcile-timer.js';
 import { PACKAGE_REPOSITORY_REF_ANNOTATION, repositoryRefValue } from '../repository-content.js';
 import {
   REPOSITORY_PAUSED_DESCRIPTION,
   deleteFailedStatus,
   deletingStatus,
-  fetchRejectedStatus,
   pausedStatus,
   reconcileFailedStatus,
-  reportsSameFailure,
   runCompletedStatus,
   runProgressStatus,
   runStartedStatus,
@@ -64,6 +61,9 @@ import {
 /** Upstream PackageRepository sync period: default 10m (as the spec says), never below 30s. */
 export const REPOSITORY_DEFAULT_SYNC_PERIOD_MS = 600_000;
 export const REPOSITORY_MIN_SYNC_PERIOD_MS = 30_000;
+
+/** Reasons to run that a run already made for this generation in this process answers. */
+const REPOSITORY_SKIP_IF_RAN_FOR = ['generation', 'never-run'] as const;
 
 /**
  * Turns fetched repository content into Packages and PackageMetadatas in the
@@ -169,52 +169,16 @@ export class PackageRepositoryController extends FetchingController<Kube<Package
 
     const spec: AppSpec = { fetch: [repositoryFetchWithPlaceholder(pkgr)] };
     const planned = planFetch(spec, this.runners);
-    if (!planned.ok) {
-      const failure = planned.failure;
-      if (reportsSameFailure(status, generation, failure)) return;
-      if (this.reported.has(key, md.uid, generation, failure.message)) return;
-      await this.writeStatus(
-        PackageRepositories,
-        pkgr,
-        fetchRejectedStatus(status, generation, failure, this.now),
-      );
-      this.reported.remember(key, md.uid, generation, failure.message);
-      this.reportFailure(pkgr, failure);
-      return;
-    }
+    if (!planned.ok) return this.rejectFetch(PackageRepositories, key, pkgr, planned.failure);
 
     const period = syncPeriodMs(pkgr.spec?.syncPeriod, {
       defaultMs: REPOSITORY_DEFAULT_SYNC_PERIOD_MS,
       minimumMs: REPOSITORY_MIN_SYNC_PERIOD_MS,
     });
-    const timing = reconcileTiming({
-      generation,
-      status,
-      syncPeriodMs: period,
-      now: this.now(),
-      forced,
-      failureAwaitsInputChange: this.awaitingInput.matches(key, md.uid, generation),
-    });
-    if (!timing.due) return { requeueAfterMs: timing.afterMs };
-    const ran = this.ranFor.get(key);
-    if (
-      !forced &&
-      (timing.reason === 'generation' || timing.reason === 'never-run') &&
-      ran?.uid === md.uid &&
-      ran?.generation === generation
-    ) {
-      return;
-    }
-    this.ranFor.set(key, { uid: md.uid ?? '', generation: generation ?? 0 });
+    const timing = this.timeToRun(key, pkgr, period, forced, REPOSITORY_SKIP_IF_RAN_FOR);
+    if (!timing.run) return timing.result;
     const final = await this.run(pkgr, status, spec);
-    const next = reconcileTiming({
-      generation,
-      status: final,
-      syncPeriodMs: period,
-      now: this.now(),
-      failureAwaitsInputChange: this.awaitingInput.matches(key, md.uid, generation),
-    });
-    return next.due ? { requeueAfterMs: 1000 } : { requeueAfterMs: next.afterMs };
+    return this.nextRun(key, pkgr, final, period);
   }
 
   private async run(
@@ -307,17 +271,5 @@ export class PackageRepositoryController extends FetchingController<Kube<Package
       throw err;
     }
     await this.removeFinalizer(PackageRepositories, pkgr, PACKAGE_REPOSITORY_FINALIZER);
-  }
-
-  private reportFailure(pkgr: KubernetesObject, failure: PipelineFailure, reason = 'ReconcileFailed'): void {
-    const md = pkgr.metadata ?? {};
-    this.log.info(
-      reason === 'DeleteFailed' ? 'PackageRepository delete failed' : 'PackageRepository reconcile failed',
-      {
-        pkgr: `${md.namespace}/${md.name}`,
-        error: failure.message,
-      },
-    );
-    this.ctx.events.event(pkgr, 'Warning', reason, failure.message);
   }
 }
