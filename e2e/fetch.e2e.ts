@@ -456,8 +456,11 @@ spec:
         startedAt: s.deploy?.startedAt,
         updatedAt: s.deploy?.updatedAt,
         exitCode: 0,
+        // A second successful sync (e.g. the placeholder filled while the first fetch ran) finds everything in place.
         stdout:
-          '1 Packages and 1 PackageMetadatas: 2 created, 0 updated, 0 unchanged, 0 provided by another repository, 0 deleted',
+          s.consecutiveReconcileSuccesses === 1
+            ? '1 Packages and 1 PackageMetadatas: 2 created, 0 updated, 0 unchanged, 0 provided by another repository, 0 deleted'
+            : '1 Packages and 1 PackageMetadatas: 0 created, 0 updated, 2 unchanged, 0 provided by another repository, 0 deleted',
         finished: true,
       },
       consecutiveReconcileSuccesses: s.consecutiveReconcileSuccesses,
