@@ -7,8 +7,7 @@ import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Secret } from '@kubernetes/client-node';
-import type { OperatorConfig } from '../src/config.js';
-import { CONTROLLER_NAMES } from '../src/config.js';
+import { defaultConfig } from '../src/config.js';
 import { startOperator } from '../src/main.js';
 import { createLogger } from '../src/runtime/logger.js';
 import { SecretsResource } from '../src/shared-informers.js';
@@ -40,20 +39,7 @@ async function main(): Promise<void> {
   const logDir = mkdtempSync(join(tmpdir(), 'regcred-demo-'));
   const logFile = join(logDir, 'operator.log');
   const logStream = createWriteStream(logFile);
-  const config: OperatorConfig = {
-    kubeconfig: cluster.cp.kubeconfig,
-    namespace: 'regcred-operator',
-    controllers: [...CONTROLLER_NAMES],
-    logLevel: 'info',
-    healthPort: 0,
-    healthHost: '127.0.0.1',
-    concurrency: 32,
-    kubeApiQps: 500,
-    kubeApiBurst: 1000,
-    resyncPeriodMs: 10 * 60_000,
-    packagingGlobalNamespace: 'kapp-controller-packaging-global',
-    configSecretName: 'regcred-operator-config',
-  };
+  const config = defaultConfig({ kubeconfig: cluster.cp.kubeconfig, healthPort: 0, healthHost: '127.0.0.1' });
   section('Starting the operator (all controllers, one process)');
   const operator = await startOperator(config, createLogger('info', logStream));
   const health = operator.manager.healthAddress();

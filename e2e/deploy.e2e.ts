@@ -7,7 +7,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { join } from 'node:path';
 import type { V1Secret } from '@kubernetes/client-node';
-import { CONTROLLER_NAMES, type OperatorConfig } from '../src/config.js';
+import { defaultConfig } from '../src/config.js';
 import { startOperator, type RunningOperator } from '../src/main.js';
 import { createLogger } from '../src/runtime/logger.js';
 import { SecretsResource } from '../src/shared-informers.js';
@@ -102,20 +102,15 @@ describe('install manifests', () => {
     ]);
     assert.equal(whoami, 'system:serviceaccount:regcred-operator:regcred-operator');
 
-    const config: OperatorConfig = {
+    const config = defaultConfig({
       kubeconfig,
-      namespace: 'regcred-operator',
-      controllers: [...CONTROLLER_NAMES],
       logLevel: 'warn',
       healthPort: 0,
       healthHost: '127.0.0.1',
       concurrency: 8,
       kubeApiQps: 0,
       kubeApiBurst: 1,
-      resyncPeriodMs: 10 * 60_000,
-      packagingGlobalNamespace: 'kapp-controller-packaging-global',
-      configSecretName: 'regcred-operator-config',
-    };
+    });
     const { Writable } = await import('node:stream');
     const sink = new Writable({
       write(chunk: Buffer, _enc, cb) {

@@ -131,3 +131,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     ...(values['fetch-tmp-dir'] ? { fetchTmpDir: values['fetch-tmp-dir'] } : {}),
   };
 }
+
+/** The configuration of a run with no flags and no environment, with `overrides`: for embedding the operator (demo, tests). */
+export function defaultConfig(overrides: Partial<OperatorConfig> = {}): OperatorConfig {
+  return { ...(parseConfig([], {}) as OperatorConfig), ...overrides };
+}

@@ -12,7 +12,7 @@ import {
   statSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { CONTROLLER_NAMES, type OperatorConfig } from '../../src/config.js';
+import { defaultConfig, type OperatorConfig } from '../../src/config.js';
 import { startOperator, type RunningOperator } from '../../src/main.js';
 import type { KubeClient } from '../../src/runtime/kube-client.js';
 import { createLogger } from '../../src/runtime/logger.js';
@@ -110,21 +110,13 @@ export async function startOperatorEnv(opts: OperatorEnvOptions): Promise<Operat
   const audit = new AuditLog(cluster.cp.auditLogPath!);
   const logPath = process.env.E2E_OPERATOR_LOG ?? join(cluster.cp.dir, 'operator.log');
   const logStream = createWriteStream(logPath, { flags: 'a' });
-  const config: OperatorConfig = {
+  const config = defaultConfig({
     kubeconfig: cluster.cp.kubeconfigFor(opts.operatorUser),
-    namespace: 'regcred-operator',
-    controllers: [...CONTROLLER_NAMES],
     logLevel: 'debug',
     healthPort: 0,
     healthHost: '127.0.0.1',
-    concurrency: 32,
-    kubeApiQps: 500,
-    kubeApiBurst: 1000,
-    resyncPeriodMs: 10 * 60_000,
-    packagingGlobalNamespace: 'kapp-controller-packaging-global',
-    configSecretName: 'regcred-operator-config',
     ...opts.config,
-  };
+  });
   const logger = createLogger(config.logLevel, logStream);
   let operator: RunningOperator;
   try {
