@@ -14,6 +14,8 @@ ENV NODE_ENV=production
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
-USER node
+# Numeric, so the kubelet can verify runAsNonRoot (a user name cannot be checked).
+# 65532 owns nothing in the image; /app stays root-owned and read-only to it.
+USER 65532:65532
 EXPOSE 8081
 ENTRYPOINT ["node", "dist/src/main.js"]
