@@ -71,6 +71,37 @@ export function wrongTypePlaceholdersInformer(ctx: OperatorContext): Informer<V1
   return informer;
 }
 
+/** What the Secret index keeps of each Secret: enough to know it exists and when it changed. */
+export interface SecretStub {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { namespace: string; name: string; resourceVersion: string };
+}
+
+/**
+ * Every Secret of the cluster as a slim record (namespace, name,
+ * resourceVersion), from one metadata-only watch: which Secrets exist and when
+ * each changed, whatever number of names the controllers reference. Labels,
+ * annotations (kubectl's last-applied copy may hold the data) and
+ * managedFields are dropped as each object arrives, so 10,000 Secrets cost a
+ * few MB whatever their size.
+ */
+export function secretIndexInformer(ctx: OperatorContext): Informer<SecretStub> {
+  return ctx.informers.get<SecretStub>('secrets:index', {
+    resource: SecretsResource,
+    metadataOnly: true,
+    transform: (obj) => ({
+      metadata: {
+        namespace: obj.metadata?.namespace ?? '',
+        name: obj.metadata?.name ?? '',
+        resourceVersion: obj.metadata?.resourceVersion ?? '',
+      },
+    }),
+    // Consumers re-read what they need on each change; a replay would only cost GETs.
+    resyncPeriodMs: 0,
+  });
+}
+
 export function secretExportsInformer(ctx: OperatorContext): Informer<SecretExport> {
   return ctx.informers.get<SecretExport>('secretexports', {
     resource: SecretExports,

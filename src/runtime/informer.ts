@@ -31,6 +31,11 @@ export interface InformerOptions<T extends KubernetesObject> {
    * that makes a stored object fail reads as a delete.
    */
   filter?: (obj: T) => boolean;
+  /**
+   * Reshapes each object before it is filtered and stored (e.g. keeps only the
+   * fields read), so the cache holds slim records and not what the server sent.
+   */
+  transform?: (obj: T) => T;
   /** Periodic replay of every cached object to the handlers (level-triggered safety net); 0 disables. */
   resyncPeriodMs?: number;
   pageSize?: number;
@@ -304,7 +309,7 @@ export class Informer<T extends KubernetesObject> {
       obj.kind = this.options.resource.kind;
       obj.apiVersion = apiVersionOf(this.options.resource);
     }
-    return obj;
+    return this.options.transform ? this.options.transform(obj) : obj;
   }
 
   private keep(obj: T): boolean {

@@ -1,9 +1,10 @@
-// The Secrets a controller's fetches read, watched one by one: a watch per
-// referenced Secret (placeholder or not), started with its first owner and
-// stopped with its last, so memory follows the fetch Secrets and not the
-// cluster's Secrets. A change of a Secret's type or data enqueues its
-// owners at once (Beyond upstream, which sleeps and retries hoping a
-// placeholder gets filled); fetches read the Secrets from these watches.
+// The Secrets a controller's fetches read, followed by name through the shared
+// NamedSecretWatches (one metadata-only watch over all Secrets plus a GET of
+// each referenced Secret when it changes): a name is followed from its first
+// owner to its last, and no name costs a connection of its own. A change of a
+// Secret's type or data enqueues its owners at once (Beyond upstream, which
+// sleeps and retries hoping a placeholder gets filled); fetches read the
+// Secrets from there.
 
 import { createHash } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
@@ -26,7 +27,7 @@ const UNKNOWN = 'unknown';
 export class FetchSecretWatches {
   private readonly watches: NamedSecretWatches;
   private readonly references = new SecretReferences();
-  /** Fingerprint of each referenced Secret as last seen after its watch synced. */
+  /** Fingerprint of each referenced Secret as last seen since it was first read. */
   private readonly seen = new Map<string, string>();
 
   /**
@@ -57,7 +58,7 @@ export class FetchSecretWatches {
     for (const key of this.references.delete(owner).released) this.stopWatching(key);
   }
 
-  /** A Secret for a fetch, from its watch (waits for the watch's first list). */
+  /** A Secret for a fetch, as it is now (waits for the Secret index's first list). */
   async read(namespace: string, name: string): Promise<V1Secret | undefined> {
     const key = `${namespace}/${name}`;
     // A fetch reads only what track() recorded; this guards a caller that skipped it.
@@ -75,7 +76,7 @@ export class FetchSecretWatches {
           this.seen.set(key, secretContentFingerprint(secret));
       },
       (err: unknown) => {
-        this.log.warn('watch of a fetch Secret has not synced', {
+        this.log.warn('first read of a fetch Secret failed', {
           secret: key,
           error: err instanceof Error ? err.message : String(err),
         });
