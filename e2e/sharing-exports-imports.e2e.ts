@@ -15,12 +15,14 @@ import {
   createNamespace,
   deleteAll,
   describeAudit,
+  DOCKER_CONFIG_JSON,
   dockerConfigSecret,
   eventsAbout,
   eventually,
   EXCLUDED,
   expectPlaceholder,
   friendlyFailure,
+  IMAGE_PULL_SECRET,
   Namespaces,
   placeholderSecret,
   secretExport,
@@ -28,9 +30,11 @@ import {
   secretImport,
   SecretImports,
   Secrets,
+  sleep,
   startSharingEnv,
   succeededStatus,
   userPass,
+  waitForOperatorIdle,
   type SharingEnv,
 } from './fixtures/sharing/env.js';
 
@@ -733,5 +737,53 @@ describe('SecretImport', () => {
     await expectCopy('fn-dst', 'creds', { type: 'Opaque', data: encoded({ from: 'y' }) }, AT_ONCE_MS);
     await env.client.mergePatch(Secrets, 'fn-y', 'creds', { data: { from: b64('y2') } });
     await expectCopy('fn-dst', 'creds', { type: 'Opaque', data: encoded({ from: 'y2' }) }, AT_ONCE_MS);
+  });
+  test('a SecretImport carrying the placeholder annotation owns its copy: it settles with the source data and 0 writes, and a Warning event says the annotation is ignored', async (t) => {
+    const cleanup = cleanupAfter(t);
+    for (const ns of ['wf-src', 'wf-other', 'wf-dst']) await createNamespace(env.client, ns);
+    const source = dockerConfigSecret('wf-src', 'creds', auths({ 'src.example.com': userPass('s', 'p') }));
+    await env.client.create(Secrets, source);
+    await env.client.create(SecretExports, secretExport('wf-src', 'creds', { toNamespaces: ['wf-dst'] }));
+    // A second export reaching wf-dst, so filling the copy as a placeholder would change its data.
+    await env.client.create(
+      Secrets,
+      dockerConfigSecret('wf-other', 'other', auths({ 'other.example.com': userPass('o', 'q') })),
+    );
+    await env.client.create(SecretExports, secretExport('wf-other', 'other', { toNamespaces: ['wf-dst'] }));
+    cleanup.push([SecretExports, 'wf-src', 'creds'], [SecretExports, 'wf-other', 'other']);
+    await env.client.create(
+      SecretImports,
+      secretImport('wf-dst', 'creds', 'wf-src', { annotations: { [IMAGE_PULL_SECRET]: '' } }),
+    );
+
+    await expectImportStatus('wf-dst', 'creds', { type: 'ReconcileSucceeded' });
+    const ignored =
+      "Secret wf-dst/creds is this SecretImport's copy of wf-src/creds; its secretgen.carvel.dev/image-pull-secret " +
+      "annotation is ignored and the copy holds the source's data. To merge exported credentials, annotate a " +
+      'Secret of another name instead';
+    await eventually('the PlaceholderAnnotationIgnored event', async () => {
+      const events = await eventsAbout(env.client, 'wf-dst', 'SecretImport', 'creds');
+      assert.deepEqual(
+        events.filter((e) => e.reason === 'PlaceholderAnnotationIgnored').map((e) => [e.type, e.message]),
+        [['Warning', ignored]],
+      );
+    });
+    await waitForOperatorIdle(env, 1000, 10_000).catch(() => undefined);
+    const settled = env.audit.offset();
+    await sleep(3000);
+    const writes = env
+      .operatorWritesSince(settled)
+      .filter((e) => e.objectRef?.namespace === 'wf-dst' && e.objectRef.resource !== 'events');
+    assert.deepEqual(
+      writes.map(describeAudit),
+      [],
+      'the operator kept writing in wf-dst after the import settled',
+    );
+    // The import decided the content: the source's data and the import's annotations, no placeholder status.
+    await expectCopy('wf-dst', 'creds', {
+      type: DOCKER_CONFIG_JSON,
+      data: source.data!,
+      annotations: { [IMAGE_PULL_SECRET]: '' },
+    });
   });
 });

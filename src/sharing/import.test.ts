@@ -5,6 +5,7 @@ import {
   MISSING_FROM_NAMESPACE_MESSAGE,
   NO_MATCH_MESSAGE,
   decideImport,
+  isImportCopy,
   type DesiredSecret,
   type ExistingSecret,
   type ImportDecision,
@@ -341,4 +342,37 @@ describe('decideImport', () => {
       assert.equal(importObj.labels?.['x'], undefined);
     }
   });
+});
+
+describe('isImportCopy', () => {
+  const ref = (over: Record<string, unknown>) => ({
+    apiVersion: 'secretgen.carvel.dev/v1alpha1',
+    kind: 'SecretImport',
+    name: 'creds',
+    uid: 'u',
+    controller: true,
+    ...over,
+  });
+  const cases: Array<
+    [string, { ownerReferences?: Parameters<typeof isImportCopy>[0]['ownerReferences'] }, boolean]
+  > = [
+    ['no owner', {}, false],
+    ['controlled by a SecretImport', { ownerReferences: [ref({})] }, true],
+    [
+      'a SecretImport owner that is not the controller',
+      { ownerReferences: [ref({ controller: false })] },
+      false,
+    ],
+    ['controller flag missing', { ownerReferences: [ref({ controller: undefined })] }, false],
+    ['a PackageRepository controls it', { ownerReferences: [ref({ kind: 'PackageRepository' })] }, false],
+    ['same kind in another group', { ownerReferences: [ref({ apiVersion: 'example.com/v1' })] }, false],
+    [
+      'one of several owners is the controlling SecretImport',
+      { ownerReferences: [ref({ kind: 'ConfigMap', controller: false }), ref({})] },
+      true,
+    ],
+  ];
+  for (const [name, secret, want] of cases) {
+    it(name, () => assert.equal(isImportCopy(secret), want));
+  }
 });

@@ -6,9 +6,12 @@
 // is never overwritten or deleted, and a change of source type (immutable on
 // a Secret) is handled by delete + create.
 
+import { IMAGE_PULL_SECRET_ANNOTATION } from './annotations.js';
 import { matchExportToNamespace } from './namespace-match.js';
 import { sameSecretData } from './secret-data.js';
 import { refString, type NamespaceInput, type SecretExportInput, type SecretInput } from './types.js';
+
+const SECRETGEN_GROUP = 'secretgen.carvel.dev';
 
 export const NO_MATCH_MESSAGE = 'No matching export/secret';
 export const MISSING_FROM_NAMESPACE_MESSAGE =
@@ -160,6 +163,32 @@ function revoke(
 
 export function isControlledBy(secret: { ownerReferences?: OwnerReference[] }, ownerUid: string): boolean {
   return (secret.ownerReferences ?? []).some((ref) => ref.controller === true && ref.uid === ownerUid);
+}
+
+/**
+ * Whether a SecretImport controls this Secret (it is an import's copy). The
+ * import owns such a copy whole, so the placeholder controller must leave it
+ * alone even when the import's annotations mark it as a placeholder; two
+ * writers with different ideas of its content would rewrite it forever.
+ */
+export function isImportCopy(secret: { ownerReferences?: readonly OwnerReference[] }): boolean {
+  return (secret.ownerReferences ?? []).some(
+    (ref) =>
+      ref.controller === true &&
+      ref.kind === 'SecretImport' &&
+      ref.apiVersion.startsWith(`${SECRETGEN_GROUP}/`),
+  );
+}
+
+/** Warning for a SecretImport that carries the placeholder annotation (it reaches the copy, which stays a copy). */
+export function placeholderAnnotationIgnoredMessage(importObj: SecretImportInput): string {
+  const copy = refString(importObj);
+  const source = refString({ namespace: importObj.spec.fromNamespace ?? '', name: importObj.name });
+  return (
+    `Secret ${copy} is this SecretImport's copy of ${source}; its ${IMAGE_PULL_SECRET_ANNOTATION} ` +
+    `annotation is ignored and the copy holds the source's data. To merge exported credentials, ` +
+    `annotate a Secret of another name instead`
+  );
 }
 
 export function controllerReference(importObj: SecretImportInput): OwnerReference {

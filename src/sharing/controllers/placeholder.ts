@@ -11,6 +11,7 @@ import {
   wrongTypePlaceholdersInformer,
 } from '../../shared-informers.js';
 import { STATUS_ANNOTATION } from '../annotations.js';
+import { isImportCopy } from '../import.js';
 import { matchExportToNamespace } from '../namespace-match.js';
 import { collectPlaceholderSources, planPlaceholder, type PlaceholderResult } from '../placeholder.js';
 import { exportInput, namespaceContentChanged, namespaceInput, secretInput } from './inputs.js';
@@ -94,6 +95,9 @@ export class PlaceholderController extends ControllerOperator {
     const full = this.placeholders.get(namespace, name);
     const secret = full ?? this.wrongType.get(namespace, name);
     if (!secret) return;
+    // A SecretImport's copy is the import's alone, even when the import's annotations mark it as a
+    // placeholder: filling it would fight the import controller, which restores the source's data.
+    if (isImportCopy({ ownerReferences: secret.metadata?.ownerReferences })) return;
     // The wrong-type cache is metadata only; its field selector already says the type is wrong.
     const type = full ? (full.type ?? '') : 'not kubernetes.io/dockerconfigjson';
     const ns = this.namespaces.get(undefined, namespace);

@@ -11,11 +11,21 @@ import {
   secretImportsInformer,
   SecretsResource,
 } from '../../shared-informers.js';
-import { decideImport, NO_MATCH_MESSAGE, type ExistingSecret, type ImportDecision } from '../import.js';
+import { IMAGE_PULL_SECRET_ANNOTATION } from '../annotations.js';
+import {
+  decideImport,
+  NO_MATCH_MESSAGE,
+  placeholderAnnotationIgnoredMessage,
+  type ExistingSecret,
+  type ImportDecision,
+  type SecretImportInput,
+} from '../import.js';
 import { exportInput, namespaceContentChanged, namespaceInput, secretInput } from './inputs.js';
 import { namedSecretWatches, type NamedSecretWatches } from './named-secrets.js';
 
 const BY_SOURCE = 'source';
+/** Event reason: the SecretImport carries the placeholder annotation, which its copy does not act on. */
+export const PLACEHOLDER_ANNOTATION_IGNORED = 'PlaceholderAnnotationIgnored';
 const sourceKey = (imp: SecretImport) => `${imp.spec?.fromNamespace ?? ''}/${imp.metadata?.name}`;
 
 /**
@@ -103,17 +113,18 @@ export class SecretImportController extends ControllerOperator {
     const ns = this.namespaces.get(undefined, namespace);
     const source = from ? await this.secrets.get(from, name) : undefined;
     const copy = await this.secrets.get(namespace, name);
+    const input: SecretImportInput = {
+      apiVersion: imp.apiVersion,
+      kind: imp.kind,
+      namespace,
+      name,
+      uid: imp.metadata?.uid ?? '',
+      labels: imp.metadata?.labels,
+      annotations: imp.metadata?.annotations,
+      spec: { fromNamespace: from },
+    };
     const decision = decideImport(
-      {
-        apiVersion: imp.apiVersion,
-        kind: imp.kind,
-        namespace,
-        name,
-        uid: imp.metadata?.uid ?? '',
-        labels: imp.metadata?.labels,
-        annotations: imp.metadata?.annotations,
-        spec: { fromNamespace: from },
-      },
+      input,
       this.exports
         .list()
         .filter((e) => e.metadata?.namespace === from)
@@ -123,6 +134,17 @@ export class SecretImportController extends ControllerOperator {
       copy ? existingSecret(copy) : undefined,
     );
     await this.apply(decision);
+    if (decision.action !== 'none' && decision.action !== 'refuse' && decision.action !== 'delete') {
+      // Reported when the copy is written, so a steady state repeats nothing.
+      if (Object.hasOwn(imp.metadata?.annotations ?? {}, IMAGE_PULL_SECRET_ANNOTATION)) {
+        this.ctx.events.event(
+          imp,
+          'Warning',
+          PLACEHOLDER_ANNOTATION_IGNORED,
+          placeholderAnnotationIgnoredMessage(input),
+        );
+      }
+    }
     const outcome =
       decision.status.type === 'ReconcileSucceeded'
         ? { type: 'ReconcileSucceeded' as const, reason: 'Imported' }
