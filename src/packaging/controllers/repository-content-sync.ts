@@ -30,7 +30,7 @@ export class ApiRepositoryContentSync implements RepositoryContentSync {
   async sync(pkgr: Kube<PackageRepository>, directory: string): Promise<StageOutcome> {
     const namespace = pkgr.metadata?.namespace ?? '';
     const repo = { namespace, name: pkgr.metadata?.name ?? '' };
-    const read = await readRepositoryDocuments(directory);
+    const read = await readRepositoryDocuments(directory, { owner: namespace });
     if (!read.ok) return { exitCode: 1, error: read.message };
     const content = processRepositoryContent(repo, read.documents, read.sources);
     if (!content.ok) return { exitCode: 1, error: content.message };
