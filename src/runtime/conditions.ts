@@ -25,6 +25,48 @@ const FRIENDLY_PREFIX: Record<ConditionType, string> = {
   DeleteFailed: 'Delete failed',
 };
 
+/**
+ * Longest message kept in a condition, usefulErrorMessage or other status
+ * text. An error built from many inputs (every bad repository entry, every
+ * skipped registry) can grow without bound; cut it so status writes always
+ * fit (a Kubernetes object is at most ~1.5 MiB) and stay readable.
+ */
+export const MAX_MESSAGE_CHARS = 10 * 1024;
+
+/**
+ * `text` when it has at most `max` characters, else its start and a marker
+ * saying how much was cut, `… (N more characters)`, at most `max` in all. Never splits a UTF-16
+ * surrogate pair (the API server would store U+FFFD instead, and the next
+ * comparison would see a change).
+ */
+export function truncateMessage(text: string, max: number = MAX_MESSAGE_CHARS): string {
+  if (text.length <= max) return text;
+  // The marker counts against `max`; N is at most text.length, so this bounds its width.
+  let cut = Math.max(0, max - ` (${text.length} more characters)`.length - 1);
+  const last = text.charCodeAt(cut - 1);
+  if (cut > 0 && last >= 0xd800 && last <= 0xdbff) cut -= 1;
+  return `${text.slice(0, cut)}… (${text.length - cut} more characters)`;
+}
+
+/**
+ * A copy of a status with every string longer than MAX_MESSAGE_CHARS
+ * truncated. Applied before comparing with the stored status, so a steady
+ * long message compares equal and writes nothing.
+ */
+export function fitStatus<T>(status: T, max: number = MAX_MESSAGE_CHARS): T {
+  const fit = (value: unknown): unknown => {
+    if (typeof value === 'string') return truncateMessage(value, max);
+    if (Array.isArray(value)) return value.map(fit);
+    if (typeof value === 'object' && value !== null) {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value)) out[k] = fit(v);
+      return out;
+    }
+    return value;
+  };
+  return fit(status) as T;
+}
+
 /** First line of an error, cut at 80 characters; "..." marks that something was cut or more lines follow. */
 export function shortenError(message: string): string {
   const [first = '', ...rest] = message.split('\n');
@@ -53,7 +95,7 @@ export function nextCondition(
   const unchanged = prev && prev.type === next.type && prev.status === 'True';
   const condition: Condition = { type: next.type, status: 'True' };
   if (next.reason) condition.reason = next.reason;
-  if (next.message) condition.message = next.message;
+  if (next.message) condition.message = truncateMessage(next.message);
   condition.lastTransitionTime =
     unchanged && prev.lastTransitionTime ? prev.lastTransitionTime : rfc3339(now());
   return [condition];
@@ -78,7 +120,7 @@ export function commonStatus(
   };
   const useful =
     outcome.usefulErrorMessage ?? (outcome.type === 'ReconcileFailed' ? outcome.message : undefined);
-  if (useful) status.usefulErrorMessage = useful;
+  if (useful) status.usefulErrorMessage = truncateMessage(useful);
   return status;
 }
 

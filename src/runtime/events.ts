@@ -1,4 +1,5 @@
 import type { CoreV1Event, KubernetesObject } from '@kubernetes/client-node';
+import { truncateMessage } from './conditions.js';
 import type { KubeClient, ResourceType } from './kube-client.js';
 import type { Logger } from './logger.js';
 import { errorMessage } from './work-queue.js';
@@ -14,6 +15,8 @@ export const EventsResource: ResourceType = {
 export type EventType = 'Normal' | 'Warning';
 
 const DEDUPE_WINDOW_MS = 10 * 60_000;
+/** Event messages are meant to be short (events.k8s.io caps its note at 1 kB). */
+export const MAX_EVENT_MESSAGE_CHARS = 1024;
 
 /**
  * Writes core/v1 Events about objects. Events are best effort (a failure is
@@ -32,7 +35,8 @@ export class EventRecorder {
     private readonly instance = process.env.POD_NAME ?? 'local',
   ) {}
 
-  event(obj: KubernetesObject, type: EventType, reason: string, message: string): void {
+  event(obj: KubernetesObject, type: EventType, reason: string, fullMessage: string): void {
+    const message = truncateMessage(fullMessage, MAX_EVENT_MESSAGE_CHARS);
     const md = obj.metadata ?? {};
     const namespace = md.namespace ?? 'default';
     const dedupeKey = `${md.uid ?? `${namespace}/${md.name}`}|${type}|${reason}|${message}`;
@@ -56,7 +60,7 @@ export class EventRecorder {
       },
       type,
       reason,
-      message: message.slice(0, 1024),
+      message,
       source: { component: this.component },
       reportingComponent: this.component,
       reportingInstance: this.instance,

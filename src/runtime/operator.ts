@@ -1,6 +1,6 @@
 import framework, { ResourceEventType, type ResourceEvent, type ResourceMeta } from '@dot-i/k8s-operator';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { jsonEqual } from './conditions.js';
+import { fitStatus, jsonEqual } from './conditions.js';
 import type { EventRecorder } from './events.js';
 import type { InformerFactory } from './informer-factory.js';
 import { objectKey, type Informer } from './informer.js';
@@ -95,14 +95,17 @@ export abstract class ControllerOperator extends FrameworkOperator {
 
   /**
    * Writes `status` through the status subresource when it differs from what
-   * the cached object has; no write when nothing changed. Errors propagate.
+   * the cached object has; no write when nothing changed. Strings longer than
+   * MAX_MESSAGE_CHARS are truncated (see fitStatus). Errors propagate.
    */
   protected async writeStatus<T extends KubernetesObject & { status?: unknown }>(
     rt: ResourceType,
     obj: T,
     status: unknown,
   ): Promise<boolean> {
-    if (jsonEqual(obj.status, status)) return false;
+    // Long texts are cut first, so the write fits and a steady long message compares equal.
+    const fitted = fitStatus(status);
+    if (jsonEqual(obj.status, fitted)) return false;
     const md = obj.metadata!;
     // Replace the whole status: a merge patch computed against a cached status
     // that lags our own previous write would leave stale fields behind.
@@ -110,7 +113,7 @@ export abstract class ControllerOperator extends FrameworkOperator {
       rt,
       md.namespace,
       md.name!,
-      [{ op: 'add', path: '/status', value: status }],
+      [{ op: 'add', path: '/status', value: fitted }],
       'status',
     );
     return true;
