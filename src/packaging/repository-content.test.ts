@@ -8,6 +8,7 @@ import {
   packagesToPrune,
   planRepositorySync,
   parseRevision,
+  MAX_REPOSITORY_OBJECTS,
   processRepositoryContent,
   resolveRepositoryConflict,
   validatePackage,
@@ -160,6 +161,25 @@ describe('processRepositoryContent', () => {
   it('skips empty documents', () => {
     const got = processRepositoryContent(REPO, [null, undefined, pkgDoc('1.0.0')]);
     assert.equal(got.ok && got.packages.length, 1);
+  });
+
+  it('refuses more Packages and PackageMetadatas than the per-repository cap, before validating any', () => {
+    const many = Array.from({ length: MAX_REPOSITORY_OBJECTS + 1 }, (_, i) => pkgDoc(`1.0.${i}`));
+    assert.deepEqual(processRepositoryContent(REPO, [null, ...many]), {
+      ok: false,
+      message: `Invalid package repository content: ${MAX_REPOSITORY_OBJECTS + 1} documents, more than the limit of ${MAX_REPOSITORY_OBJECTS} Packages and PackageMetadatas per repository`,
+    });
+    assert.equal(processRepositoryContent(REPO, many.slice(1)).ok, true);
+  });
+
+  it('refuses an object bigger than the per-object cap as JSON, naming its document', () => {
+    const big = pkgDoc('1.0.0') as { spec: Record<string, unknown> };
+    big.spec.releaseNotes = 'x'.repeat(2 * 1024 * 1024);
+    const got = processRepositoryContent(REPO, [big], ['packages/big.yml (document 1)']);
+    assert.match(
+      got.ok ? '' : got.message,
+      /^Invalid package repository content: packages\/big\.yml \(document 1\): data\.packaging\.carvel\.dev\/v1alpha1\/Package "[^"]+" is 2 MiB as JSON, more than the limit of 1 MiB per object$/,
+    );
   });
 
   it('does not modify the documents', () => {

@@ -75,6 +75,27 @@ export function validatePackageMetadata(pkgm: PackageMetadata): string[] {
 // ---------------------------------------------------------------------------
 // Content
 
+/** Packages and PackageMetadatas one repository may create (real repositories have a few hundred). */
+export const MAX_REPOSITORY_OBJECTS = 2000;
+/** Size of one object as JSON; the API server refuses objects near 1.5 MiB, so refuse before writing anything. */
+export const MAX_REPOSITORY_OBJECT_BYTES = 1024 * 1024;
+
+export interface RepositoryContentLimits {
+  objects: number;
+  objectBytes: number;
+}
+
+export const DEFAULT_REPOSITORY_CONTENT_LIMITS: Readonly<RepositoryContentLimits> = {
+  objects: MAX_REPOSITORY_OBJECTS,
+  objectBytes: MAX_REPOSITORY_OBJECT_BYTES,
+};
+
+function formatSize(bytes: number): string {
+  if (bytes >= 1024 * 1024) return `${Number((bytes / (1024 * 1024)).toFixed(1))} MiB`;
+  if (bytes >= 1024) return `${Number((bytes / 1024).toFixed(1))} KiB`;
+  return `${bytes} bytes`;
+}
+
 export type RepositoryContentResult =
   | { ok: true; objects: RepositoryObject[]; packages: Package[]; packageMetadatas: PackageMetadata[] }
   | { ok: false; message: string };
@@ -105,14 +126,24 @@ function cleanMetadata(meta: ObjectMeta | undefined, repoRef: string): ObjectMet
  * name, labels, annotations (namespace and server-set fields are dropped);
  * the package-repository-ref annotation `<ns>/<name>` is added. All problems
  * are reported, one per line. `sources[i]` (e.g. `packages/a.yml (document 2)`)
- * names document i in messages.
+ * names document i in messages. More than `limits.objects` non-empty documents,
+ * or an object over `limits.objectBytes` as JSON, is invalid content too.
  */
 export function processRepositoryContent(
   repo: RepositoryRef,
   documents: readonly unknown[],
   sources?: readonly (string | undefined)[],
+  limits: RepositoryContentLimits = DEFAULT_REPOSITORY_CONTENT_LIMITS,
 ): RepositoryContentResult {
   const repoRef = repositoryRefValue(repo);
+  // Every non-empty document would become an object: refuse before validating any.
+  const nonEmpty = documents.filter((doc) => doc !== null && doc !== undefined).length;
+  if (nonEmpty > limits.objects) {
+    return {
+      ok: false,
+      message: `Invalid package repository content: ${nonEmpty} documents, more than the limit of ${limits.objects} Packages and PackageMetadatas per repository`,
+    };
+  }
   const problems: string[] = [];
   const objects: RepositoryObject[] = [];
   const seen = new Map<string, number>();
@@ -143,6 +174,13 @@ export function processRepositoryContent(
       metadata: cleanMetadata(obj.metadata, repoRef),
       spec: cloneJson(obj.spec ?? {}),
     } as RepositoryObject;
+    const bytes = Buffer.byteLength(JSON.stringify(prepared));
+    if (bytes > limits.objectBytes) {
+      problems.push(
+        `${where} is ${formatSize(bytes)} as JSON, more than the limit of ${formatSize(limits.objectBytes)} per object`,
+      );
+      return;
+    }
     const errors = kind === 'Package' ? validatePackage(prepared) : validatePackageMetadata(prepared);
     if (errors.length > 0) {
       problems.push(`${where} is invalid: ${errors.join('; ')}`);
