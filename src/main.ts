@@ -1,9 +1,9 @@
-import { KubeConfig } from '@kubernetes/client-node';
 import { parseConfig, type OperatorConfig } from './config.js';
 import { buildControllers } from './controllers.js';
 import { EventRecorder } from './runtime/events.js';
 import { InformerFactory } from './runtime/informer-factory.js';
 import { KubeClient } from './runtime/kube-client.js';
+import { newKubeConfig } from './runtime/kubeconfig.js';
 import { createLogger, type Logger } from './runtime/logger.js';
 import { Manager } from './runtime/manager.js';
 import { errorMessage } from './runtime/work-queue.js';
@@ -16,7 +16,7 @@ export interface RunningOperator {
 
 /** Wires the process: one API client, shared informers, the selected controllers. */
 export async function startOperator(config: OperatorConfig, logger: Logger): Promise<RunningOperator> {
-  const kc = new KubeConfig();
+  const kc = newKubeConfig();
   if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
   else kc.loadFromDefault();
   const client = await KubeClient.create(kc, {

@@ -1,6 +1,7 @@
 import { Agent, request as httpsRequest, type RequestOptions } from 'node:https';
 import { request as httpRequest, Agent as HttpAgent, type IncomingMessage } from 'node:http';
-import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { KubeAuth } from './kubeconfig.js';
 import { TokenBucket } from './rate-limiter.js';
 
 /** What the client needs to know to build a resource's REST path. */
@@ -96,7 +97,7 @@ export class KubeClient {
   private authFetchedAt = -Infinity;
 
   private constructor(
-    private readonly kc: KubeConfig,
+    private readonly kc: KubeAuth,
     tls: Pick<RequestOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized' | 'servername'>,
     private readonly options: ClientOptions,
   ) {
@@ -110,7 +111,7 @@ export class KubeClient {
     this.limiter = new TokenBucket(options.qps, options.burst);
   }
 
-  static async create(kc: KubeConfig, options: ClientOptions): Promise<KubeClient> {
+  static async create(kc: KubeAuth, options: ClientOptions): Promise<KubeClient> {
     const opts: RequestOptions = {};
     await kc.applyToHTTPSOptions(opts);
     const cluster = kc.getCurrentCluster();
