@@ -87,6 +87,8 @@ let registry: TestRegistry;
 let work: string;
 let canaryRound = 0;
 let bystanderVersion = '';
+/** Audit-log offset when the current row started. */
+let listOffset = 0;
 /** Namespaces of rows that ended; deleting them may still cause writes there (finalizers, retries). */
 const retired = new Set<string>();
 
@@ -234,6 +236,7 @@ async function runCase(index: number, c: BadInputCase): Promise<void> {
   for (const ns of nss) await createNamespace(env.client, ns, { annotations: { [EXCLUDED]: '' } });
   const row: Row = { nss, ns: nss[0]!, ns2: nss[1] ?? nss[0]!, untouched: [] };
   const offset = env.audit.offset();
+  listOffset = offset;
   try {
     await c.setup(row);
     const untouchedBefore = await Promise.all(
@@ -658,9 +661,10 @@ const cases: BadInputCase[] = [
     exportError: 'expected an "auths" object, found none',
     skipped: { reason: 'expected an "auths" object, found none' },
   }),
-  malformedSource('source that is a JSON array: skipped, export reports it', '[]', {
-    exportError: 'expected a JSON object, got array',
-    skipped: { reason: 'expected a JSON object, got array' },
+  // The API server accepts any JSON that decodes into a map, and `null` does.
+  malformedSource('source that is JSON null: skipped, export reports it', 'null', {
+    exportError: 'expected a JSON object, got null',
+    skipped: { reason: 'expected a JSON object, got null' },
   }),
   malformedSource(
     'source entry with no credential: that registry skipped and named, the source still used',
@@ -1123,7 +1127,6 @@ const cases: BadInputCase[] = [
   },
   {
     name: 'PackageRepository whose packages file is over the size cap: ReconcileFailed with the cap message, nothing parsed',
-    todo: 'bundle file caps (issue 9) not landed yet',
     async setup(r) {
       const big = `${'# padding\n'.repeat(1024 * 1024)}`; // 10 MiB of YAML comments
       const bundle = await pushBundle('bad-input/huge-repo', { 'packages/huge.yml': big });
@@ -1140,7 +1143,11 @@ const cases: BadInputCase[] = [
         PackageRepositories,
         r.ns,
         'huge',
-        { type: 'ReconcileFailed', useful: /packages\/huge\.yml.*(limit|cap|too large|exceeds)/is },
+        {
+          type: 'ReconcileFailed',
+          useful:
+            /Invalid package repository content: packages\/huge\.yml is 10 MiB, more than the limit of 1 MiB per file$/,
+        },
         FETCH_REPORT_MS,
       );
       const { items } = await env.client.list(Packages, { namespace: r.ns });
@@ -1314,10 +1321,10 @@ const cases: BadInputCase[] = [
     },
   },
   {
-    name: 'SecretImport carrying the placeholder annotation: one owner for the copy, it settles (no write fight)',
-    todo: 'import/placeholder write fight (issue 9) not landed yet',
+    name: "SecretImport carrying the placeholder annotation: the copy stays the import's (source data), a Warning says the annotation is ignored, no write fight",
     async setup(r) {
       await share(r.ns2, 'creds', GOOD, { toNamespaces: [r.ns] });
+      // A second export reaching the namespace: filling the copy as a placeholder would change it.
       await share(
         r.ns2,
         'other',
@@ -1330,42 +1337,138 @@ const cases: BadInputCase[] = [
       );
     },
     async expect(r) {
-      await eventually('the copy to exist', async () => {
-        assert.ok(await env.client.get(Secrets, r.ns, 'creds'));
+      await expectCondition(SecretImports, r.ns, 'creds', { type: 'ReconcileSucceeded' });
+      await expectEvent(
+        r.ns,
+        'creds',
+        `Warning PlaceholderAnnotationIgnored: Secret ${r.ns}/creds is this SecretImport's copy of ${r.ns2}/creds; ` +
+          "its secretgen.carvel.dev/image-pull-secret annotation is ignored and the copy holds the source's data. " +
+          'To merge exported credentials, annotate a Secret of another name instead',
+      );
+      await eventually('the copy to hold the source data', async () => {
+        const copy = await env.client.get<V1Secret>(Secrets, r.ns, 'creds');
+        const source = await env.client.get<V1Secret>(Secrets, r.ns2, 'creds');
+        assert.deepEqual(copy?.data, source?.data);
       });
+    },
+    async settle(r) {
       await expectSettled(r.nss, 2000, 10_000);
-      const status = await getStatus(SecretImports, r.ns, 'creds');
-      assert.ok(status?.conditions?.[0], `SecretImport status: ${JSON.stringify(status)}`);
     },
   },
   {
-    name: 'App naming 2,000 Secrets in inline.pathsFrom: rejected or handled without one watch per Secret',
-    todo: 'shared Secret watches and CRD list caps (issue 9) not landed yet',
+    name: 'App naming 2,000 Secrets (20 inline stages x 100 pathsFrom): fetches them all, without a list or watch per Secret',
     async setup(r) {
-      const pathsFrom = Array.from({ length: 2000 }, (_, i) => ({ secretRef: { name: `s${i}` } }));
-      try {
-        await createApp(r.ns, 'many', {
-          serviceAccountName: 'deployer',
-          fetch: [{ inline: { pathsFrom } }],
-          ...TEMPLATE_AND_DEPLOY,
-        });
-      } catch (err) {
-        assert.match((err as Error).message, /pathsFrom.*(must have at most|Too many)/s);
+      const names = Array.from({ length: 2000 }, (_, i) => `s${String(i).padStart(4, '0')}`);
+      for (let i = 0; i < names.length; i += 100) {
+        await Promise.all(
+          names.slice(i, i + 100).map((name) =>
+            env.client.create(Secrets, {
+              apiVersion: 'v1',
+              kind: 'Secret',
+              metadata: { namespace: r.ns, name },
+              type: 'Opaque',
+              data: { [`${name}.yml`]: b64(`${name}: 1\n`) },
+            }),
+          ),
+        );
       }
+      const fetch = Array.from({ length: 20 }, (_, stage) => ({
+        inline: {
+          pathsFrom: names.slice(stage * 100, stage * 100 + 100).map((name) => ({ secretRef: { name } })),
+        },
+      }));
+      await createApp(r.ns, 'many', { serviceAccountName: 'deployer', fetch, ...TEMPLATE_AND_DEPLOY });
     },
     async expect(r) {
-      const app = await env.client.get(Apps, r.ns, 'many');
-      if (!app) return;
+      const offset = listOffset;
+      await eventually(
+        'the App to fetch every Secret and stop at templating',
+        async () => {
+          const app = await env.client.get<Obj>(Apps, r.ns, 'many');
+          const shown = JSON.stringify(app?.status, null, 1)?.slice(0, 2000);
+          assert.equal(app?.status?.fetch?.exitCode, 0, `status: ${shown}`);
+          assert.equal(app.status.usefulErrorMessage, TEMPLATE_UNSUPPORTED, `status: ${shown}`);
+          assert.equal((app.status.fetch.stdout?.match(/Wrote 100 inline files/g) ?? []).length, 20, shown);
+        },
+        { timeoutMs: 30_000 },
+      );
+      const lists = env.audit
+        .since(offset)
+        .filter((e) => e.user.username === OPERATOR_USER && e.objectRef?.resource === 'secrets')
+        .filter((e) => (e.verb === 'list' || e.verb === 'watch') && e.objectRef?.namespace === r.ns);
+      assert.ok(lists.length <= 5, `${lists.length} list/watch requests for Secrets of ${r.ns}`);
+    },
+  },
+  {
+    name: 'PackageRepository with 1,000 documents of a kind it does not allow: ReconcileFailed, the message cut at 10 KiB with a marker',
+    async setup(r) {
+      const docs = Array.from(
+        { length: 1000 },
+        (_, i) => `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: not-a-package-${i}}\n`,
+      ).join('---\n');
+      const bundle = await pushBundle('bad-input/wrong-kinds', { 'packages/wrong.yml': docs });
+      await env.client.create(Secrets, aliceSecret(r.ns, 'creds'));
+      await env.client.create(PackageRepositories, {
+        apiVersion: PKG_API,
+        kind: 'PackageRepository',
+        metadata: { namespace: r.ns, name: 'wrong' },
+        spec: { fetch: { imgpkgBundle: { image: bundle, secretRef: { name: 'creds' } } } },
+      });
+    },
+    async expect(r) {
+      const status = await expectCondition(
+        PackageRepositories,
+        r.ns,
+        'wrong',
+        {
+          type: 'ReconcileFailed',
+          useful:
+            /^Invalid package repository content: packages\/wrong\.yml \(document 1\).* is not allowed: .*… \(\d+ more characters\)$/s,
+        },
+        FETCH_REPORT_MS,
+      );
+      assert.ok(
+        (status.usefulErrorMessage ?? '').length <= 10 * 1024,
+        `${status.usefulErrorMessage?.length} characters`,
+      );
+      assert.ok((status.friendlyDescription ?? '').length <= 120, status.friendlyDescription);
+    },
+  },
+  {
+    name: 'PackageRepository with 2,001 Packages: ReconcileFailed with the per-repository cap, no Package written',
+    async setup(r) {
+      const docs = Array.from({ length: 2001 }, (_, i) =>
+        [
+          `apiVersion: ${DATA_API}`,
+          'kind: Package',
+          `metadata: {name: many.bad-input.carvel.dev.1.0.${i}}`,
+          `spec: {refName: many.bad-input.carvel.dev, version: 1.0.${i}}`,
+          '',
+        ].join('\n'),
+      ).join('---\n');
+      const bundle = await pushBundle('bad-input/many-packages', { 'packages/many.yml': docs });
+      await env.client.create(Secrets, aliceSecret(r.ns, 'creds'));
+      await env.client.create(PackageRepositories, {
+        apiVersion: PKG_API,
+        kind: 'PackageRepository',
+        metadata: { namespace: r.ns, name: 'many' },
+        spec: { fetch: { imgpkgBundle: { image: bundle, secretRef: { name: 'creds' } } } },
+      });
+    },
+    async expect(r) {
       await expectCondition(
-        Apps,
+        PackageRepositories,
         r.ns,
         'many',
         {
           type: 'ReconcileFailed',
-          useful: `Fetching resources: fetch stage 0 (inline): Secret s0 not found in namespace ${r.ns}`,
+          useful:
+            /Invalid package repository content: 2001 documents, more than the limit of 2000 Packages and PackageMetadatas per repository$/,
         },
         FETCH_REPORT_MS,
       );
+      const { items } = await env.client.list(Packages, { namespace: r.ns });
+      assert.equal(items.length, 0);
     },
   },
 ];
