@@ -1,7 +1,18 @@
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
+  MAX_DEPLOY_STEPS,
+  MAX_FETCH_STAGES,
+  MAX_INLINE_PATHS,
+  MAX_INLINE_PATHS_FROM,
+  MAX_TEMPLATE_STEPS,
   NO_RUNNERS,
+  relativePathProblem,
+  runFetchPhase,
   fetchStageDirectory,
   fetchStageSecretName,
   planDelete,
@@ -101,6 +112,167 @@ describe('planFetch', () => {
   });
 });
 
+describe('relativePathProblem', () => {
+  const cases: Array<[string, unknown, string | undefined]> = [
+    ['unset', undefined, undefined],
+    ['empty', '', undefined],
+    ['one directory', 'config', undefined],
+    ['nested, with a trailing slash', 'a/b/', undefined],
+    ['dot components and dot-names', './.config/..data/.../x.', undefined],
+    ['a doubled slash', 'a//b', undefined],
+    ['longest allowed', 'a'.repeat(1024), undefined],
+    ['parent directory', '..', "has a '..' component"],
+    ['climbing out', '../../x', "has a '..' component"],
+    ['climbing out midway', 'a/../../x', "has a '..' component"],
+    ['a trailing ..', 'a/..', "has a '..' component"],
+    ['absolute', '/etc/passwd', 'is absolute'],
+    ['NUL', 'a\0b', 'contains a NUL character'],
+    ['backslash', '..\\x', 'contains a backslash'],
+    ['too long', 'a'.repeat(1025), 'is longer than 1024 characters'],
+    ['not a string', 7, 'is not a string'],
+  ];
+  for (const [name, path, want] of cases) {
+    it(`${name}: ${want ?? 'accepted'}`, () => assert.equal(relativePathProblem(path), want));
+  }
+});
+
+describe('planFetch rejects what would leave the work directory or exceed a cap', () => {
+  const inline = (more: Record<string, unknown>): FetchStage => ({
+    inline: { paths: { 'a.yml': 'a' }, ...more },
+  });
+  const cases: Array<{ name: string; spec: AppSpec; error: string }> = [
+    {
+      name: 'a fetch path climbing out',
+      spec: { fetch: [bundle, { ...image, path: '../../x' }] },
+      error:
+        'fetch stage 1 (image): path "../../x" must be a relative path inside the fetch directory (it has a \'..\' component)',
+    },
+    {
+      name: 'an absolute fetch path, even for a single stage',
+      spec: { fetch: [{ ...bundle, path: '/tmp/x' }] },
+      error:
+        'fetch stage 0 (imgpkgBundle): path "/tmp/x" must be a relative path inside the fetch directory (it is absolute)',
+    },
+    {
+      name: 'an image subPath climbing out',
+      spec: { fetch: [{ image: { url: 'r/i:1', subPath: 'a/../..' } }] },
+      error:
+        'fetch stage 0 (image): image.subPath "a/../.." must be a relative path inside the fetch directory (it has a \'..\' component)',
+    },
+    {
+      name: 'an inline file path climbing out',
+      spec: { fetch: [{ inline: { paths: { '../x.yml': 'x' } } }] },
+      error:
+        'fetch stage 0 (inline): inline.paths key "../x.yml" must be a relative path inside the fetch directory (it has a \'..\' component)',
+    },
+    {
+      name: 'an inline directoryPath with a NUL',
+      spec: { fetch: [inline({ pathsFrom: [{ secretRef: { name: 's', directoryPath: 'a\0' } }] })] },
+      error:
+        'fetch stage 0 (inline): inline.pathsFrom[0].secretRef.directoryPath "a\\u0000" must be a relative path inside the fetch directory (it contains a NUL character)',
+    },
+    {
+      name: 'too many fetch stages (an object stored before the CRD capped them)',
+      spec: { fetch: Array.from({ length: MAX_FETCH_STAGES + 1 }, () => bundle) },
+      error: `spec.fetch has ${MAX_FETCH_STAGES + 1} items, more than the limit of ${MAX_FETCH_STAGES}`,
+    },
+    {
+      name: 'too many template steps',
+      spec: {
+        fetch: [bundle],
+        template: Array.from({ length: MAX_TEMPLATE_STEPS + 1 }, () => ({ ytt: {} })),
+      },
+      error: `spec.template has ${MAX_TEMPLATE_STEPS + 1} items, more than the limit of ${MAX_TEMPLATE_STEPS}`,
+    },
+    {
+      name: 'too many deploy steps',
+      spec: { fetch: [bundle], deploy: Array.from({ length: MAX_DEPLOY_STEPS + 1 }, () => ({ kapp: {} })) },
+      error: `spec.deploy has ${MAX_DEPLOY_STEPS + 1} items, more than the limit of ${MAX_DEPLOY_STEPS}`,
+    },
+    {
+      name: 'too many inline.pathsFrom',
+      spec: {
+        fetch: [
+          inline({
+            pathsFrom: Array.from({ length: MAX_INLINE_PATHS_FROM + 1 }, (_, i) => ({
+              secretRef: { name: `s${i}` },
+            })),
+          }),
+        ],
+      },
+      error: `fetch stage 0 (inline): inline.pathsFrom has ${MAX_INLINE_PATHS_FROM + 1} items, more than the limit of ${MAX_INLINE_PATHS_FROM}`,
+    },
+    {
+      name: 'too many inline.paths',
+      spec: {
+        fetch: [
+          {
+            inline: {
+              paths: Object.fromEntries(
+                Array.from({ length: MAX_INLINE_PATHS + 1 }, (_, i) => [`f${i}`, '']),
+              ),
+            },
+          },
+        ],
+      },
+      error: `fetch stage 0 (inline): inline.paths has ${MAX_INLINE_PATHS + 1} items, more than the limit of ${MAX_INLINE_PATHS}`,
+    },
+  ];
+  const all = { ...NO_RUNNERS, fetch: [fetcher(['imgpkgBundle', 'image', 'inline'])] };
+  for (const c of cases) {
+    it(c.name, () => {
+      assert.deepEqual(planFetch(c.spec, all), {
+        ok: false,
+        failure: {
+          phase: 'fetch',
+          error: c.error,
+          message: `Fetching resources: ${c.error}`,
+          awaitsInputChange: true,
+        },
+      });
+    });
+  }
+
+  it('accepts the same stages with paths inside the work directory', () => {
+    const spec: AppSpec = {
+      fetch: [
+        { ...bundle, path: 'bundle' },
+        { image: { url: 'r/i:1', subPath: 'config/' }, path: './cfg' },
+        inline({ pathsFrom: [{ secretRef: { name: 's', directoryPath: 'values' } }] }),
+      ],
+    };
+    assert.equal(planFetch(spec, all).ok, true);
+  });
+
+  it('writes nothing outside the work directory for path ../../x', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'app-pipeline-test-'));
+    try {
+      const workDir = join(root, 'a', 'work');
+      await mkdir(workDir, { recursive: true });
+      const log: FetchRequest[] = [];
+      const result = await runFetchPhase({
+        namespace: 'ns',
+        spec: { fetch: [bundle, { ...image, path: '../../x' }] },
+        runners: { ...NO_RUNNERS, fetch: [fetcher(['imgpkgBundle', 'image'], log)] },
+        workDir,
+        mkdir: async (p) => {
+          await mkdir(p, { recursive: true });
+        },
+        now: () => '2026-01-01T00:00:00Z',
+      });
+      assert.match(
+        result.failure?.error ?? '',
+        /path "\.\.\/\.\.\/x" must be a relative path inside the fetch directory/,
+      );
+      assert.deepEqual(log, []);
+      assert.equal(existsSync(join(root, 'x')), false);
+      assert.deepEqual(readdirSync(join(root, 'a')), ['work']);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('fetch stage helpers', () => {
   it('reads the secretRef name of each kind that takes one', () => {
     assert.equal(fetchStageSecretName(image), 'creds');
@@ -117,6 +289,16 @@ describe('fetch stage helpers', () => {
     assert.equal(fetchStageDirectory('/w', [bundle], 0), '/w');
     assert.equal(fetchStageDirectory('/w', [bundle, { ...image, path: 'cfg' }], 0), '/w/0');
     assert.equal(fetchStageDirectory('/w', [bundle, { ...image, path: 'cfg' }], 1), '/w/cfg');
+  });
+
+  it('refuses a stage directory outside the work dir', () => {
+    for (const path of ['../../x', '/etc', 'a/../../b']) {
+      assert.throws(
+        () => fetchStageDirectory('/w', [bundle, { ...image, path }], 1),
+        /^Error: fetch stage 1: path ".*" is not inside the fetch directory$/,
+      );
+    }
+    assert.equal(fetchStageDirectory('/w', [bundle, { ...image, path: '.' }], 1), '/w');
   });
 });
 

@@ -4,9 +4,9 @@
 // "not supported yet" message, never a silent success. No Kubernetes I/O:
 // the controller writes the statuses this module returns.
 
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fetchStageKind, type FetchStageKind } from './fetch-secrets.js';
-import type { AppSpec, FetchStage, JsonObject, TemplateStep } from './types.js';
+import type { AppSpec, FetchStage, InlinePathsFrom, JsonObject, TemplateStep } from './types.js';
 
 /** What a stage run reports; exitCode 0 means success. */
 export interface StageOutcome {
@@ -122,7 +122,101 @@ export function notSupported(what: string, index: number, kind: string): string 
   return `${what} ${index} (${kind}): ${NOT_SUPPORTED}`;
 }
 
-/** The runner for each fetch stage, or the failure naming the first stage none can run. */
+// Caps on the lists that drive per-item work. The CRDs carry the same numbers
+// (maxItems / maxProperties); these catch objects stored before the CRDs had them.
+export const MAX_FETCH_STAGES = 100;
+export const MAX_TEMPLATE_STEPS = 100;
+export const MAX_DEPLOY_STEPS = 10;
+export const MAX_INLINE_PATHS = 1000;
+export const MAX_INLINE_PATHS_FROM = 100;
+/** Characters of a path field (fetch path, subPath, directoryPath, inline file path). */
+export const MAX_RELATIVE_PATH_LENGTH = 1024;
+
+/**
+ * Why `path` cannot name a place inside the directory it is relative to, or
+ * undefined when it can. The CRDs' pattern on these fields says the same:
+ * empty, or `/`-separated components, none `..`, no leading `/`, no NUL or
+ * backslash.
+ */
+export function relativePathProblem(path: unknown): string | undefined {
+  if (path === undefined || path === null || path === '') return undefined;
+  if (typeof path !== 'string') return 'is not a string';
+  if (path.length > MAX_RELATIVE_PATH_LENGTH) return `is longer than ${MAX_RELATIVE_PATH_LENGTH} characters`;
+  if (path.includes('\0')) return 'contains a NUL character';
+  if (path.includes('\\')) return 'contains a backslash';
+  if (path.startsWith('/')) return 'is absolute';
+  if (path.split('/').includes('..')) return "has a '..' component";
+  return undefined;
+}
+
+const shownPath = (path: unknown): string => {
+  const text = typeof path === 'string' ? path : String(path);
+  return JSON.stringify(text.length > 100 ? `${text.slice(0, 100)}…` : text);
+};
+
+function countProblem(field: string, value: unknown, limit: number): string | undefined {
+  const count = Array.isArray(value)
+    ? value.length
+    : value !== null && typeof value === 'object'
+      ? Object.keys(value).length
+      : 0;
+  return count > limit ? `${field} has ${count} items, more than the limit of ${limit}` : undefined;
+}
+
+/** The first problem of the fetch stage's user-given paths and list sizes, if any. */
+function fetchStageProblem(stage: FetchStage): string | undefined {
+  const inline = stage.inline ?? undefined;
+  const pathsFrom: unknown[] = Array.isArray(inline?.['pathsFrom']) ? inline['pathsFrom'] : [];
+  const counted =
+    countProblem('inline.paths', inline?.['paths'], MAX_INLINE_PATHS) ??
+    countProblem('inline.pathsFrom', inline?.['pathsFrom'], MAX_INLINE_PATHS_FROM);
+  if (counted) return counted;
+  const paths: Array<[string, unknown]> = [
+    ['path', stage.path],
+    ['image.subPath', stage.image?.subPath],
+    ['http.subPath', (stage.http as { subPath?: unknown } | null | undefined)?.subPath],
+    ['git.subPath', (stage.git as { subPath?: unknown } | null | undefined)?.subPath],
+  ];
+  const inlinePaths = inline?.['paths'];
+  if (inlinePaths !== null && typeof inlinePaths === 'object' && !Array.isArray(inlinePaths)) {
+    for (const key of Object.keys(inlinePaths)) paths.push(['inline.paths key', key]);
+  }
+  pathsFrom.forEach((source, i) => {
+    const from = (source ?? {}) as InlinePathsFrom;
+    paths.push([`inline.pathsFrom[${i}].secretRef.directoryPath`, from.secretRef?.directoryPath]);
+    paths.push([`inline.pathsFrom[${i}].configMapRef.directoryPath`, from.configMapRef?.directoryPath]);
+  });
+  for (const [field, path] of paths) {
+    const problem = relativePathProblem(path);
+    if (problem) {
+      return `${field} ${shownPath(path)} must be a relative path inside the fetch directory (it ${problem})`;
+    }
+  }
+  return undefined;
+}
+
+/** A spec-level failure (list over its cap, a path that leaves the work directory), or undefined. */
+function specProblem(spec: AppSpec | undefined): PipelineFailure | undefined {
+  const counted =
+    countProblem('spec.fetch', spec?.fetch, MAX_FETCH_STAGES) ??
+    countProblem('spec.template', spec?.template, MAX_TEMPLATE_STEPS) ??
+    countProblem('spec.deploy', spec?.deploy, MAX_DEPLOY_STEPS);
+  if (counted) return { ...pipelineFailure('fetch', counted), awaitsInputChange: true };
+  for (const [index, stage] of (spec?.fetch ?? []).entries()) {
+    const problem = fetchStageProblem(stage ?? {});
+    if (problem) {
+      const error = `fetch stage ${index} (${fetchStageKind(stage ?? {})}): ${problem}`;
+      return { ...pipelineFailure('fetch', error), awaitsInputChange: true };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The runner for each fetch stage, or the failure naming the first problem:
+ * a list over its cap, a path field that leaves the fetch directory, or a
+ * stage none can run.
+ */
 export function planFetch(
   spec: AppSpec | undefined,
   runners: StageRunners,
@@ -134,6 +228,8 @@ export function planFetch(
       failure: pipelineFailure('fetch', 'expected at least one fetch stage in spec.fetch'),
     };
   }
+  const problem = specProblem(spec);
+  if (problem) return { ok: false, failure: problem };
   const chosen: FetchStageRunner[] = [];
   for (const [index, stage] of stages.entries()) {
     const runner = runners.fetch.find((r) => r.canRun(stage));
@@ -164,11 +260,25 @@ export function fetchStageSecretName(stage: FetchStage): string | undefined {
   }
 }
 
-/** Directory of fetch stage `index`: the work dir itself for a single stage, else `path` or the index. */
+/**
+ * Directory of fetch stage `index`: the work dir itself for a single stage,
+ * else `path` or the index. Throws when the result would not be inside the
+ * work dir (planFetch rejects such paths first; this is the last guard).
+ */
 export function fetchStageDirectory(workDir: string, stages: readonly FetchStage[], index: number): string {
   if (stages.length === 1) return workDir;
   const stage = stages[index];
-  return join(workDir, stage?.path ? stage.path : String(index));
+  const directory = join(workDir, stage?.path ? stage.path : String(index));
+  const inside = relative(resolve(workDir), resolve(directory));
+  if (
+    relativePathProblem(stage?.path) !== undefined ||
+    inside === '..' ||
+    inside.startsWith(`..${sep}`) ||
+    isAbsolute(inside)
+  ) {
+    throw new Error(`fetch stage ${index}: path ${shownPath(stage?.path)} is not inside the fetch directory`);
+  }
+  return directory;
 }
 
 /** Status of one stage, in the shape of the CRD's status.fetch / template / deploy. */
@@ -248,11 +358,11 @@ export async function runFetchPhase(
   const stdout: string[] = [];
   const stderr: string[] = [];
   for (const [index, stage] of stages.entries()) {
-    const directory = fetchStageDirectory(input.workDir, stages, index);
-    await input.mkdir(directory);
     const runner = planned.runners[index] as FetchStageRunner;
     let outcome: StageOutcome;
     try {
+      const directory = fetchStageDirectory(input.workDir, stages, index);
+      await input.mkdir(directory);
       outcome = await runner.run({
         namespace: input.namespace,
         index,
