@@ -1,7 +1,9 @@
-// npm run bench [-- --namespaces 1000 --new-namespaces 100 --idle-seconds 60 --unrelated-secrets 10000]
+// npm run bench [-- --namespaces 1000 --new-namespaces 100 --idle-seconds 60 --unrelated-secrets 10000
+//                  --references 2000]
 // Secret-sharing benchmarks against a real local control plane (etcd with
-// fsync on). The operator runs as its own process (built dist/), so its RSS is
-// its own. Results: a table on stdout and JSON in .bench-results/.
+// fsync on). The operator runs as its own process (`node dist/src/main.js`,
+// spawned directly, no npm wrapper), so the RSS read from /proc/<pid>/status
+// is its own. Results: a table on stdout and JSON in .bench-results/.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +14,13 @@ import { freePort, startControlPlane, type ControlPlane } from '../e2e/harness/c
 import { Informer } from '../src/runtime/informer.js';
 import type { KubeClient } from '../src/runtime/kube-client.js';
 import { silentLogger } from '../src/runtime/logger.js';
-import { NamespacesResource, SecretExports, SecretsResource } from '../src/shared-informers.js';
+import { Apps } from '../src/packaging/controllers/resources.js';
+import {
+  NamespacesResource,
+  SecretExports,
+  SecretImports,
+  SecretsResource,
+} from '../src/shared-informers.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -21,6 +29,7 @@ const { values: args } = parseArgs({
     'idle-seconds': { type: 'string', default: '60' },
     'unrelated-secrets': { type: 'string', default: '10000' },
     concurrency: { type: 'string', default: '32' },
+    references: { type: 'string', default: '2000' },
   },
 });
 const N = Number(args.namespaces);
@@ -28,6 +37,7 @@ const NEW_NS = Number(args['new-namespaces']);
 const IDLE_S = Number(args['idle-seconds']);
 const UNRELATED = Number(args['unrelated-secrets']);
 const CONCURRENCY = Number(args.concurrency);
+const REFERENCES = Number(args.references);
 
 const log = (line: string) => console.error(`[bench] ${line}`);
 const ms = (t: number) => Math.round(t * 10) / 10;
@@ -162,6 +172,158 @@ async function startOperatorProcess(kubeconfig: string): Promise<OperatorProcess
   };
 }
 
+const sleep = (msToWait: number) => new Promise((r) => setTimeout(r, msToWait));
+
+/** Median of RSS samples taken every 500 ms for `seconds` (RSS moves with garbage collection). */
+async function rssMedian(op: OperatorProcess, seconds: number): Promise<number> {
+  const samples: number[] = [];
+  for (let i = 0; i < seconds * 2; i++) {
+    samples.push(op.rssMb());
+    await sleep(500);
+  }
+  return samples.sort((a, b) => a - b)[Math.floor(samples.length / 2)]!;
+}
+
+async function waitUntil(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(500);
+  }
+}
+
+const namespace = (name: string) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+
+/**
+ * A fresh operator process with one SecretExport and one placeholder in the
+ * cluster: its RSS once the placeholder is filled and it has been idle a while.
+ * The objects are removed afterwards so later phases count only their own.
+ */
+async function measureIdleOperator(client: KubeClient, kubeconfig: string): Promise<Record<string, number>> {
+  await client.create(NamespacesResource, namespace('bench-idle-src'));
+  await client.create(NamespacesResource, namespace('bench-idle-dst'));
+  await client.create(SecretsResource, {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'creds', namespace: 'bench-idle-src' },
+    type: 'kubernetes.io/dockerconfigjson',
+    data: { '.dockerconfigjson': b64(dockerconfig('idle')) },
+  });
+  await client.create(SecretExports, {
+    apiVersion: 'secretgen.carvel.dev/v1alpha1',
+    kind: 'SecretExport',
+    metadata: { name: 'creds', namespace: 'bench-idle-src' },
+    spec: { toNamespace: 'bench-idle-dst' },
+  });
+  await client.create(SecretsResource, {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: {
+      name: 'pull',
+      namespace: 'bench-idle-dst',
+      annotations: { 'secretgen.carvel.dev/image-pull-secret': '' },
+    },
+    type: 'kubernetes.io/dockerconfigjson',
+    data: { '.dockerconfigjson': b64('{}') },
+  });
+  const op = await startOperatorProcess(kubeconfig);
+  try {
+    const rssAtReady = op.rssMb();
+    await waitUntil('the idle placeholder to be filled', 60_000, async () =>
+      passwordOf(await client.get<V1Secret>(SecretsResource, 'bench-idle-dst', 'pull')) === 'idle'
+        ? true
+        : false,
+    );
+    await sleep(10_000);
+    const rss = await rssMedian(op, 10);
+    return { rssAtReadyMb: ms(rssAtReady), rssIdleMb: ms(rss) };
+  } finally {
+    await op.stop();
+    await client.delete(SecretExports, 'bench-idle-src', 'creds');
+    await client.delete(SecretsResource, 'bench-idle-dst', 'pull');
+    await client.delete(SecretsResource, 'bench-idle-src', 'creds');
+  }
+}
+
+/**
+ * RSS growth while `count` SecretImports and `count` Apps each name a
+ * distinct Secret (the Apps' Secrets exist; the imports have no export, so
+ * each reports a failure). Memory and API connections must not grow per name.
+ */
+async function measureReferences(
+  op: OperatorProcess,
+  client: KubeClient,
+  count: number,
+): Promise<Record<string, number>> {
+  const rssBefore = await rssMedian(op, 5);
+  const watchesBefore = (await op.metrics()).WATCH ?? 0;
+  let rssPeak = rssBefore;
+  const peakTimer = setInterval(() => (rssPeak = Math.max(rssPeak, op.rssMb())), 250);
+  await client.create(NamespacesResource, namespace('bench-refs'));
+  const indexes = Array.from({ length: count }, (_, i) => i);
+  const started = performance.now();
+  await pool(indexes, CONCURRENCY, async (i) => {
+    await client.create(SecretsResource, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: `files-${i}`, namespace: 'bench-refs' },
+      type: 'Opaque',
+      data: { 'values.yml': b64(`index: ${i}\n`) },
+    });
+    await client.create(SecretImports, {
+      apiVersion: 'secretgen.carvel.dev/v1alpha1',
+      kind: 'SecretImport',
+      metadata: { name: `import-${i}`, namespace: 'bench-refs' },
+      spec: { fromNamespace: 'bench-refs-src' },
+    });
+    await client.create(Apps, {
+      apiVersion: 'kappctrl.k14s.io/v1alpha1',
+      kind: 'App',
+      metadata: { name: `app-${i}`, namespace: 'bench-refs' },
+      spec: {
+        serviceAccountName: 'default',
+        fetch: [{ inline: { pathsFrom: [{ secretRef: { name: `files-${i}` } }] } }],
+        template: [{ ytt: {} }],
+        deploy: [{ kapp: {} }],
+      },
+    });
+  });
+  const hasStatus = (items: Array<{ status?: { conditions?: unknown[] } }>) =>
+    items.filter((o) => (o.status?.conditions?.length ?? 0) > 0).length;
+  const listAll = async (rt: typeof Apps) => {
+    const items: Array<{ status?: { conditions?: unknown[] } }> = [];
+    let cont: string | undefined;
+    do {
+      const page = await client.list<{ status?: { conditions?: unknown[] } } & V1Secret>(rt, {
+        namespace: 'bench-refs',
+        limit: 500,
+        continue: cont,
+      });
+      items.push(...page.items);
+      cont = page.continue;
+    } while (cont);
+    return items;
+  };
+  await waitUntil(`${count} SecretImports and ${count} Apps to report a status`, 600_000, async () => {
+    const [imports, apps] = await Promise.all([listAll(SecretImports), listAll(Apps)]);
+    return hasStatus(imports) === count && hasStatus(apps) === count;
+  });
+  const convergedS = (performance.now() - started) / 1000;
+  await sleep(5000);
+  clearInterval(peakTimer);
+  const rssAfter = await rssMedian(op, 5);
+  const watchesAfter = (await op.metrics()).WATCH ?? 0;
+  return {
+    objects: 2 * count,
+    rssBeforeMb: ms(rssBefore),
+    rssAfterMb: ms(rssAfter),
+    rssPeakMb: ms(rssPeak),
+    growthMb: ms(rssAfter - rssBefore),
+    watchRequests: watchesAfter - watchesBefore,
+    convergedSeconds: ms(convergedS),
+  };
+}
+
 const writesOf = (m: Record<string, number>) =>
   Object.entries(m)
     .filter(([verb]) => /^(POST|PUT|PATCH|DELETE)/.test(verb))
@@ -200,6 +362,9 @@ async function main(): Promise<void> {
         stdio: 'ignore',
       },
     );
+
+    log('idle RSS: a fresh operator with one export and one placeholder');
+    results.idleOperator = await measureIdleOperator(client, cp.kubeconfigFor('operator'));
 
     log(`creating ${N} namespaces with one placeholder each`);
     const names = Array.from({ length: N }, (_, i) => `bench-${String(i).padStart(5, '0')}`);
@@ -377,6 +542,9 @@ async function main(): Promise<void> {
         growthMb: ms(rssAfter - rssBefore),
       };
     }
+
+    log(`references: ${REFERENCES} SecretImports + ${REFERENCES} Apps, each naming a distinct Secret`);
+    results.references = await measureReferences(operator, client, REFERENCES);
   } finally {
     await observer?.informer.stop();
     await operator?.stop();
@@ -402,6 +570,8 @@ async function main(): Promise<void> {
   const n = results.newNamespace as { p50Ms: number; p95Ms: number };
   const idle = results.idle as { writesPerMinute: number };
   const mem = results.memory as { growthMb: number; rssBeforeMb: number; rssAfterMb: number };
+  const idleOp = results.idleOperator as { rssIdleMb: number };
+  const refs = results.references as Record<string, number>;
   const rows: Array<[string, string, string]> = [
     ['raw floor: N PATCHes observed (p100)', `${floor.observedP100Ms} ms`, ''],
     ['rotation reaches all N (p100 per round)', rotation.map((r) => `${r.p100Ms}`).join(', ') + ' ms', ''],
@@ -413,6 +583,14 @@ async function main(): Promise<void> {
     ['idle writes per minute', `${idle.writesPerMinute}`, '0'],
     ['RSS before → after unrelated Secrets', `${mem.rssBeforeMb} → ${mem.rssAfterMb} MB`, ''],
     ['RSS growth', `${mem.growthMb} MB`, '≤ 20 MB'],
+    ['idle RSS, one export + one placeholder', `${idleOp.rssIdleMb} MB`, '≤ 100 MB'],
+    [
+      `RSS ${REFERENCES} imports + ${REFERENCES} Apps`,
+      `${refs.rssBeforeMb} → ${refs.rssAfterMb} MB (peak ${refs.rssPeakMb})`,
+      '',
+    ],
+    ['RSS growth with named Secrets', `${refs.growthMb} MB`, '≤ 50 MB'],
+    ['WATCH requests while following them', `${refs.watchRequests}`, ''],
   ];
   console.log(`\nSecret-sharing benchmark (N=${N} namespaces, concurrency ${CONCURRENCY})`);
   for (const [what, value, target] of rows) console.log(`${what.padEnd(40)} ${value.padEnd(24)} ${target}`);
