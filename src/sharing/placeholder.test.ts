@@ -11,6 +11,13 @@ import {
   collectPlaceholderSources,
   computePlaceholder,
   isPlaceholder,
+  isTooLargeRejection,
+  MAX_SECRET_DATA_BYTES,
+  MAX_STATUS_ANNOTATION_CHARS,
+  placeholderFailureAnnotation,
+  placeholderRejectedMessage,
+  placeholderStatusAnnotation,
+  placeholderTooLargeMessage,
   planPlaceholder,
   type PlaceholderSecret,
   type PlaceholderSource,
@@ -543,4 +550,195 @@ describe('collectPlaceholderSources', () => {
     );
     assert.deepEqual(sources, []);
   });
+});
+
+describe('placeholders over the Secret size limit', () => {
+  /** A source with `count` registries whose credentials take `bytesEach` bytes. */
+  const big = (ref: string, count: number, bytesEach: number): PlaceholderSource => {
+    const auths = Object.fromEntries(
+      Array.from({ length: count }, (_, i) => [
+        `r${i}.${ref.replace('/', '-')}.io`,
+        { auth: b64(`user:${'p'.repeat(bytesEach)}`) },
+      ]),
+    );
+    return src(ref, JSON.stringify({ auths }));
+  };
+  const placeholder: PlaceholderSecret = {
+    namespace: 'app',
+    name: 'pull',
+    type: DOCKER,
+    data: { '.dockerconfigjson': b64('{"auths":{"old.io":{"auth":"b2xkOm9sZA=="}}}') },
+    annotations: { [IMAGE_PULL_SECRET_ANNOTATION]: '', [STATUS_ANNOTATION]: SUCCESS },
+  };
+  const tooBig = [big('a/one', 6, 75_000), big('b/two', 6, 75_000)];
+  const mergedBytes = Buffer.byteLength(computePlaceholder('app', tooBig).dockerconfigjson, 'utf8');
+  const tooLarge = placeholderTooLargeMessage('app', mergedBytes, 2);
+
+  it('the message names the size, the limit and what to change', () => {
+    assert.ok(mergedBytes > MAX_SECRET_DATA_BYTES, `${mergedBytes} bytes`);
+    assert.equal(
+      tooLarge,
+      `merged credentials are ${mergedBytes} bytes, over the 1 MiB Secret limit (1048576 bytes), from 2 exported ` +
+        'Secrets; the placeholder keeps its previous data until the exports reaching namespace app give fewer credentials',
+    );
+  });
+
+  const cases: Array<{
+    name: string;
+    placeholder: PlaceholderSecret;
+    sources: PlaceholderSource[];
+    failure: string | undefined;
+    write: { data: Record<string, string> | undefined; annotations: Record<string, string> } | undefined;
+  }> = [
+    {
+      name: 'over 1 MiB: only the status annotation is written, the data is left as it was',
+      placeholder,
+      sources: tooBig,
+      failure: tooLarge,
+      write: {
+        data: undefined,
+        annotations: {
+          [IMAGE_PULL_SECRET_ANNOTATION]: '',
+          [STATUS_ANNOTATION]: placeholderFailureAnnotation(tooLarge),
+        },
+      },
+    },
+    {
+      name: 'over 1 MiB and already reported: nothing is written',
+      placeholder: {
+        ...placeholder,
+        annotations: {
+          ...placeholder.annotations,
+          [STATUS_ANNOTATION]: placeholderFailureAnnotation(tooLarge),
+        },
+      },
+      sources: tooBig,
+      failure: tooLarge,
+      write: undefined,
+    },
+    {
+      name: 'under 1 MiB: written as usual',
+      placeholder,
+      sources: [big('a/one', 6, 75_000)],
+      failure: undefined,
+      write: {
+        data: {
+          '.dockerconfigjson': b64(computePlaceholder('app', [big('a/one', 6, 75_000)]).dockerconfigjson),
+        },
+        annotations: {
+          [IMAGE_PULL_SECRET_ANNOTATION]: '',
+          [STATUS_ANNOTATION]: computePlaceholder('app', [big('a/one', 6, 75_000)]).statusAnnotation,
+        },
+      },
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const plan = planPlaceholder(c.placeholder, c.sources);
+      assert.equal(plan.failure, c.failure);
+      assert.deepEqual(plan.write, c.write);
+    });
+  }
+
+  it('the failure annotation is upstream’s ReconcileFailed shape', () => {
+    assert.deepEqual(JSON.parse(placeholderFailureAnnotation('boom')), {
+      conditions: [{ type: 'ReconcileFailed', status: 'True', message: 'boom' }],
+    });
+  });
+
+  it('a rejection by the API server keeps the server’s words, cut to 1 KiB', () => {
+    assert.equal(
+      placeholderRejectedMessage(
+        'app',
+        1000,
+        'Secret "pull" is invalid: data: Too long: must have at most 1048576 bytes',
+      ),
+      'the API server rejected the merged credentials (1000 bytes) as too large: Secret "pull" is invalid: data: ' +
+        'Too long: must have at most 1048576 bytes; the placeholder keeps its previous data until the exports ' +
+        'reaching namespace app change',
+    );
+    assert.ok(placeholderRejectedMessage('app', 1, 'x'.repeat(100_000)).length < 1300);
+  });
+});
+
+describe('isTooLargeRejection', () => {
+  const cases: Array<[number, string, boolean]> = [
+    [413, 'Request Entity Too Large', true],
+    [422, 'Secret "p" is invalid: data: Too long: must have at most 1048576 bytes', true],
+    [422, 'metadata.annotations: Too long: must have at most 262144 bytes', true],
+    [422, 'Secret "p" is invalid: type: Invalid value', false],
+    [500, 'etcdserver: request is too large', true],
+    [409, 'the object has been modified', false],
+    [500, 'internal error', false],
+  ];
+  for (const [code, message, want] of cases) {
+    it(`${code} ${message}`, () => assert.equal(isTooLargeRejection(code, message), want));
+  }
+});
+
+describe('placeholderStatusAnnotation size', () => {
+  it('is upstream’s exact text when small', () => {
+    assert.equal(
+      placeholderStatusAnnotation({ secretNames: ['a/b'], skipped: [], conflicts: [] }),
+      '{"conditions":[{"type":"ReconcileSucceeded","status":"True"}],"secretNames":["a/b"]}',
+    );
+  });
+
+  const many = <T>(n: number, make: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => make(i));
+  const cases: Array<{
+    name: string;
+    secretNames: number;
+    skipped: number;
+    conflicts: number;
+    registryChars?: number;
+  }> = [
+    { name: '10,000 skipped registries', secretNames: 1, skipped: 10_000, conflicts: 0 },
+    { name: '10,000 merged Secrets', secretNames: 10_000, skipped: 0, conflicts: 0 },
+    { name: '5,000 conflicts and 5,000 skipped', secretNames: 2, skipped: 5_000, conflicts: 5_000 },
+    {
+      name: 'one skipped entry with a 100 KB registry key',
+      secretNames: 1,
+      skipped: 1,
+      conflicts: 0,
+      registryChars: 100_000,
+    },
+  ];
+  for (const c of cases) {
+    it(`${c.name}: fits in ${MAX_STATUS_ANNOTATION_CHARS} characters and counts what is not shown`, () => {
+      const secretNames = many(c.secretNames, (i) => `ns-${i}/creds-${i}`);
+      const skipped: SkippedSource[] = many(c.skipped, (i) => ({
+        source: 'ns/src',
+        registry: c.registryChars ? 'r'.repeat(c.registryChars) : `reg-${i}.example.com`,
+        reason: 'credentials are not a string',
+      }));
+      const conflicts: RegistryConflict[] = many(c.conflicts, (i) => ({
+        registry: `c-${i}.io`,
+        winner: 'a/b',
+        losers: ['c/d'],
+      }));
+      const text = placeholderStatusAnnotation({ secretNames, skipped, conflicts });
+      assert.ok(text.length <= MAX_STATUS_ANNOTATION_CHARS, `${text.length} characters`);
+      const parsed = JSON.parse(text) as {
+        conditions: unknown;
+        secretNames?: string[];
+        skipped?: SkippedSource[];
+        conflicts?: RegistryConflict[];
+        notShown?: Record<string, number>;
+      };
+      assert.deepEqual(parsed.conditions, [{ type: 'ReconcileSucceeded', status: 'True' }]);
+      for (const [field, all] of [
+        ['secretNames', secretNames],
+        ['skipped', skipped],
+        ['conflicts', conflicts],
+      ] as const) {
+        const shown = parsed[field] ?? [];
+        assert.deepEqual(shown, all.slice(0, shown.length), `${field}: the first entries, in order`);
+        assert.equal(
+          shown.length + (parsed.notShown?.[field] ?? 0),
+          all.length,
+          `${field}: shown + notShown`,
+        );
+      }
+    });
+  }
 });

@@ -10,6 +10,7 @@ import {
   STATUS_ANNOTATION,
   WEIGHT_ANNOTATION,
 } from './annotations.js';
+import { truncateMessage } from '../runtime/conditions.js';
 import { exportWeight } from './export-rules.js';
 import { matchExportToNamespace, type MatchKind } from './namespace-match.js';
 import { decodeSecretValue, encodeSecretValue, sameSecretData } from './secret-data.js';
@@ -21,6 +22,7 @@ import {
   serializeDockerConfigJson,
   type DockerConfigRegistry,
 } from '../registry/dockerconfig.js';
+import { displayRegistryKey } from '../registry/registry-key.js';
 
 export {
   EXCLUDED_FROM_WILDCARD_ANNOTATION,
@@ -51,13 +53,13 @@ export interface PlaceholderSource {
 export interface SkippedSource {
   /** `ns/name` of the source. */
   source: string;
-  /** Set when only one registry of the source was left out. */
+  /** Set when only one registry of the source was left out; as displayRegistryKey shows it. */
   registry?: string;
   reason: string;
 }
 
 export interface RegistryConflict {
-  /** The normalized registry several sources gave credentials for. */
+  /** The normalized registry several sources gave credentials for, as displayRegistryKey shows it. */
   registry: string;
   winner: string;
   /** The other sources, `ns/name` ascending. */
@@ -143,23 +145,25 @@ export function computePlaceholder(
       continue;
     }
     secretNames.push(name);
+    // The annotation and Events reach every namespace the export does: never show a key's user info.
     for (const entry of parsed.skipped)
-      skipped.push({ source: name, registry: entry.registry, reason: entry.reason });
+      skipped.push({ source: name, registry: displayRegistryKey(entry.registry), reason: entry.reason });
     for (const [registry, registries] of groupByRegistry(parsed.registries)) {
-      const previous = slots.get(registry);
+      const contenders = slots.get(registry)?.contenders ?? [];
+      contenders.push(name);
       // Last writer wins per registry, as upstream; the earlier writers are the conflict's losers.
-      slots.set(registry, { source: name, registries, contenders: [...(previous?.contenders ?? []), name] });
+      slots.set(registry, { source: name, registries, contenders });
     }
   }
 
   const conflicts = [...slots.entries()]
     .filter(([, slot]) => slot.contenders.length > 1)
+    .sort(([a], [b]) => compareKeys(a, b))
     .map(([registry, slot]) => ({
-      registry,
+      registry: displayRegistryKey(registry),
       winner: slot.source,
       losers: slot.contenders.filter((contender) => contender !== slot.source).sort(compareKeys),
-    }))
-    .sort((a, b) => compareKeys(a.registry, b.registry));
+    }));
   skipped.sort((a, b) => compareKeys(a.source, b.source) || compareKeys(a.registry ?? '', b.registry ?? ''));
   secretNames.sort(compareKeys);
 
@@ -178,27 +182,89 @@ function groupByRegistry(registries: readonly DockerConfigRegistry[]): Map<strin
   const groups = new Map<string, DockerConfigRegistry[]>();
   for (const registry of registries) {
     const key = normalizeRegistryKey(registry.registry);
-    groups.set(key, [...(groups.get(key) ?? []), registry]);
+    const group = groups.get(key);
+    if (group) group.push(registry);
+    else groups.set(key, [registry]);
   }
   return groups;
 }
 
 /**
+ * Most characters of the status annotation. All annotations of an object
+ * share 256 KiB; a longer annotation would make the whole write fail.
+ */
+export const MAX_STATUS_ANNOTATION_CHARS = 32 * 1024;
+
+/**
  * Upstream's success annotation, byte for byte when nothing was skipped and
- * nothing conflicted; the Beyond fields follow only when non-empty.
+ * nothing conflicted; the Beyond fields follow only when non-empty. When the
+ * lists would not fit in MAX_STATUS_ANNOTATION_CHARS, only their first entries
+ * are listed and `notShown` counts the rest per field.
  */
 export function placeholderStatusAnnotation(status: {
   secretNames: readonly string[];
   skipped: readonly SkippedSource[];
   conflicts: readonly RegistryConflict[];
 }): string {
-  const annotation: Record<string, unknown> = {
-    conditions: [{ type: 'ReconcileSucceeded', status: 'True' }],
-  };
-  if (status.secretNames.length > 0) annotation['secretNames'] = status.secretNames;
-  if (status.skipped.length > 0) annotation['skipped'] = status.skipped;
-  if (status.conflicts.length > 0) annotation['conflicts'] = status.conflicts;
-  return JSON.stringify(annotation);
+  const lists = {
+    secretNames: status.secretNames,
+    skipped: status.skipped,
+    conflicts: status.conflicts,
+  } as const;
+  const longest = Math.max(...Object.values(lists).map((list) => list.length));
+  // Halve the entries listed until it fits; at 0 only the counts remain, which always fits.
+  for (let shown = longest; ; shown = Math.floor(shown / 2)) {
+    const annotation: Record<string, unknown> = {
+      conditions: [{ type: 'ReconcileSucceeded', status: 'True' }],
+    };
+    const notShown: Record<string, number> = {};
+    for (const [field, list] of Object.entries(lists)) {
+      if (list.length === 0) continue;
+      if (shown > 0) annotation[field] = list.slice(0, shown);
+      if (list.length > shown) notShown[field] = list.length - shown;
+    }
+    if (Object.keys(notShown).length > 0) annotation['notShown'] = notShown;
+    const text = JSON.stringify(annotation);
+    if (text.length <= MAX_STATUS_ANNOTATION_CHARS || shown === 0) return text;
+  }
+}
+
+/** Kubernetes' limit on the bytes of a Secret's data (corev1.MaxSecretSize). */
+export const MAX_SECRET_DATA_BYTES = 1024 * 1024;
+
+/**
+ * Whether the API server refused a write for its size: 413 Request Entity Too
+ * Large, 422 Invalid with a "Too long" field error (Secret data over 1 MiB,
+ * annotations over 256 KiB), or etcd's request size limit.
+ */
+export function isTooLargeRejection(code: number, message: string): boolean {
+  if (code === 413) return true;
+  const text = message.toLowerCase();
+  if (code === 422) return text.includes('too long') || text.includes('must have at most');
+  return text.includes('request is too large');
+}
+
+/** A placeholder whose content cannot be written: ReconcileFailed with this message. */
+export function placeholderFailureAnnotation(message: string): string {
+  return JSON.stringify({
+    conditions: [{ type: 'ReconcileFailed', status: 'True', message: truncateMessage(message, 4096) }],
+  });
+}
+
+export function placeholderTooLargeMessage(namespace: string, bytes: number, sources: number): string {
+  return (
+    `merged credentials are ${bytes} bytes, over the 1 MiB Secret limit (${MAX_SECRET_DATA_BYTES} bytes), ` +
+    `from ${sources} exported Secret${sources === 1 ? '' : 's'}; the placeholder keeps its previous data ` +
+    `until the exports reaching namespace ${namespace} give fewer credentials`
+  );
+}
+
+export function placeholderRejectedMessage(namespace: string, bytes: number, serverMessage: string): string {
+  return (
+    `the API server rejected the merged credentials (${bytes} bytes) as too large: ` +
+    `${truncateMessage(serverMessage, 1024)}; the placeholder keeps its previous data until the exports ` +
+    `reaching namespace ${namespace} change`
+  );
 }
 
 /**
@@ -239,6 +305,8 @@ export interface PlaceholderSecret {
 export interface PlaceholderPlan {
   /** Undefined for a placeholder of the wrong type, whose data is left alone. */
   result: PlaceholderResult | undefined;
+  /** Set when the merged data cannot be written; `write` then only updates the status annotation. */
+  failure?: string;
   /** What to write, or undefined when the Secret already holds it (no update churn). */
   write: { data: Record<string, string> | undefined; annotations: Record<string, string> } | undefined;
 }
@@ -257,6 +325,12 @@ export function planPlaceholder(
     };
   }
   const result = computePlaceholder(placeholder.namespace, sources, { placeholderName: placeholder.name });
+  const bytes = Buffer.byteLength(result.dockerconfigjson, 'utf8');
+  if (bytes > MAX_SECRET_DATA_BYTES) {
+    // The API server would refuse it: keep the data, say why in the status.
+    const failure = placeholderTooLargeMessage(placeholder.namespace, bytes, result.secretNames.length);
+    return planFailure(placeholder, result, failure);
+  }
   const data = { [DOCKER_CONFIG_JSON_KEY]: encodeSecretValue(result.dockerconfigjson) };
   const unchanged =
     annotations[STATUS_ANNOTATION] === result.statusAnnotation &&
@@ -266,5 +340,23 @@ export function planPlaceholder(
     write: unchanged
       ? undefined
       : { data, annotations: { ...annotations, [STATUS_ANNOTATION]: result.statusAnnotation } },
+  };
+}
+
+/** Only the status annotation changes (and only when it differs); the data is left as it was. */
+export function planFailure(
+  placeholder: PlaceholderSecret,
+  result: PlaceholderResult | undefined,
+  failure: string,
+): PlaceholderPlan {
+  const annotations = placeholder.annotations ?? {};
+  const status = placeholderFailureAnnotation(failure);
+  return {
+    result,
+    failure,
+    write:
+      annotations[STATUS_ANNOTATION] === status
+        ? undefined
+        : { data: undefined, annotations: { ...annotations, [STATUS_ANNOTATION]: status } },
   };
 }

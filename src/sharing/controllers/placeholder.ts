@@ -1,7 +1,8 @@
 import type { V1Namespace, V1Secret } from '@kubernetes/client-node';
 import type { SecretExport } from '../../../generated/index.js';
 import { splitKey, type Informer } from '../../runtime/informer.js';
-import { isNotFound } from '../../runtime/kube-client.js';
+import { ApiError, isNotFound } from '../../runtime/kube-client.js';
+import { errorMessage } from '../../runtime/work-queue.js';
 import { ControllerOperator, replaceNulls, type OperatorContext } from '../../runtime/operator.js';
 import {
   namespacesInformer,
@@ -13,9 +14,25 @@ import {
 import { STATUS_ANNOTATION } from '../annotations.js';
 import { isImportCopy } from '../import.js';
 import { matchExportToNamespace } from '../namespace-match.js';
-import { collectPlaceholderSources, planPlaceholder, type PlaceholderResult } from '../placeholder.js';
+import {
+  collectPlaceholderSources,
+  isTooLargeRejection,
+  placeholderRejectedMessage,
+  planFailure,
+  planPlaceholder,
+  type PlaceholderPlan,
+  type PlaceholderResult,
+} from '../placeholder.js';
 import { exportInput, namespaceContentChanged, namespaceInput, secretInput } from './inputs.js';
 import { namedSecretWatches, type NamedSecretWatches } from './named-secrets.js';
+
+/** Event reason: the merged credentials cannot be written (over the Secret size limit, or rejected). */
+export const PLACEHOLDER_TOO_LARGE = 'PlaceholderTooLarge';
+const MAX_EVENTS_PER_KIND = 10;
+
+function isTooLarge(err: unknown): boolean {
+  return err instanceof ApiError && isTooLargeRejection(err.code, err.message);
+}
 
 /**
  * Fills placeholder Secrets (annotation secretgen.carvel.dev/image-pull-secret)
@@ -119,27 +136,24 @@ export class PlaceholderController extends ControllerOperator {
       const s = sources.get(`${ref.namespace}/${ref.name}`);
       return s ? secretInput(s) : undefined;
     });
-    const plan = planPlaceholder(
-      {
-        namespace,
-        name,
-        type,
-        data: secret.data,
-        annotations: secret.metadata?.annotations,
-      },
-      collected,
-    );
+    const current = { namespace, name, type, data: secret.data, annotations: secret.metadata?.annotations };
+    const plan = planPlaceholder(current, collected);
     if (!plan.write) return;
-    const patch: Record<string, unknown> = {
-      metadata: { annotations: { [STATUS_ANNOTATION]: plan.write.annotations[STATUS_ANNOTATION] } },
-    };
-    // Data is replaced entirely: keys the placeholder had beyond .dockerconfigjson are removed.
-    if (plan.write.data) patch.data = replaceNulls(secret.data ?? {}, plan.write.data);
     try {
-      await this.client.mergePatch(SecretsResource, namespace, name, patch);
+      await this.writePlaceholder(secret, plan.write);
     } catch (err) {
       if (isNotFound(err)) return;
-      throw err;
+      if (!isTooLarge(err) || !plan.write.data) throw err;
+      // Permanent until the inputs change (their events requeue us): report it instead of retrying.
+      const bytes = Buffer.byteLength(plan.result?.dockerconfigjson ?? '', 'utf8');
+      const rejected = placeholderRejectedMessage(namespace, bytes, errorMessage(err));
+      const failure = planFailure(current, plan.result, rejected);
+      if (failure.write) await this.writeFailure(secret, failure.write, rejected);
+      return;
+    }
+    if (plan.failure) {
+      this.reportFailure(secret, plan.failure);
+      return;
     }
     if (plan.result) this.reportConflicts(secret, plan.result);
     this.log.debug('placeholder updated', {
@@ -149,23 +163,77 @@ export class PlaceholderController extends ControllerOperator {
     });
   }
 
-  /** Called only when the placeholder changed, so a steady conflict does not repeat its event. */
+  private async writePlaceholder(
+    secret: V1Secret,
+    write: NonNullable<PlaceholderPlan['write']>,
+  ): Promise<void> {
+    const md = secret.metadata!;
+    const patch: Record<string, unknown> = {
+      metadata: { annotations: { [STATUS_ANNOTATION]: write.annotations[STATUS_ANNOTATION] } },
+    };
+    // Data is replaced entirely: keys the placeholder had beyond .dockerconfigjson are removed.
+    if (write.data) patch.data = replaceNulls(secret.data ?? {}, write.data);
+    await this.client.mergePatch(SecretsResource, md.namespace, md.name!, patch);
+  }
+
+  private async writeFailure(
+    secret: V1Secret,
+    write: NonNullable<PlaceholderPlan['write']>,
+    failure: string,
+  ): Promise<void> {
+    try {
+      await this.writePlaceholder(secret, write);
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    this.reportFailure(secret, failure);
+  }
+
+  /** Called only when the status annotation changed to this failure, so it is reported once. */
+  private reportFailure(secret: V1Secret, failure: string): void {
+    this.log.warn('placeholder not written', {
+      placeholder: `${secret.metadata?.namespace}/${secret.metadata?.name}`,
+      reason: failure,
+    });
+    this.ctx.events.event(
+      { apiVersion: 'v1', kind: 'Secret', metadata: secret.metadata },
+      'Warning',
+      PLACEHOLDER_TOO_LARGE,
+      failure,
+    );
+  }
+
+  /**
+   * Called only when the placeholder changed, so a steady conflict does not
+   * repeat its event. At most MAX_EVENTS_PER_KIND of each kind: a source with
+   * thousands of bad entries must not become thousands of writes.
+   */
   private reportConflicts(secret: V1Secret, result: PlaceholderResult): void {
-    for (const c of result.conflicts) {
-      this.ctx.events.event(
-        { apiVersion: 'v1', kind: 'Secret', metadata: secret.metadata },
-        'Warning',
-        'RegistryConflict',
+    const about = { apiVersion: 'v1', kind: 'Secret', metadata: secret.metadata };
+    const report = <T>(items: readonly T[], reason: string, text: (item: T) => string) => {
+      for (const item of items.slice(0, MAX_EVENTS_PER_KIND))
+        this.ctx.events.event(about, 'Warning', reason, text(item));
+      const rest = items.length - MAX_EVENTS_PER_KIND;
+      if (rest > 0) {
+        this.ctx.events.event(
+          about,
+          'Warning',
+          reason,
+          `${rest} more like these are not reported as events; the ${STATUS_ANNOTATION} annotation lists them`,
+        );
+      }
+    };
+    report(
+      result.conflicts,
+      'RegistryConflict',
+      (c) =>
         `Several exports give credentials for registry ${c.registry}: using ${c.winner}, ignoring ${c.losers.join(', ')}`,
-      );
-    }
-    for (const s of result.skipped) {
-      this.ctx.events.event(
-        { apiVersion: 'v1', kind: 'Secret', metadata: secret.metadata },
-        'Warning',
-        'SourceSkipped',
-        `Skipped ${s.source}${s.registry ? ` registry ${s.registry}` : ''}: ${s.reason}`,
-      );
-    }
+    );
+    report(
+      result.skipped,
+      'SourceSkipped',
+      (s) => `Skipped ${s.source}${s.registry ? ` registry ${s.registry}` : ''}: ${s.reason}`,
+    );
   }
 }
