@@ -113,6 +113,12 @@ class FakeRegistry {
   redirectBlobs = false;
   corruptStorage = false;
   hang = false;
+  /** Requests whose path matches get their body one byte every 300 ms. */
+  trickle: RegExp | undefined;
+  /** Bodies of 404 responses that never end (a byte every 300 ms). */
+  endlessErrors = false;
+  /** Slow responses still being sent. */
+  slowResponses = 0;
   port = 0;
   storagePort = 0;
 
@@ -146,6 +152,31 @@ class FakeRegistry {
     this.redirectBlobs = false;
     this.corruptStorage = false;
     this.hang = false;
+    this.trickle = undefined;
+    this.endlessErrors = false;
+  }
+
+  /** Sends `body` one byte every 300 ms (forever when `body` is undefined). */
+  private sendSlowly(res: http.ServerResponse, status: number, body: Buffer | undefined): void {
+    res.writeHead(status, {
+      'Content-Type': 'application/octet-stream',
+      ...(body ? { 'Content-Length': body.length } : {}),
+    });
+    let sent = 0;
+    this.slowResponses++;
+    const timer = setInterval(() => {
+      if (body && sent >= body.length) {
+        clearInterval(timer);
+        res.end();
+        return;
+      }
+      res.write(body ? body.subarray(sent, sent + 1) : 'x');
+      sent++;
+    }, 300);
+    res.on('close', () => {
+      this.slowResponses--;
+      clearInterval(timer);
+    });
   }
 
   push(repo: string, tag: string, image: BuiltImage): void {
@@ -227,9 +258,11 @@ class FakeRegistry {
     if (kind === 'manifests') {
       const manifest = this.manifests.get(`${repo}@${reference}`);
       if (!manifest) {
+        if (this.endlessErrors) return this.sendSlowly(res, 404, undefined);
         sendError(res, 404, 'MANIFEST_UNKNOWN', 'manifest unknown');
         return;
       }
+      if (this.trickle?.test(url.pathname)) return this.sendSlowly(res, 200, manifest.body);
       res.writeHead(200, {
         'Content-Type': manifest.mediaType,
         'Docker-Content-Digest': sha(manifest.body),
@@ -243,6 +276,7 @@ class FakeRegistry {
       sendError(res, 404, 'BLOB_UNKNOWN', 'blob unknown to registry');
       return;
     }
+    if (this.trickle?.test(url.pathname)) return this.sendSlowly(res, 200, blob);
     if (this.redirectBlobs) {
       res.writeHead(307, {
         Location: `http://localhost:${this.storagePort}/storage/${repo}/${reference}?sig=x`,
@@ -760,6 +794,72 @@ describe('RegistryClient errors and retries', () => {
     assert.equal(registry.log.length, 2);
   });
 
+  it(
+    'aborts a blob that trickles one byte every 300 ms by the minimum-throughput rule',
+    { timeout: 10_000 },
+    async () => {
+      registry.trickle = /\/blobs\//;
+      const dir = target();
+      const started = Date.now();
+      await assertRegistryError(
+        client({ throughput: { minBytesPerSecond: 1024, graceMs: 300, windowMs: 600 } }).pull(
+          `${registry.host}/team/bundle:1.0.0`,
+          { kind: 'imgpkgBundle', targetDir: dir },
+        ),
+        {
+          code: 'TOO_SLOW',
+          message:
+            /TOO_SLOW: transfer too slow: \d+ B\/s over the last 600ms, below the minimum of 1 KiB\/s \(fetching config blob sha256:/,
+        },
+      );
+      assert.ok(Date.now() - started < 3_000, 'failed within grace + a window or two, without retries');
+      assert.equal(registry.countLog(/blobs/), 1, 'a too slow transfer is not retried within the pull');
+    },
+  );
+
+  it(
+    'aborts a manifest that trickles, and a pull stops at once when its signal aborts',
+    { timeout: 10_000 },
+    async () => {
+      registry.trickle = /\/manifests\//;
+      await assertRegistryError(
+        client({ throughput: { minBytesPerSecond: 1024, graceMs: 300, windowMs: 600 } }).resolve(
+          `${registry.host}/team/bundle:1.0.0`,
+        ),
+        { code: 'TOO_SLOW', message: /fetching manifest 1\.0\.0/ },
+      );
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(new Error('deadline')), 400).unref();
+      const started = Date.now();
+      await assert.rejects(
+        client().pull(`${registry.host}/team/bundle:1.0.0`, {
+          kind: 'imgpkgBundle',
+          targetDir: target(),
+          signal: controller.signal,
+        }),
+      );
+      assert.ok(Date.now() - started < 2_000, 'the signal ends the pull, whatever the throughput rule says');
+    },
+  );
+
+  it(
+    'destroys the connection of an error response instead of draining an endless body',
+    { timeout: 10_000 },
+    async () => {
+      registry.endlessErrors = true;
+      const c = client({ timeoutMs: 60_000 });
+      const started = Date.now();
+      await assertRegistryError(c.resolve(`${registry.host}/team/bundle:9.9.9`), {
+        code: 'NOT_FOUND',
+        status: 404,
+      });
+      assert.ok(Date.now() - started < 4_000, 'the unwanted error body was not read to its end');
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(registry.slowResponses, 0, 'the connection of the unwanted body was closed');
+      c.close();
+    },
+  );
+
   it('names bad references clearly', async () => {
     await assertRegistryError(client().resolve('https://r.io/x'), {
       code: 'INVALID_REFERENCE',
@@ -927,6 +1027,23 @@ describe('RegistryClient TLS and proxies', () => {
       },
     );
     assert.ok(!err.message.includes('deny:deny'));
+  });
+
+  it('times out a registry that does not answer behind an https proxy (CONNECT tunnel)', async (t) => {
+    if (!certs) return t.skip('openssl not available');
+    secure.hang = true;
+    try {
+      const started = Date.now();
+      await assertRegistryError(
+        tlsClient({ caCerts: certs.ca, httpsProxy: `http://127.0.0.1:${proxyPort}`, timeoutMs: 200 }).resolve(
+          `${secure.host}/team/bundle:1.0.0`,
+        ),
+        { code: 'TIMEOUT', message: /no data from 127\.0\.0\.1:\d+ for 200 ms/ },
+      );
+      assert.ok(Date.now() - started < 3_000, 'the idle timeout applies through the tunnel');
+    } finally {
+      secure.hang = false;
+    }
   });
 
   it('bypasses the proxy for noProxy hosts and sends plain http through it in absolute form', async (t) => {

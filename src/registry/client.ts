@@ -8,7 +8,12 @@
 //   3. The config blob: an `imgpkgBundle` fetch requires the
 //      `dev.carvel.imgpkg.bundle` label in `config.Labels`.
 //   4. Each layer: downloaded to a temporary file while its size and sha256
-//      are checked, then extracted safely (extract.ts) in order.
+//      are checked, then extracted safely (extract.ts) in order. The blob
+//      being extracted and everything extracted so far stay within
+//      maxDiskBytes (the fetch's share of the operator's disk budget).
+// Bodies are streamed (only manifests and the config, each at most 1 MiB,
+// are held in memory) and must keep a minimum rate (throughput.ts); a
+// signal (the fetch's deadline) stops the pull between and within requests.
 // Requests start anonymous (or with what an earlier challenge taught, see
 // auth.ts); redirects are followed, but the Authorization header only ever
 // goes to the registry's own origin. Failures are RegistryErrors naming the
@@ -25,7 +30,9 @@ import { RegistryAuth } from './auth.js';
 import type { DockerConfigRegistry } from './dockerconfig.js';
 import { errorFromNetwork, errorFromResponse, RegistryError } from './errors.js';
 import {
+  DEFAULT_DISK_SHARE_BYTES,
   DEFAULT_EXTRACT_LIMITS,
+  diskBlocks,
   ExtractError,
   LayerExtractor,
   type ExtractLimits,
@@ -34,8 +41,10 @@ import {
 import {
   DEFAULT_RETRY,
   discard,
+  guardBody,
   HttpTransport,
   readBody,
+  readSome,
   withRetries,
   type RetryOptions,
   type TransportOptions,
@@ -89,7 +98,9 @@ export interface ImageManifest {
 }
 
 export interface RegistryLimits extends ExtractLimits {
+  /** A manifest or index, held in memory while parsed. */
   maxManifestBytes: number;
+  /** The image config, held in memory while parsed. */
   maxConfigBytes: number;
   /** Compressed size of one layer blob. */
   maxBlobBytes: number;
@@ -97,11 +108,17 @@ export interface RegistryLimits extends ExtractLimits {
 }
 
 const MiB = 1024 * 1024;
+/**
+ * Per pull: memory holds at most one 1 MiB manifest or config at a time (plus
+ * its parsed form and stream buffers); disk holds at most maxDiskBytes (the
+ * blob being extracted plus what is extracted), one fetch's share of the
+ * default disk budget.
+ */
 export const DEFAULT_REGISTRY_LIMITS: Readonly<RegistryLimits> = Object.freeze({
   ...DEFAULT_EXTRACT_LIMITS,
-  maxManifestBytes: 4 * MiB,
-  maxConfigBytes: 4 * MiB,
-  maxBlobBytes: 512 * MiB,
+  maxManifestBytes: 1 * MiB,
+  maxConfigBytes: 1 * MiB,
+  maxBlobBytes: DEFAULT_DISK_SHARE_BYTES,
   maxLayers: 256,
 });
 
@@ -132,6 +149,8 @@ export interface PullOptions extends CredentialOptions {
   kind: FetchKind;
   /** Created if missing; must be empty. Left empty when the pull fails. */
   targetDir: string;
+  /** Disk this pull may occupy, when lower than the client's maxDiskBytes (what is left of the fetch's share). */
+  maxDiskBytes?: number;
 }
 
 export interface ResolveResult {
@@ -154,6 +173,8 @@ export interface PullResult extends ResolveResult {
   files: number;
   directories: number;
   bytes: number;
+  /** Disk blocks the extracted content occupies (see extract.ts). */
+  diskBytes: number;
   skipped: SkippedEntry[];
 }
 
@@ -169,6 +190,8 @@ interface Session {
 
 const MAX_REDIRECTS = 5;
 const MAX_ERROR_BODY = 64 * 1024;
+/** An error body is only quoted: what arrives within this time is enough. */
+const ERROR_BODY_WAIT_MS = 2_000;
 const SHA256 = /^sha256:[a-f0-9]{64}$/;
 
 function sha256(data: Buffer): string {
@@ -326,15 +349,31 @@ export class RegistryClient {
       }
       for (const layer of manifest.layers) checkLayerSupported(layer, this.limits.maxBlobBytes);
 
+      const maxDiskBytes = Math.min(this.limits.maxDiskBytes, options.maxDiskBytes ?? Infinity);
       await prepareTarget(options.targetDir);
       targetPrepared = true;
       staging = await mkdtemp(join(this.tmpDir, 'regcred-blobs-'));
-      const extractor = new LayerExtractor(options.targetDir, this.limits);
+      const extractor = new LayerExtractor(options.targetDir, { ...this.limits, maxDiskBytes });
       for (const [index, layer] of manifest.layers.entries()) {
+        // The blob lies on disk beside what earlier layers extracted until this layer is extracted.
+        const blobDisk = diskBlocks(layer.size);
+        const extracted = extractor.summary.diskBytes;
+        if (extracted + blobDisk > maxDiskBytes) {
+          throw new RegistryError({
+            code: 'LIMIT_EXCEEDED',
+            reason:
+              `layer ${index + 1}/${manifest.layers.length} (${layer.digest}) is ${layer.size} bytes; with ` +
+              `${extracted} bytes already extracted the pull would need more than the ${maxDiskBytes} bytes ` +
+              `of disk this fetch may use (maxDiskBytes)`,
+          });
+        }
         const file = join(staging, `layer-${index}`);
         await this.downloadBlob(session, layer, file);
         try {
-          await extractor.extractFile(file);
+          await extractor.extractFile(file, {
+            reservedBytes: blobDisk,
+            ...(options.signal ? { signal: options.signal } : {}),
+          });
         } catch (err) {
           if (err instanceof ExtractError) {
             throw new RegistryError({
@@ -362,6 +401,7 @@ export class RegistryClient {
         files: summary.files,
         directories: summary.directories,
         bytes: summary.bytes,
+        diskBytes: summary.diskBytes,
         skipped: summary.skipped,
       };
     } catch (err) {
@@ -459,7 +499,11 @@ export class RegistryClient {
       MANIFEST_ACCEPT,
       request,
       async (response) => ({
-        body: await readBody(response, this.limits.maxManifestBytes, { host: session.base.host, request }),
+        body: await readBody(response, this.limits.maxManifestBytes, {
+          host: session.base.host,
+          request,
+          throughput: this.transport.throughput,
+        }),
         contentType: response.headers['content-type']?.split(';')[0]?.trim(),
       }),
     );
@@ -540,8 +584,10 @@ export class RegistryClient {
       await sink.reset();
       const hash = createHash('sha256');
       let size = 0;
+      const guard = guardBody(response, this.transport.throughput, { host: session.base.host, request });
       try {
         for await (const chunk of response as AsyncIterable<Buffer>) {
+          guard.add(chunk.length);
           size += chunk.length;
           if (size > descriptor.size) {
             response.destroy();
@@ -557,6 +603,8 @@ export class RegistryClient {
       } catch (err) {
         if (err instanceof RegistryError) throw err;
         throw errorFromNetwork(err, session.base.host);
+      } finally {
+        guard.stop();
       }
       const digest = `sha256:${hash.digest('hex')}`;
       if (size !== descriptor.size || digest !== descriptor.digest) {
@@ -582,12 +630,12 @@ export class RegistryClient {
     consume: (response: IncomingMessage) => Promise<T>,
   ): Promise<T> {
     const url = new URL(`/v2/${session.ref.repository}/${path}`, session.base);
-    const context = { host: session.base.host, request };
+    const context = { host: session.base.host, request, throughput: this.transport.throughput };
     const retry = session.signal ? { ...this.retry, signal: session.signal } : this.retry;
     return withRetries(async () => {
       let { response, origin } = await this.follow(session, url, accept);
       if (response.statusCode === 401 && origin === session.base.origin) {
-        const body = await readBody(response, MAX_ERROR_BODY, context).catch(() => Buffer.alloc(0));
+        const body = await readSome(response, MAX_ERROR_BODY, ERROR_BODY_WAIT_MS);
         const rejected = session.authorization;
         const answer = await this.auth.answer(
           this.authRequest(session),
@@ -600,7 +648,7 @@ export class RegistryClient {
       }
       const status = response.statusCode ?? 0;
       if (status !== 200) {
-        const body = await readBody(response, MAX_ERROR_BODY, context).catch(() => Buffer.alloc(0));
+        const body = await readSome(response, MAX_ERROR_BODY, ERROR_BODY_WAIT_MS);
         const retryAfter = response.headers['retry-after'];
         const where = origin === session.base.origin ? context : { ...context, host: new URL(origin).host };
         throw errorFromResponse(status, body, retryAfter === undefined ? where : { ...where, retryAfter });

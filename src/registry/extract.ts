@@ -17,8 +17,11 @@
 //     execute bits and are always owner read-write; no setuid/setgid/sticky,
 //     no ownership, no timestamps.
 //   - Limits (LIMIT_EXCEEDED): entries, single file size, total file bytes,
-//     and uncompressed archive bytes (which bounds gzip bombs and tar
-//     metadata such as PAX headers).
+//     uncompressed archive bytes (which bounds gzip bombs and tar metadata
+//     such as PAX headers), and disk space: every file and directory counts
+//     whole 4 KiB blocks (at least one), never released by later layers, plus
+//     what the caller reserves (the layer blob lying beside it), so the disk
+//     a pull occupies stays below maxDiskBytes.
 
 import { constants as fsConstants } from 'node:fs';
 import { createReadStream } from 'node:fs';
@@ -39,15 +42,31 @@ export interface ExtractLimits {
   maxTotalBytes: number;
   /** Uncompressed tar bytes across all layers, headers and padding included. */
   maxArchiveBytes: number;
+  /** Disk blocks of everything extracted, plus the caller's reservation (see extractFile). */
+  maxDiskBytes: number;
 }
 
 const MiB = 1024 * 1024;
+/**
+ * One fetch's share of the default disk budget (1536 MiB over 8 concurrent
+ * fetches, see fetch-limits.ts): the operator passes its own share per pull.
+ */
+export const DEFAULT_DISK_SHARE_BYTES = 192 * MiB;
 export const DEFAULT_EXTRACT_LIMITS: Readonly<ExtractLimits> = Object.freeze({
   maxFiles: 50_000,
   maxFileBytes: 128 * MiB,
-  maxTotalBytes: 512 * MiB,
-  maxArchiveBytes: 1024 * MiB,
+  maxTotalBytes: DEFAULT_DISK_SHARE_BYTES,
+  maxArchiveBytes: 512 * MiB,
+  maxDiskBytes: DEFAULT_DISK_SHARE_BYTES,
 });
+
+/** Filesystem block: a file or directory occupies whole blocks, at least one. */
+export const DISK_BLOCK_BYTES = 4096;
+
+/** Disk space `bytes` of content take, in whole blocks (at least one). */
+export function diskBlocks(bytes: number): number {
+  return Math.max(1, Math.ceil(bytes / DISK_BLOCK_BYTES)) * DISK_BLOCK_BYTES;
+}
 
 export type ExtractErrorCode = 'UNSAFE_PATH' | 'LIMIT_EXCEEDED' | 'INVALID_LAYER' | 'UNSUPPORTED_COMPRESSION';
 
@@ -77,7 +96,16 @@ export interface ExtractSummary {
   bytes: number;
   /** Uncompressed tar bytes read. */
   archiveBytes: number;
+  /** Disk blocks of the files and directories written (not released when a later layer removes them). */
+  diskBytes: number;
   skipped: SkippedEntry[];
+}
+
+export interface ExtractOptions {
+  /** Disk bytes held elsewhere while this layer is extracted (its blob), counted against maxDiskBytes. */
+  reservedBytes?: number;
+  /** Stops the extraction between entries (the fetch's deadline). */
+  signal?: AbortSignal;
 }
 
 const MAX_PATH_BYTES = 4096;
@@ -165,8 +193,10 @@ export class LayerExtractor {
     directories: 0,
     bytes: 0,
     archiveBytes: 0,
+    diskBytes: 0,
     skipped: [],
   };
+  private options: ExtractOptions = {};
   /** Relative paths (and their ancestors) written by the layer being applied. */
   private layerWritten = new Set<string>();
   /** Directories known to exist as real directories. */
@@ -184,7 +214,7 @@ export class LayerExtractor {
   }
 
   /** Extracts one layer blob stored at `path` (tar or tar+gzip, detected from its first bytes). */
-  async extractFile(path: string): Promise<void> {
+  async extractFile(path: string, options: ExtractOptions = {}): Promise<void> {
     const handle = await open(path, 'r');
     let head: Buffer;
     try {
@@ -195,12 +225,17 @@ export class LayerExtractor {
       await handle.close();
     }
     const compression = detectCompression(head);
-    await this.extractStream(createReadStream(path), compression);
+    await this.extractStream(createReadStream(path), compression, options);
   }
 
   /** Extracts one layer from a stream; `compression` must be known up front. */
-  async extractStream(input: Readable, compression: Compression): Promise<void> {
+  async extractStream(
+    input: Readable,
+    compression: Compression,
+    options: ExtractOptions = {},
+  ): Promise<void> {
     this.layerWritten = new Set();
+    this.options = options;
     const limits = this.limits;
     const summary = this.summaryData;
     const counter = new Transform({
@@ -227,6 +262,7 @@ export class LayerExtractor {
     feeding.catch(() => undefined);
     try {
       for await (const entry of parser) {
+        options.signal?.throwIfAborted();
         await this.applyEntry(entry.header, entry);
       }
       await feeding;
@@ -269,6 +305,21 @@ export class LayerExtractor {
         name,
       );
     }
+  }
+
+  /** Counts the disk blocks of a new file or directory, failing past maxDiskBytes. */
+  private claimDisk(name: string, bytes: number): void {
+    const blocks = diskBlocks(bytes);
+    const reserved = this.options.reservedBytes ?? 0;
+    if (this.summaryData.diskBytes + blocks + reserved > this.limits.maxDiskBytes) {
+      throw new ExtractError(
+        'LIMIT_EXCEEDED',
+        `extracting needs more than the ${this.limits.maxDiskBytes} bytes of disk this fetch may use ` +
+          `(maxDiskBytes; ${this.summaryData.diskBytes} bytes extracted${reserved > 0 ? `, ${reserved} bytes of layer blob` : ''})`,
+        name,
+      );
+    }
+    this.summaryData.diskBytes += blocks;
   }
 
   private skip(path: string, type: string, reason: string): void {
@@ -345,7 +396,10 @@ export class LayerExtractor {
       const path = this.absolute(components.slice(0, i));
       const stat = await lstatOrUndefined(path);
       if (stat && !stat.isDirectory()) await this.remove(path);
-      if (!stat || !stat.isDirectory()) await mkdir(path, { mode: 0o755 });
+      if (!stat || !stat.isDirectory()) {
+        this.claimDisk(relative, 0);
+        await mkdir(path, { mode: 0o755 });
+      }
       this.knownDirs.add(relative);
     }
   }
@@ -373,6 +427,7 @@ export class LayerExtractor {
         name,
       );
     }
+    this.claimDisk(name, size);
     await this.ensureDirectory(components.slice(0, -1));
     const path = this.absolute(components);
     if (await lstatOrUndefined(path)) await this.remove(path);

@@ -1,7 +1,8 @@
 // HTTP(S) for the registry client: TLS trust (extra CA certificates added
 // to Node's roots, per-host verification skipping), HTTP proxies (CONNECT
 // tunnels for https, absolute-form requests for http) with NO_PROXY-style
-// exclusions, idle timeouts, and bounded retries with backoff.
+// exclusions, idle timeouts (through CONNECT tunnels too), a minimum
+// throughput for bodies (throughput.ts), and bounded retries with backoff.
 //
 // Proxy notes: only `http://` proxies are supported; `user:pass@` in a proxy
 // URL becomes a Proxy-Authorization header and is never put in a message.
@@ -15,6 +16,7 @@ import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { errorFromNetwork, isRetryableStatus, RegistryError } from './errors.js';
+import { DEFAULT_THROUGHPUT_RULE, ThroughputGuard, type ThroughputRule } from './throughput.js';
 
 export interface TransportOptions {
   /** PEM certificates trusted in addition to Node's default roots. */
@@ -31,6 +33,8 @@ export interface TransportOptions {
   plainHttp?: string | readonly string[];
   /** Socket idle timeout per request, connect included. */
   timeoutMs?: number;
+  /** Minimum rate of response bodies (default DEFAULT_THROUGHPUT_RULE). */
+  throughput?: Partial<ThroughputRule>;
   userAgent?: string;
 }
 
@@ -194,6 +198,7 @@ export class HttpTransport {
   private readonly httpsProxy: Proxy | undefined;
   private readonly noProxy: NoProxy;
   readonly timeoutMs: number;
+  readonly throughput: ThroughputRule;
   private readonly userAgent: string;
   private readonly verifyingAgent: https.Agent;
   private readonly skippingAgent: https.Agent;
@@ -210,6 +215,7 @@ export class HttpTransport {
     this.httpsProxy = parseProxy('httpsProxy', options.httpsProxy);
     this.noProxy = new NoProxy(options.noProxy);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.throughput = { ...DEFAULT_THROUGHPUT_RULE, ...options.throughput };
     this.userAgent = options.userAgent ?? DEFAULT_USER_AGENT;
     const agentOptions: https.AgentOptions = { keepAlive: true, maxSockets: 16 };
     if (this.ca) agentOptions.ca = this.ca;
@@ -299,6 +305,9 @@ export class HttpTransport {
       if (isIP(hostname) === 0) tlsOptions.servername = hostname;
       if (this.ca) tlsOptions.ca = this.ca;
       const tlsSocket = tls.connect(tlsOptions);
+      // The request's own `timeout` does not reach a socket it did not open:
+      // without this, a registry behind the tunnel could stall us forever.
+      tlsSocket.setTimeout(this.timeoutMs, () => tlsSocket.destroy(this.idleTimeout(url.host)));
       request = http.request({
         ...base,
         host: hostname,
@@ -312,14 +321,13 @@ export class HttpTransport {
     return new Promise((resolve, reject) => {
       request.once('response', resolve);
       request.once('error', (err) => reject(errorFromNetwork(err, url.host)));
-      request.on('timeout', () => {
-        const err = Object.assign(new Error(`no data from ${url.host} for ${this.timeoutMs} ms`), {
-          code: 'ETIMEDOUT',
-        });
-        request.destroy(err);
-      });
+      request.on('timeout', () => request.destroy(this.idleTimeout(url.host)));
       request.end(options.body);
     });
+  }
+
+  private idleTimeout(host: string): Error {
+    return Object.assign(new Error(`no data from ${host} for ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' });
   }
 
   private tunnel(proxy: Proxy, url: URL, signal: AbortSignal | undefined): Promise<Socket> {
@@ -388,14 +396,40 @@ export class HttpTransport {
   }
 }
 
+export interface BodyContext {
+  host: string;
+  request: string;
+  /** Minimum rate; a slower body is destroyed with TOO_SLOW. */
+  throughput?: ThroughputRule;
+}
+
 /**
- * Reads a whole response body, failing with TOO_LARGE past `limit` bytes
- * and with a retryable NETWORK/TIMEOUT error when the stream breaks.
+ * Watches the rate of a body being read: below `rule`, the response (and its
+ * socket) is destroyed with a TOO_SLOW error, which the reader then throws.
+ * Call stop() once the body is read.
+ */
+export function guardBody(
+  response: http.IncomingMessage,
+  rule: ThroughputRule | undefined,
+  context: { host: string; request: string },
+): { add(bytes: number): void; stop(): void } {
+  if (!rule) return { add: () => undefined, stop: () => undefined };
+  return new ThroughputGuard(rule, (reason) =>
+    response.destroy(
+      new RegistryError({ code: 'TOO_SLOW', reason, host: context.host, request: context.request }),
+    ),
+  );
+}
+
+/**
+ * Reads a whole response body, failing with TOO_LARGE past `limit` bytes,
+ * TOO_SLOW below the throughput rule, and with a retryable NETWORK/TIMEOUT
+ * error when the stream breaks.
  */
 export async function readBody(
   response: http.IncomingMessage,
   limit: number,
-  context: { host: string; request: string },
+  context: BodyContext,
 ): Promise<Buffer> {
   const declared = Number(response.headers['content-length']);
   const tooLarge = () =>
@@ -411,8 +445,10 @@ export async function readBody(
   }
   const chunks: Buffer[] = [];
   let size = 0;
+  const guard = guardBody(response, context.throughput, context);
   try {
     for await (const chunk of response as AsyncIterable<Buffer>) {
+      guard.add(chunk.length);
       size += chunk.length;
       if (size > limit) {
         response.destroy();
@@ -423,14 +459,49 @@ export async function readBody(
   } catch (err) {
     if (err instanceof RegistryError) throw err;
     throw errorFromNetwork(err, context.host);
+  } finally {
+    guard.stop();
   }
   return Buffer.concat(chunks);
 }
 
-/** Discards a response body without waiting for it. */
+/**
+ * What arrives of a body we only quote (an error response) within `limit`
+ * bytes and `withinMs`; then the response is destroyed rather than read on.
+ * Never rejects.
+ */
+export async function readSome(
+  response: http.IncomingMessage,
+  limit: number,
+  withinMs: number,
+): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const timer = setTimeout(() => response.destroy(), withinMs);
+  timer.unref();
+  try {
+    for await (const chunk of response as AsyncIterable<Buffer>) {
+      chunks.push(chunk.subarray(0, limit - size));
+      size += chunk.length;
+      if (size >= limit) break;
+    }
+  } catch {
+    // keep what arrived
+  } finally {
+    clearTimeout(timer);
+    if (!response.complete) discard(response);
+  }
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Throws away a response whose body is not wanted by destroying its socket:
+ * draining it would let a server keep the connection (and us) busy with an
+ * endless or trickling body.
+ */
 export function discard(response: http.IncomingMessage): void {
-  response.resume();
   response.on('error', () => undefined);
+  response.destroy();
 }
 
 export interface RetryOptions {
