@@ -46,6 +46,7 @@ interface Schema {
   maxLength?: number;
   minItems?: number;
   maxItems?: number;
+  maxProperties?: number;
   minimum?: number;
   'x-kubernetes-validations'?: CelRule[];
   'x-kubernetes-preserve-unknown-fields'?: boolean;
@@ -395,6 +396,9 @@ function validate(schema: Schema, value: unknown, path: string, issues: Issue[],
     });
   }
   if (isObj(value)) {
+    if (schema.maxProperties !== undefined && Object.keys(value).length > schema.maxProperties) {
+      issues.push({ path, message: `must have at most ${schema.maxProperties} items` });
+    }
     for (const name of schema.required ?? []) {
       if (!has(value, name))
         issues.push({ path: path === '' ? name : `${path}.${name}`, message: 'Required value' });
@@ -550,6 +554,31 @@ for (const e of expectedCrds) {
       assert.deepEqual(offenders, [], offenders.join('\n'));
     });
 
+    test('bounds every list and map of the spec (maxItems / maxProperties), so no object drives unbounded work', () => {
+      const offenders: string[] = [];
+      walkSchema(rootSchema(loadCrd(e)), schemaPath, (node, path) => {
+        if (!path.startsWith(`${schemaPath}.properties.spec`)) return;
+        if (node.type === 'array' && node.maxItems === undefined) offenders.push(`${path}: no maxItems`);
+        if (isObj(node.additionalProperties) && node.maxProperties === undefined) {
+          offenders.push(`${path}: no maxProperties`);
+        }
+      });
+      assert.deepEqual(offenders, [], offenders.join('\n'));
+    });
+
+    test('gives every fetch path field (path, subPath, directoryPath) the relative-path pattern and a maxLength', () => {
+      const offenders: string[] = [];
+      walkSchema(rootSchema(loadCrd(e)), schemaPath, (node, path) => {
+        const field = path.split('.').pop() ?? '';
+        const fetchPath = field === 'path' && /\.fetch\.items\.properties\.path$/.test(path);
+        if (!fetchPath && field !== 'subPath' && field !== 'directoryPath') return;
+        if (node.pattern !== RELATIVE_PATH_PATTERN)
+          offenders.push(`${path}: pattern ${String(node.pattern)}`);
+        if (node.maxLength !== 1024) offenders.push(`${path}: maxLength ${String(node.maxLength)}`);
+      });
+      assert.deepEqual(offenders, [], offenders.join('\n'));
+    });
+
     test('words every CEL rule with a message and a JavaScript twin, and bounds lists whose items carry rules', () => {
       const offenders: string[] = [];
       walkSchema(rootSchema(loadCrd(e)), schemaPath, (node, path) => {
@@ -590,6 +619,49 @@ test('the Package template.spec schema is identical to the App spec schema', () 
     for (const path of index.keys()) differences.push(`${path}: only in App`);
     assert.fail(`schemas differ:\n${differences.join('\n')}`);
   }
+});
+
+// ---------------------------------------------------------------------------
+// The relative-path pattern of fetch path fields: empty, or '/'-separated components,
+// none of them '..', no leading '/', no NUL or backslash. Written without lookaheads
+// (the API server's Go regexp has none); every alternative of a component is decided
+// by its first two characters, so a backtracking engine stays linear too.
+
+const PATH_COMPONENT = String.raw`(?:[^/\\\x00.][^/\\\x00]*|\.[^/\\\x00.][^/\\\x00]*|\.|\.\.[^/\\\x00]+)`;
+const RELATIVE_PATH_PATTERN = `^(?:${PATH_COMPONENT}(?:/${PATH_COMPONENT}?)*)?$`;
+
+describe('the relative-path pattern', () => {
+  const matches = (value: string) => new RegExp(RELATIVE_PATH_PATTERN, 'u').test(value);
+  const good = [
+    '',
+    'config',
+    'a/b',
+    'a/b/',
+    'a//b',
+    '.',
+    './config',
+    '.hidden',
+    '..data',
+    '...',
+    'a/./b',
+    'x..',
+    'ünï/cödé',
+  ];
+  const bad = ['..', '../x', '../../x', 'a/..', 'a/../b', '/etc', '/', 'a\\b', 'a\0b', '//x'];
+  for (const value of good) test(`accepts ${JSON.stringify(value)}`, () => assert.ok(matches(value)));
+  for (const value of bad) test(`rejects ${JSON.stringify(value)}`, () => assert.ok(!matches(value)));
+
+  test('takes linear time on input built to make a backtracking engine stall', () => {
+    for (const value of [
+      'a/'.repeat(50_000) + '..',
+      '.'.repeat(100_000) + '/..',
+      `${'a'.repeat(100_000)}\0`,
+    ]) {
+      const started = performance.now();
+      assert.equal(matches(value), false);
+      assert.ok(performance.now() - started < 200, `${Math.round(performance.now() - started)} ms`);
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------
@@ -912,6 +984,122 @@ const rejected: Array<{ name: string; doc: Obj; path: string; message: string }>
     message: 'Required value',
   },
   {
+    name: 'an App fetch path that climbs out of the fetch directory',
+    doc: app({ ...appSpec, fetch: [bundleFetch, { ...bundleFetch, path: '../../x' }] }),
+    path: 'spec.fetch[1].path',
+    message: 'should match',
+  },
+  {
+    name: 'an App fetch path that is absolute',
+    doc: app({ ...appSpec, fetch: [{ ...bundleFetch, path: '/tmp/x' }] }),
+    path: 'spec.fetch[0].path',
+    message: 'should match',
+  },
+  {
+    name: 'an App image subPath with a .. component',
+    doc: app({ ...appSpec, fetch: [{ image: { url: 'registry.corp.com/c:1', subPath: 'a/../../b' } }] }),
+    path: 'spec.fetch[0].image.subPath',
+    message: 'should match',
+  },
+  {
+    name: 'an App inline directoryPath with a backslash',
+    doc: app({
+      ...appSpec,
+      fetch: [{ inline: { pathsFrom: [{ secretRef: { name: 's', directoryPath: '..\\x' } }] } }],
+    }),
+    path: 'spec.fetch[0].inline.pathsFrom[0].secretRef.directoryPath',
+    message: 'should match',
+  },
+  {
+    name: 'a Package whose template fetch path climbs out',
+    doc: packageDoc('simple-app.corp.com.1.0.0', {
+      refName: 'simple-app.corp.com',
+      version: '1.0.0',
+      template: { spec: { ...appSpec, fetch: [bundleFetch, { ...bundleFetch, path: '..' }] } },
+    }),
+    path: 'spec.template.spec.fetch[1].path',
+    message: 'should match',
+  },
+  {
+    name: 'a PackageRepository image subPath that is absolute',
+    doc: packageRepository({ fetch: { image: { url: 'registry.corp.com/repo:1', subPath: '/packages' } } }),
+    path: 'spec.fetch.image.subPath',
+    message: 'should match',
+  },
+  {
+    name: 'an App fetch path longer than 1024 characters',
+    doc: app({ ...appSpec, fetch: [bundleFetch, { ...bundleFetch, path: 'a'.repeat(1025) }] }),
+    path: 'spec.fetch[1].path',
+    message: 'may not be more than 1024 chars long',
+  },
+  {
+    name: 'an App inline step naming more than 100 Secrets',
+    doc: app({
+      ...appSpec,
+      fetch: [
+        { inline: { pathsFrom: Array.from({ length: 101 }, (_, i) => ({ secretRef: { name: `s${i}` } })) } },
+      ],
+    }),
+    path: 'spec.fetch[0].inline.pathsFrom',
+    message: 'must have at most 100 items',
+  },
+  {
+    name: 'an App inline step with more than 1000 files',
+    doc: app({
+      ...appSpec,
+      fetch: [
+        { inline: { paths: Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`f${i}`, ''])) } },
+      ],
+    }),
+    path: 'spec.fetch[0].inline.paths',
+    message: 'must have at most 1000 items',
+  },
+  {
+    name: 'an App with more than 100 fetch steps',
+    doc: app({ ...appSpec, fetch: Array.from({ length: 101 }, () => bundleFetch) }),
+    path: 'spec.fetch',
+    message: 'must have at most 100 items',
+  },
+  {
+    name: 'an App with more than 10 deploy steps',
+    doc: app({ ...appSpec, deploy: Array.from({ length: 11 }, () => ({ kapp: {} })) }),
+    path: 'spec.deploy',
+    message: 'must have at most 10 items',
+  },
+  {
+    name: 'an App whose serviceAccountName is longer than a Kubernetes name',
+    doc: app({ ...appSpec, serviceAccountName: 'a'.repeat(254) }),
+    path: 'spec.serviceAccountName',
+    message: 'may not be more than 253 chars long',
+  },
+  {
+    name: 'a PackageInstall with more than 100 values sources',
+    doc: packageInstall({
+      packageRef: { refName: 'a.b.c' },
+      values: Array.from({ length: 101 }, () => ({ secretRef: { name: 'v' } })),
+    }),
+    path: 'spec.values',
+    message: 'must have at most 100 items',
+  },
+  {
+    name: 'a PackageRepository inline step naming more than 100 Secrets',
+    doc: packageRepository({
+      fetch: { inline: { pathsFrom: Array.from({ length: 101 }, () => ({ secretRef: { name: 's' } })) } },
+    }),
+    path: 'spec.fetch.inline.pathsFrom',
+    message: 'must have at most 100 items',
+  },
+  {
+    name: 'a SecretExport label selector with more than 100 labels',
+    doc: secretExport({
+      toNamespacesLabelSelector: {
+        matchLabels: Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`l${i}`, 'v'])),
+      },
+    }),
+    path: 'spec.toNamespacesLabelSelector.matchLabels',
+    message: 'must have at most 100 items',
+  },
+  {
     name: 'an App with a misspelled spec field',
     doc: app({ ...appSpec, serviceAcountName: 'sa' }),
     path: 'spec.serviceAcountName',
@@ -1048,6 +1236,29 @@ const accepted: Array<{ name: string; doc: Obj }> = [
     }),
   },
 ];
+
+accepted.push({
+  name: 'an App whose path fields are relative paths inside the fetch directory, at the list limits',
+  doc: app({
+    ...appSpec,
+    fetch: [
+      { ...bundleFetch, path: 'config' },
+      { ...bundleFetch, path: './nested/dir/' },
+      { image: { url: 'registry.corp.com/c:1', subPath: '.hidden/..data/...' }, path: '.' },
+      { http: { url: 'https://corp.com/c.tgz', subPath: '' } },
+      {
+        inline: {
+          paths: Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`f${i}.yml`, ''])),
+          pathsFrom: Array.from({ length: 100 }, (_, i) => ({
+            secretRef: { name: 'a'.repeat(253), directoryPath: `values/${i}` },
+          })),
+        },
+      },
+      ...Array.from({ length: 95 }, () => bundleFetch),
+    ],
+    deploy: Array.from({ length: 10 }, () => ({ kapp: {} })),
+  }),
+});
 
 describe('admission of bad specs', () => {
   for (const { name, doc, path, message } of rejected) {

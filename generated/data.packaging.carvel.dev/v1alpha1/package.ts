@@ -54,6 +54,8 @@ export interface PackageSpec {
   /**
    * Licenses the package is distributed under.
    *
+   * @maxItems 100
+   *
    * Items: A license name or SPDX identifier, such as Apache 2.0.
    */
   licenses?: string[];
@@ -80,6 +82,8 @@ export interface PackageSpec {
   valuesSchema?: PackageSpecValuesSchema;
   /**
    * Software that this package installs.
+   *
+   * @maxItems 1000
    */
   includedSoftware?: PackageSpecIncludedSoftwareItem[];
   /**
@@ -126,6 +130,8 @@ export interface PackageSpecTemplateSpec {
   template?: PackageSpecTemplateSpecTemplateItem[];
   /**
    * How the rendered resources are applied. Exactly one step is expected.
+   *
+   * @maxItems 10
    */
   deploy?: PackageSpecTemplateSpecDeployItem[];
   /**
@@ -219,6 +225,8 @@ export interface PackageSpecTemplateSpecFetchItemInline {
   };
   /**
    * Secrets and ConfigMaps whose keys become files named after the keys.
+   *
+   * @maxItems 100
    */
   pathsFrom?: PackageSpecTemplateSpecFetchItemInlinePathsFromItem[];
 }
@@ -303,6 +311,8 @@ export interface PackageSelectionSemverPrereleases {
   /**
    * Only consider prereleases carrying one of these identifiers (such as alpha or rc); empty means every
    * prerelease.
+   *
+   * @maxItems 100
    *
    * Items: A prerelease identifier, such as alpha, beta or rc.
    */
@@ -466,17 +476,23 @@ export interface PackageSpecTemplateSpecTemplateItemYtt {
   /**
    * Files and directories to pass to ytt; all fetched content when unset.
    *
+   * @maxItems 1000
+   *
    * Items: A file or directory path relative to the fetched content.
    */
   paths?: string[];
   /**
    * ytt file marks, such as "config.yml:type=data".
    *
+   * @maxItems 1000
+   *
    * Items: One file mark, in ytt's --file-mark syntax.
    */
   fileMarks?: string[];
   /**
    * Data values, applied in order (later ones override earlier ones).
+   *
+   * @maxItems 100
    */
   valuesFrom?: PackageSpecTemplateSpecTemplateItemYttValuesFromItem[];
 }
@@ -493,6 +509,8 @@ export interface PackageSpecTemplateSpecTemplateItemYttInline {
   };
   /**
    * Secrets and ConfigMaps whose keys become files named after the keys.
+   *
+   * @maxItems 100
    */
   pathsFrom?: PackageSpecTemplateSpecTemplateItemYttInlinePathsFromItem[];
 }
@@ -565,6 +583,8 @@ export interface PackageValuesFromItemConfigMapRef {
 export interface PackageSpecTemplateSpecTemplateItemYttValuesFromItemDownwardAPI {
   /**
    * Data values to set.
+   *
+   * @maxItems 100
    */
   items?: PackageSpecTemplateSpecTemplateItemYttValuesFromItemDownwardAPIItem[];
 }
@@ -614,6 +634,8 @@ export interface PackageKubernetesAPIs {
   /**
    * Group/versions to use instead of the cluster's, e.g. ["apps/v1", "batch/v1"].
    *
+   * @maxItems 1000
+   *
    * Items: One API group/version, such as apps/v1.
    */
   groupVersions?: string[];
@@ -622,6 +644,8 @@ export interface PackageKubernetesAPIs {
 export interface PackageSpecTemplateSpecTemplateItemKbld {
   /**
    * Files and directories to pass to kbld; the previous step's output when unset.
+   *
+   * @maxItems 1000
    *
    * Items: A file or directory path; "-" means the previous step's output.
    */
@@ -643,6 +667,8 @@ export interface PackageSpecTemplateSpecTemplateItemHelmTemplate {
   path?: string;
   /**
    * Values files, applied in order (later ones override earlier ones).
+   *
+   * @maxItems 100
    */
   valuesFrom?: PackageValuesFromItem[];
   /**
@@ -680,6 +706,8 @@ export interface PackageValuesFromItem {
 export interface PackageValuesFromItemDownwardAPI {
   /**
    * Values to set.
+   *
+   * @maxItems 100
    */
   items?: PackageValuesFromItemDownwardAPIItem[];
 }
@@ -723,6 +751,8 @@ export interface PackageSpecTemplateSpecTemplateItemSops {
   /**
    * Files and directories to decrypt; every sops file when unset.
    *
+   * @maxItems 1000
+   *
    * Items: A file or directory path relative to the fetched content.
    */
   paths?: string[];
@@ -746,11 +776,15 @@ export interface PackageSpecTemplateSpecTemplateItemCue {
   /**
    * Files and directories to pass to cue; all fetched content when unset.
    *
+   * @maxItems 1000
+   *
    * Items: A file or directory path relative to the fetched content.
    */
   paths?: string[];
   /**
    * Input values, applied in order.
+   *
+   * @maxItems 100
    */
   valuesFrom?: PackageValuesFromItem[];
   /**
@@ -781,11 +815,15 @@ export interface PackageSpecTemplateSpecDeployItemKapp {
   /**
    * Namespace renames, each "from:to".
    *
+   * @maxItems 100
+   *
    * Items: One rename, written "from:to".
    */
   mapNs?: string[];
   /**
    * Extra command-line options for the deploy, e.g. "--diff-changes=true".
+   *
+   * @maxItems 100
    *
    * Items: One option, written "--flag=value".
    */
@@ -805,6 +843,8 @@ export interface PackageSpecTemplateSpecDeployItemKappInspect {
   /**
    * Extra command-line options for the inspection.
    *
+   * @maxItems 100
+   *
    * Items: One option, written "--flag=value".
    */
   rawOptions?: string[];
@@ -813,6 +853,8 @@ export interface PackageSpecTemplateSpecDeployItemKappInspect {
 export interface PackageSpecTemplateSpecDeployItemKappDelete {
   /**
    * Extra command-line options for the delete.
+   *
+   * @maxItems 100
    *
    * Items: One option, written "--flag=value".
    */

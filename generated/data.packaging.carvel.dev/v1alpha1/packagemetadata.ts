@@ -63,10 +63,14 @@ export interface PackageMetadataSpec {
   providerName?: string;
   /**
    * People who maintain the package.
+   *
+   * @maxItems 100
    */
   maintainers?: PackageMetadataSpecMaintainer[];
   /**
    * Categories the package belongs to, such as monitoring or networking.
+   *
+   * @maxItems 100
    *
    * Items: One category name.
    */

@@ -68,6 +68,8 @@ export interface AppSpec {
   template?: AppSpecTemplateItem[];
   /**
    * How the rendered resources are applied. Exactly one step is expected.
+   *
+   * @maxItems 10
    */
   deploy?: AppSpecDeployItem[];
   /**
@@ -161,6 +163,8 @@ export interface AppSpecFetchItemInline {
   };
   /**
    * Secrets and ConfigMaps whose keys become files named after the keys.
+   *
+   * @maxItems 100
    */
   pathsFrom?: AppSpecFetchItemInlinePathsFromItem[];
 }
@@ -245,6 +249,8 @@ export interface AppSelectionSemverPrereleases {
   /**
    * Only consider prereleases carrying one of these identifiers (such as alpha or rc); empty means every
    * prerelease.
+   *
+   * @maxItems 100
    *
    * Items: A prerelease identifier, such as alpha, beta or rc.
    */
@@ -408,17 +414,23 @@ export interface AppSpecTemplateItemYtt {
   /**
    * Files and directories to pass to ytt; all fetched content when unset.
    *
+   * @maxItems 1000
+   *
    * Items: A file or directory path relative to the fetched content.
    */
   paths?: string[];
   /**
    * ytt file marks, such as "config.yml:type=data".
    *
+   * @maxItems 1000
+   *
    * Items: One file mark, in ytt's --file-mark syntax.
    */
   fileMarks?: string[];
   /**
    * Data values, applied in order (later ones override earlier ones).
+   *
+   * @maxItems 100
    */
   valuesFrom?: AppSpecTemplateItemYttValuesFromItem[];
 }
@@ -435,6 +447,8 @@ export interface AppSpecTemplateItemYttInline {
   };
   /**
    * Secrets and ConfigMaps whose keys become files named after the keys.
+   *
+   * @maxItems 100
    */
   pathsFrom?: AppSpecTemplateItemYttInlinePathsFromItem[];
 }
@@ -507,6 +521,8 @@ export interface AppValuesFromItemConfigMapRef {
 export interface AppSpecTemplateItemYttValuesFromItemDownwardAPI {
   /**
    * Data values to set.
+   *
+   * @maxItems 100
    */
   items?: AppSpecTemplateItemYttValuesFromItemDownwardAPIItem[];
 }
@@ -556,6 +572,8 @@ export interface AppKubernetesAPIs {
   /**
    * Group/versions to use instead of the cluster's, e.g. ["apps/v1", "batch/v1"].
    *
+   * @maxItems 1000
+   *
    * Items: One API group/version, such as apps/v1.
    */
   groupVersions?: string[];
@@ -564,6 +582,8 @@ export interface AppKubernetesAPIs {
 export interface AppSpecTemplateItemKbld {
   /**
    * Files and directories to pass to kbld; the previous step's output when unset.
+   *
+   * @maxItems 1000
    *
    * Items: A file or directory path; "-" means the previous step's output.
    */
@@ -585,6 +605,8 @@ export interface AppSpecTemplateItemHelmTemplate {
   path?: string;
   /**
    * Values files, applied in order (later ones override earlier ones).
+   *
+   * @maxItems 100
    */
   valuesFrom?: AppValuesFromItem[];
   /**
@@ -622,6 +644,8 @@ export interface AppValuesFromItem {
 export interface AppValuesFromItemDownwardAPI {
   /**
    * Values to set.
+   *
+   * @maxItems 100
    */
   items?: AppValuesFromItemDownwardAPIItem[];
 }
@@ -665,6 +689,8 @@ export interface AppSpecTemplateItemSops {
   /**
    * Files and directories to decrypt; every sops file when unset.
    *
+   * @maxItems 1000
+   *
    * Items: A file or directory path relative to the fetched content.
    */
   paths?: string[];
@@ -688,11 +714,15 @@ export interface AppSpecTemplateItemCue {
   /**
    * Files and directories to pass to cue; all fetched content when unset.
    *
+   * @maxItems 1000
+   *
    * Items: A file or directory path relative to the fetched content.
    */
   paths?: string[];
   /**
    * Input values, applied in order.
+   *
+   * @maxItems 100
    */
   valuesFrom?: AppValuesFromItem[];
   /**
@@ -723,11 +753,15 @@ export interface AppSpecDeployItemKapp {
   /**
    * Namespace renames, each "from:to".
    *
+   * @maxItems 100
+   *
    * Items: One rename, written "from:to".
    */
   mapNs?: string[];
   /**
    * Extra command-line options for the deploy, e.g. "--diff-changes=true".
+   *
+   * @maxItems 100
    *
    * Items: One option, written "--flag=value".
    */
@@ -747,6 +781,8 @@ export interface AppSpecDeployItemKappInspect {
   /**
    * Extra command-line options for the inspection.
    *
+   * @maxItems 100
+   *
    * Items: One option, written "--flag=value".
    */
   rawOptions?: string[];
@@ -755,6 +791,8 @@ export interface AppSpecDeployItemKappInspect {
 export interface AppSpecDeployItemKappDelete {
   /**
    * Extra command-line options for the delete.
+   *
+   * @maxItems 100
    *
    * Items: One option, written "--flag=value".
    */

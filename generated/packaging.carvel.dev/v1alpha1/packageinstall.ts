@@ -61,6 +61,8 @@ export interface PackageInstallSpec {
   /**
    * Values for the package's templates, appended in order to the valuesFrom of the first ytt or
    * helmTemplate step of the App.
+   *
+   * @maxItems 100
    */
   values?: PackageInstallSpecValue[];
   /**
@@ -137,6 +139,8 @@ export interface PackageInstallSpecPackageRefVersionSelectionPrereleases {
   /**
    * Only consider prereleases carrying one of these identifiers (such as alpha or rc); empty means every
    * prerelease.
+   *
+   * @maxItems 100
    *
    * Items: A prerelease identifier, such as alpha, beta or rc.
    */

@@ -124,6 +124,8 @@ export interface PackageRepositorySelectionSemverPrereleases {
    * Only consider prereleases carrying one of these identifiers (such as alpha or rc); empty means every
    * prerelease.
    *
+   * @maxItems 100
+   *
    * Items: A prerelease identifier, such as alpha, beta or rc.
    */
   identifiers?: string[];
@@ -225,6 +227,8 @@ export interface PackageRepositorySpecFetchInline {
   };
   /**
    * Secrets and ConfigMaps whose keys become files named after the keys.
+   *
+   * @maxItems 100
    */
   pathsFrom?: PackageRepositorySpecFetchInlinePathsFromItem[];
 }

@@ -94,6 +94,8 @@ export interface SecretExportSpecDangerousToNamespacesSelectorItem {
   /**
    * Values to compare with; required for In and NotIn, forbidden for Exists and DoesNotExist.
    *
+   * @maxItems 1000
+   *
    * Items: One value to compare with.
    */
   values?: string[];
@@ -132,6 +134,8 @@ export interface SecretExportSpecToNamespacesLabelSelectorMatchExpression {
   operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
   /**
    * Label values; required for In and NotIn, forbidden for Exists and DoesNotExist.
+   *
+   * @maxItems 1000
    *
    * Items: One label value.
    */
