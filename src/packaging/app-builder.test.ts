@@ -333,6 +333,11 @@ describe('validatePackageInstallValues', () => {
       spec: { values: [{ secretRef: { name: 'a' } }, {}] },
       want: 'Invalid fields: spec.values[1].secretRef: Required value',
     },
+    {
+      name: 'more values than the cap (an object stored before the CRD had maxItems)',
+      spec: { values: Array.from({ length: 101 }, () => ({ secretRef: { name: 'a' } })) },
+      want: 'Invalid fields: spec.values has 101 items, more than the limit of 100',
+    },
   ];
   for (const c of cases)
     it(c.name, () => assert.equal(validatePackageInstallValues(install(c.spec)), c.want));

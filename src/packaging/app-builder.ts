@@ -41,8 +41,15 @@ export interface BuildAppOptions {
   existingApp?: App | undefined;
 }
 
-/** Mirrors upstream's field check on spec.values: every entry needs a secretRef. */
+/** Values sources one PackageInstall may name (the CRD's maxItems; this catches objects stored before it). */
+export const MAX_PACKAGE_INSTALL_VALUES = 100;
+
+/** Mirrors upstream's field check on spec.values: every entry needs a secretRef; at most MAX_PACKAGE_INSTALL_VALUES. */
 export function validatePackageInstallValues(pkgi: PackageInstall): string | undefined {
+  const count = pkgi.spec?.values?.length ?? 0;
+  if (count > MAX_PACKAGE_INSTALL_VALUES) {
+    return `Invalid fields: spec.values has ${count} items, more than the limit of ${MAX_PACKAGE_INSTALL_VALUES}`;
+  }
   const missing = (pkgi.spec?.values ?? [])
     .map((v, i) => (v?.secretRef ? undefined : `spec.values[${i}].secretRef: Required value`))
     .filter((m): m is string => m !== undefined);
