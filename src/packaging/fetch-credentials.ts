@@ -3,8 +3,13 @@
 // value into a message (they name Secrets, keys and registries only).
 
 import { selectCredential, type RegistryCredential } from '../registry/auth-match.js';
-import { parseDockerConfigJson, type DockerConfigRegistry } from '../registry/dockerconfig.js';
+import {
+  parseDockerConfigJson,
+  type DockerConfigRegistry,
+  type SkippedRegistry,
+} from '../registry/dockerconfig.js';
 import { parseImageRef } from '../registry/image-ref.js';
+import { displayRegistryKey } from '../registry/registry-key.js';
 import { DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE } from './fetch-secrets.js';
 
 export const DOCKER_CFG_TYPE = 'kubernetes.io/dockercfg';
@@ -19,6 +24,8 @@ export interface FetchSecretLike {
 export interface FetchCredentials {
   auths?: DockerConfigRegistry[];
   credential?: RegistryCredential;
+  /** `auths` entries left out (no credential, key beyond the caps); only for messages, the client ignores it. */
+  skipped?: SkippedRegistry[];
 }
 
 export type FetchCredentialsResult =
@@ -32,7 +39,9 @@ function decoded(secret: FetchSecretLike, key: string): string | undefined {
 function fromDockerConfig(text: string, what: string): FetchCredentialsResult {
   const parsed = parseDockerConfigJson(text);
   if (!parsed.ok) return { ok: false, error: `${what}: ${parsed.error}` };
-  return { ok: true, credentials: { auths: parsed.registries } };
+  const credentials: FetchCredentials = { auths: parsed.registries };
+  if (parsed.skipped.length > 0) credentials.skipped = parsed.skipped;
+  return { ok: true, credentials };
 }
 
 /**
@@ -93,9 +102,23 @@ export function credentialHint(
     const ref = parseImageRef(image);
     registry = ref.registry;
     const { key } = selectCredential(credentials.auths ?? [], ref);
-    if (key !== undefined) return ` (sent the credentials of entry "${key}" of Secret ${secretName})`;
+    if (key !== undefined)
+      return ` (sent the credentials of entry "${displayRegistryKey(key)}" of Secret ${secretName})`;
   } catch {
     // An unparsable reference fails earlier, with its own message.
   }
-  return ` (sent no credentials: Secret ${secretName} has none for ${registry})`;
+  return ` (sent no credentials: Secret ${secretName} has none for ${registry}${skippedHint(credentials.skipped)})`;
+}
+
+const MAX_SKIPPED_NAMED = 3;
+
+/** The entries left out, which may be the ones meant for this registry. */
+function skippedHint(skipped: readonly SkippedRegistry[] | undefined): string {
+  if (!skipped || skipped.length === 0) return '';
+  const named = skipped
+    .slice(0, MAX_SKIPPED_NAMED)
+    .map((s) => `"${displayRegistryKey(s.registry)}": ${s.reason}`)
+    .join('; ');
+  const more = skipped.length > MAX_SKIPPED_NAMED ? `; and ${skipped.length - MAX_SKIPPED_NAMED} more` : '';
+  return `; skipped entries: ${named}${more}`;
 }

@@ -5,7 +5,9 @@
 //   - ports are compared as written: `host` never matches `host:443`;
 //   - the hosts have the same number of labels and each label of the key
 //     is a glob (`*` = any run of characters within that one label)
-//     matching the image's label, case-insensitively;
+//     matching the image's label, case-insensitively, in linear time;
+//   - keys beyond the caps of registryKeyProblem (length, `*` per label)
+//     never match;
 //   - the key's path, if any, is a prefix of the repository on `/`
 //     boundaries (`team` matches `team/app`, not `teamwork/app`);
 //   - Docker Hub images (registry `index.docker.io`) also match keys naming
@@ -15,11 +17,18 @@
 // then key order. No match means anonymous access.
 //
 // Nothing here puts a credential value into a message: problems name keys
-// and fields only.
+// (through displayRegistryKey, which hides user info) and fields only.
 
 import type { DockerConfigEntry, DockerConfigRegistry } from './dockerconfig.js';
 import { compareKeys } from './dockerconfig.js';
 import { DOCKER_HUB_REGISTRY, normalizeRegistry, splitHostPort, type ImageRef } from './image-ref.js';
+import {
+  collapseWildcards,
+  displayRegistryKey,
+  globLabelMatches,
+  registryKeyPartsProblem,
+  splitRegistryKey,
+} from './registry-key.js';
 
 export type RegistryCredential =
   | { kind: 'anonymous' }
@@ -52,45 +61,25 @@ export interface CredentialSelection {
   problems: string[];
 }
 
-const SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
-const VERSION_SUFFIX = /\/v[12]\/?$/;
-
-/** Parses a `.dockerconfigjson` key; undefined when it names no usable host. */
+/**
+ * Parses a `.dockerconfigjson` key; undefined when it names no usable host or
+ * exceeds the caps of registryKeyProblem (parseDockerConfigJson already skips
+ * such keys; this keeps every other caller just as safe).
+ */
 export function parseRegistryKey(key: string): RegistryKey | undefined {
-  let rest = key.trim();
-  if (!SCHEME.test(rest)) rest = `https://${rest}`;
-  rest = rest.replace(SCHEME, '').replace(/[?#].*$/, '');
-  const slash = rest.indexOf('/');
-  let authority = slash === -1 ? rest : rest.slice(0, slash);
-  let path = slash === -1 ? '' : rest.slice(slash);
-  const at = authority.lastIndexOf('@');
-  if (at !== -1) authority = authority.slice(at + 1);
-  path = path.replace(/\/{2,}/g, '/').replace(VERSION_SUFFIX, '/');
-  path = path.replace(/^\/+|\/+$/g, '');
+  const parts = splitRegistryKey(key);
+  if (registryKeyPartsProblem(parts) !== undefined) return undefined;
+  const { authority, path } = parts;
   const hostPort = splitHostPort(authority);
   if (!hostPort || hostPort.host === '') return undefined;
-  const host = hostPort.host.toLowerCase();
+  const host = collapseWildcards(hostPort.host.toLowerCase());
   if (hostPort.port !== undefined && !/^[0-9]+$/.test(hostPort.port)) return undefined;
   const registry = normalizeRegistry(hostPort.port === undefined ? host : `${host}:${hostPort.port}`);
-  const parsed: RegistryKey = {
-    key,
-    host,
-    path,
-    registry,
-    wildcards: (host.match(/\*/g) ?? []).length,
-  };
+  let wildcards = 0;
+  for (const character of host) if (character === '*') wildcards++;
+  const parsed: RegistryKey = { key, host, path, registry, wildcards };
   if (hostPort.port !== undefined) parsed.port = hostPort.port;
   return parsed;
-}
-
-/** Glob for one host label: `*` matches any run of characters and never crosses a dot. */
-function labelMatches(glob: string, label: string): boolean {
-  if (!glob.includes('*')) return glob === label;
-  const source = glob
-    .split('*')
-    .map((literal) => literal.replace(/[\\^$.|?+()[\]{}]/g, '\\$&'))
-    .join('[^.]*');
-  return new RegExp(`^${source}$`).test(label);
 }
 
 function hostMatches(key: RegistryKey, image: ImageRef): boolean {
@@ -103,7 +92,7 @@ function hostMatches(key: RegistryKey, image: ImageRef): boolean {
   const globLabels = key.host.split('.');
   const labels = imageHost.split('.');
   if (globLabels.length !== labels.length) return false;
-  return globLabels.every((glob, i) => labelMatches(glob, labels[i]!));
+  return globLabels.every((glob, i) => globLabelMatches(glob, labels[i]!));
 }
 
 function pathMatches(key: RegistryKey, repository: string): boolean {
@@ -186,7 +175,7 @@ export function selectCredential(
   for (const { registry, entry } of matchingRegistries(registries, image)) {
     const credential = credentialFromEntry(entry);
     if ('problem' in credential) {
-      problems.push(`auths[${JSON.stringify(registry)}]: ${credential.problem}`);
+      problems.push(`auths["${displayRegistryKey(registry)}"]: ${credential.problem}`);
       continue;
     }
     return { key: registry, credential, problems };

@@ -1,6 +1,9 @@
 // Pure parsing, normalizing and serializing of `.dockerconfigjson` values.
 // Nothing here ever puts a credential value into a message: errors and skip
-// reasons name only registry keys and field names.
+// reasons name only field names and registry keys, the latter through
+// displayRegistryKey (credentials written into a key stay hidden).
+
+import { displayRegistryKey, registryKeyProblem } from './registry-key.js';
 
 /** The credential fields kept from an `auths` entry (upstream keeps only the first three). */
 export interface DockerConfigEntry {
@@ -19,6 +22,7 @@ export interface DockerConfigRegistry {
 }
 
 export interface SkippedRegistry {
+  /** The key as written: show it only through displayRegistryKey. */
   registry: string;
   reason: string;
 }
@@ -69,9 +73,18 @@ export function parseDockerConfigJson(text: string): DockerConfigParseResult {
   const registries: DockerConfigRegistry[] = [];
   const skipped: SkippedRegistry[] = [];
   for (const registry of Object.keys(auths).sort(compareKeys)) {
+    // Checked first: a key beyond the caps is never read further, whatever its entry holds.
+    const keyProblem = registryKeyProblem(registry);
+    if (keyProblem !== undefined) {
+      skipped.push({ registry, reason: keyProblem });
+      continue;
+    }
     const raw = auths[registry];
     if (!isPlainObject(raw)) {
-      return { ok: false, error: `auths["${registry}"]: expected an object, got ${jsonTypeName(raw)}` };
+      return {
+        ok: false,
+        error: `auths["${displayRegistryKey(registry)}"]: expected an object, got ${jsonTypeName(raw)}`,
+      };
     }
     const entry: DockerConfigEntry = {};
     for (const field of ENTRY_FIELDS) {
@@ -81,7 +94,7 @@ export function parseDockerConfigJson(text: string): DockerConfigParseResult {
       if (typeof value !== 'string') {
         return {
           ok: false,
-          error: `auths["${registry}"].${field}: expected a string, got ${jsonTypeName(value)}`,
+          error: `auths["${displayRegistryKey(registry)}"].${field}: expected a string, got ${jsonTypeName(value)}`,
         };
       }
       // Empty strings carry nothing; dropping them keeps the output minimal and stable.
@@ -126,13 +139,19 @@ const CANONICAL_DOCKER_HUB = 'docker.io';
  */
 export function normalizeRegistryKey(key: string): string {
   let rest = key.trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
-  rest = rest.replace(/\/+$/, '');
-  rest = rest.replace(/\/v[12]$/, '');
-  rest = rest.replace(/\/+$/, '');
+  rest = withoutTrailingSlashes(rest);
+  if (rest.endsWith('/v1') || rest.endsWith('/v2')) rest = withoutTrailingSlashes(rest.slice(0, -3));
   const slash = rest.indexOf('/');
   const host = (slash === -1 ? rest : rest.slice(0, slash)).toLowerCase();
   const path = slash === -1 ? '' : rest.slice(slash);
   return (DOCKER_HUB_ALIASES.has(host) ? CANONICAL_DOCKER_HUB : host) + path;
+}
+
+/** A loop, not `/\/+$/`: that regex is quadratic on a long run of slashes followed by anything else. */
+function withoutTrailingSlashes(text: string): string {
+  let end = text.length;
+  while (end > 0 && text[end - 1] === '/') end--;
+  return text.slice(0, end);
 }
 
 /**

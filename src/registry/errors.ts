@@ -134,10 +134,9 @@ export function parseErrorBody(body: Buffer | string): RegistryErrorDetail[] {
 
 /** A short quote of a non-JSON body (proxies and TLS front ends answer in text or HTML). */
 function plainTextReason(body: Buffer | string): string {
-  const text = sanitizeRemoteText(
-    (typeof body === 'string' ? body : body.toString('utf8')).replace(/<[^>]*>/g, ' '),
-    120,
-  );
+  // Only the start is shown; `[^<>]`, not `[^>]`, so a body of many `<` and no `>` is not quadratic.
+  const start = (typeof body === 'string' ? body : body.subarray(0, 4096).toString('utf8')).slice(0, 4096);
+  const text = sanitizeRemoteText(start.replace(/<[^<>]*>/g, ' '), 120);
   return text === '' ? 'no error details in the response' : `unexpected response: ${JSON.stringify(text)}`;
 }
 
