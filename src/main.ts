@@ -6,6 +6,7 @@ import { KubeClient } from './runtime/kube-client.js';
 import { newKubeConfig } from './runtime/kubeconfig.js';
 import { createLogger, type Logger } from './runtime/logger.js';
 import { Manager } from './runtime/manager.js';
+import { requiredCrds } from './required-crds.js';
 import { errorMessage } from './runtime/work-queue.js';
 
 export interface RunningOperator {
@@ -37,8 +38,14 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     resyncPeriodMs: config.resyncPeriodMs,
   };
   const controllers = buildControllers(ctx, config);
-  const manager = new Manager(client, informers, controllers, logger);
-  await manager.start({ port: config.healthPort, host: config.healthHost });
+  const manager = new Manager(client, informers, controllers, logger, requiredCrds(config.controllers));
+  try {
+    await manager.start({ port: config.healthPort, host: config.healthHost });
+  } catch (err) {
+    // Close the health server and connections, so an in-process caller is not left with them.
+    await manager.stop().catch(() => undefined);
+    throw err;
+  }
   logger.info('operator started', { controllers: config.controllers, namespace: config.namespace });
   return { manager, client, stop: () => manager.stop() };
 }
@@ -84,7 +91,10 @@ async function main(): Promise<void> {
   try {
     operator = await startOperator(config, logger);
   } catch (err) {
-    logger.error('operator failed to start', { error: errorMessage(err) });
+    const message = errorMessage(err);
+    logger.error('operator failed to start', { error: message });
+    // Also plain and synchronous: the JSON logger may not have flushed when the process exits.
+    console.error(`regcred-operator: ${message}`);
     process.exit(1);
   }
 }

@@ -2,6 +2,8 @@ import { createServer, type Server } from 'node:http';
 
 export interface HealthSource {
   ready(): boolean;
+  /** What /readyz says while not ready (default: caches not synced). */
+  notReadyReason?(): string;
   metrics(): string;
 }
 
@@ -15,7 +17,7 @@ export function startHealthServer(port: number, host: string, source: HealthSour
       const ready = source.ready();
       res
         .writeHead(ready ? 200 : 503, { 'Content-Type': 'text/plain' })
-        .end(ready ? 'ok' : 'caches not synced');
+        .end(ready ? 'ok' : (source.notReadyReason?.() ?? 'caches not synced'));
     } else if (path === '/metrics') {
       res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' }).end(source.metrics());
     } else {

@@ -2,35 +2,70 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startHealthServer } from './health.js';
 import type { InformerFactory } from './informer-factory.js';
-import type { KubeClient } from './kube-client.js';
+import {
+  deletedCrdMessage,
+  groupVersion,
+  missingCrdMessage,
+  missingCrds,
+  type DiscoveryAnswer,
+  type RequiredCrd,
+} from '../required-crds.js';
+import { sleep } from './backoff.js';
+import { isNotFound, type KubeClient } from './kube-client.js';
 import type { Logger } from './logger.js';
 import type { ControllerOperator } from './operator.js';
+import { errorMessage } from './work-queue.js';
+
+export interface CrdCheckOptions {
+  /** How long start() waits for a missing CRD to appear before it fails (it may be being applied). */
+  waitMs: number;
+  /** Pause between discovery attempts while waiting. */
+  intervalMs: number;
+  /** How often a running manager checks that its CRDs are still there; 0 disables. */
+  recheckMs: number;
+}
+
+export const DEFAULT_CRD_CHECK: CrdCheckOptions = { waitMs: 15_000, intervalMs: 1000, recheckMs: 30_000 };
 
 /**
- * Runs the controllers of one process: init them, start the shared
- * informers, wait for the caches, then start the workers. stop() drains the
- * queues before closing watches and connections.
+ * Runs the controllers of one process: check that the CRDs they need are
+ * served, init them, start the shared informers, wait for the caches, then
+ * start the workers. stop() drains the queues before closing watches and
+ * connections.
+ *
+ * A CRD missing at start fails start() with a message naming it and the
+ * --controllers flag (an informer would otherwise retry its list forever and
+ * never sync). A CRD deleted while running is logged and makes /readyz fail
+ * until it is back; the process keeps running, so the controllers that do not
+ * need it keep working.
  */
 export class Manager {
   private ready = false;
   private server: Server | undefined;
+  private readonly missingNow = new Map<string, RequiredCrd>();
+  private recheckTimer: NodeJS.Timeout | undefined;
+  private readonly stopping = new AbortController();
 
   constructor(
     private readonly client: KubeClient,
     private readonly informers: InformerFactory,
     private readonly controllers: ControllerOperator[],
     private readonly logger: Logger,
+    private readonly crds: readonly RequiredCrd[] = [],
+    private readonly crdCheck: CrdCheckOptions = DEFAULT_CRD_CHECK,
   ) {}
 
   async start(health?: { port: number; host: string }): Promise<void> {
     if (health) {
       this.server = await startHealthServer(health.port, health.host, {
-        ready: () => this.ready,
+        ready: () => this.isReady(),
+        notReadyReason: () => this.notReadyReason(),
         metrics: () => this.metrics(),
       });
       const addr = this.server.address() as AddressInfo;
       this.logger.info('health endpoints listening', { address: `${addr.address}:${addr.port}` });
     }
+    await this.waitForCrds();
     for (const controller of this.controllers) await controller.start();
     this.informers.start();
     const started = performance.now();
@@ -41,10 +76,100 @@ export class Manager {
     });
     for (const controller of this.controllers) controller.runWorkers();
     this.ready = true;
+    if (this.crds.length > 0 && this.crdCheck.recheckMs > 0) {
+      this.recheckTimer = setInterval(() => void this.recheckCrds(), this.crdCheck.recheckMs);
+      this.recheckTimer.unref();
+    }
   }
 
   isReady(): boolean {
-    return this.ready;
+    return this.ready && this.missingNow.size === 0;
+  }
+
+  private notReadyReason(): string {
+    if (this.missingNow.size > 0) return [...this.missingNow.values()].map(deletedCrdMessage).join('\n');
+    return 'caches not synced';
+  }
+
+  /** Resolves once discovery serves every required CRD; throws when one is still missing after waitMs. */
+  private async waitForCrds(): Promise<void> {
+    if (this.crds.length === 0) return;
+    const deadline = performance.now() + this.crdCheck.waitMs;
+    let waiting = false;
+    for (;;) {
+      let missing: RequiredCrd[] | undefined;
+      let failure: unknown;
+      try {
+        missing = missingCrds(this.crds, await this.discover());
+      } catch (err) {
+        failure = err;
+      }
+      if (missing?.length === 0) {
+        if (waiting) this.logger.info('required CRDs are installed', { crds: this.crds.map((c) => c.name) });
+        return;
+      }
+      if (performance.now() >= deadline) {
+        if (missing) throw new Error(missing.map(missingCrdMessage).join('\n'));
+        throw new Error(
+          `could not check that the CRDs the controllers need are installed: ${errorMessage(failure)}`,
+        );
+      }
+      if (missing && !waiting) {
+        this.logger.warn('waiting for CRDs to be installed', {
+          missing: missing.map((c) => c.name),
+          waitMs: this.crdCheck.waitMs,
+        });
+        waiting = true;
+      }
+      await sleep(this.crdCheck.intervalMs, this.stopping.signal);
+      if (this.stopping.signal.aborted) throw new Error('stopped while waiting for CRDs');
+    }
+  }
+
+  private async recheckCrds(): Promise<void> {
+    let missing: RequiredCrd[];
+    try {
+      missing = missingCrds(this.crds, await this.discover());
+    } catch (err) {
+      // Discovery itself failing says nothing about the CRDs; keep the last answer.
+      this.logger.debug('CRD check failed', { error: errorMessage(err) });
+      return;
+    }
+    const now = new Set(missing.map((c) => c.name));
+    for (const crd of missing) {
+      if (this.missingNow.has(crd.name)) continue;
+      this.missingNow.set(crd.name, crd);
+      this.logger.error(deletedCrdMessage(crd), { crd: crd.name, controllers: crd.controllers });
+    }
+    for (const [name, crd] of this.missingNow) {
+      if (now.has(name)) continue;
+      this.missingNow.delete(name);
+      this.logger.info('CRD installed again', { crd: name, controllers: crd.controllers });
+    }
+  }
+
+  /** What discovery serves for each group/version the required CRDs live in. */
+  private async discover(): Promise<Map<string, DiscoveryAnswer>> {
+    const answers = new Map<string, DiscoveryAnswer>();
+    const groupVersions = [...new Set(this.crds.map((c) => groupVersion(c.resource)))];
+    await Promise.all(
+      groupVersions.map(async (gv) => {
+        try {
+          const list = await this.client.request<{ resources?: Array<{ name?: string }> }>(
+            'GET',
+            `/apis/${gv}`,
+          );
+          answers.set(
+            gv,
+            (list?.resources ?? []).map((r) => r.name ?? ''),
+          );
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+          answers.set(gv, 'absent');
+        }
+      }),
+    );
+    return answers;
   }
 
   healthAddress(): AddressInfo | undefined {
@@ -53,6 +178,8 @@ export class Manager {
 
   async stop(): Promise<void> {
     this.ready = false;
+    this.stopping.abort();
+    if (this.recheckTimer) clearInterval(this.recheckTimer);
     await Promise.all(this.controllers.map((c) => c.stop()));
     await this.informers.stop();
     this.client.close();
@@ -75,7 +202,15 @@ export class Manager {
         lines.push(`${name}{${l}} ${value}`);
       }
     };
-    metric('regcred_ready', 'Whether every cache has synced.', 'gauge', [[{}, this.ready ? 1 : 0]]);
+    metric('regcred_ready', 'Whether every cache has synced and every required CRD is served.', 'gauge', [
+      [{}, this.isReady() ? 1 : 0],
+    ]);
+    metric(
+      'regcred_crd_missing',
+      'Whether a CRD the selected controllers need is missing (deleted while running).',
+      'gauge',
+      this.crds.map((c) => [{ crd: c.name }, this.missingNow.has(c.name) ? 1 : 0]),
+    );
     metric(
       'regcred_workqueue_depth',
       'Keys waiting in each controller queue.',
