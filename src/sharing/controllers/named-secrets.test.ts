@@ -1,0 +1,188 @@
+// NamedSecretWatches against a scripted API: one watch whatever the number of
+// names, a GET only for referenced Secrets that changed, users told once the
+// held copy is current, no change lost when a read fails.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { V1Secret } from '@kubernetes/client-node';
+import { InformerFactory } from '../../runtime/informer-factory.js';
+import type { KubeClient, ListOptions, ResourceType, WatchEvent } from '../../runtime/kube-client.js';
+import { silentLogger } from '../../runtime/logger.js';
+import type { OperatorContext } from '../../runtime/operator.js';
+import { NamedSecretWatches } from './named-secrets.js';
+
+/** Secrets in memory, served as list, watch and get. */
+class ScriptedApi {
+  private readonly secrets = new Map<string, V1Secret>();
+  private revision = 1;
+  private emit: ((event: WatchEvent<V1Secret>) => void) | undefined;
+  readonly gets: string[] = [];
+  watches = 0;
+  failNextGets = 0;
+
+  async list(_rt: ResourceType, opts: ListOptions) {
+    // The Secret index asks for metadata only; the server would strip data.
+    assert.equal(opts.metadataOnly, true);
+    return { items: [...this.secrets.values()].map(metadataOnly), resourceVersion: String(this.revision) };
+  }
+
+  async watch(
+    _rt: ResourceType,
+    _opts: unknown,
+    onEvent: (event: WatchEvent<V1Secret>) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    this.watches += 1;
+    this.emit = onEvent;
+    await new Promise((resolve) => signal.addEventListener('abort', resolve));
+  }
+
+  async get(_rt: ResourceType, namespace: string, name: string): Promise<V1Secret | undefined> {
+    this.gets.push(`${namespace}/${name}`);
+    await Promise.resolve();
+    if (this.failNextGets > 0) {
+      this.failNextGets -= 1;
+      throw new Error('connection reset');
+    }
+    const secret = this.secrets.get(`${namespace}/${name}`);
+    return secret ? structuredClone(secret) : undefined;
+  }
+
+  put(namespace: string, name: string, value: string): void {
+    const key = `${namespace}/${name}`;
+    const existed = this.secrets.has(key);
+    this.revision += 1;
+    const secret: V1Secret = {
+      metadata: {
+        namespace,
+        name,
+        resourceVersion: String(this.revision),
+        annotations: { big: 'x'.repeat(100) },
+      },
+      data: { value: Buffer.from(value).toString('base64') },
+    };
+    this.secrets.set(key, secret);
+    this.emit?.({ type: existed ? 'MODIFIED' : 'ADDED', object: metadataOnly(secret) });
+  }
+
+  remove(namespace: string, name: string): void {
+    const key = `${namespace}/${name}`;
+    const secret = this.secrets.get(key)!;
+    this.secrets.delete(key);
+    this.revision += 1;
+    this.emit?.({ type: 'DELETED', object: metadataOnly(secret) });
+  }
+}
+
+const metadataOnly = (s: V1Secret): V1Secret => ({ metadata: structuredClone(s.metadata) });
+const valueOf = (s: V1Secret | undefined) =>
+  s?.data?.value === undefined ? undefined : Buffer.from(s.data.value, 'base64').toString();
+const until = async (what: string, check: () => boolean) => {
+  for (let i = 0; i < 300 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(check(), `timed out waiting for ${what}`);
+};
+
+async function setUp(before: (api: ScriptedApi) => void = () => {}) {
+  const api = new ScriptedApi();
+  before(api);
+  const client = api as unknown as KubeClient;
+  const informers = new InformerFactory(client, silentLogger);
+  const ctx = { client, informers, logger: silentLogger } as unknown as OperatorContext;
+  const watches = new NamedSecretWatches(ctx);
+  const changes: string[] = [];
+  watches.onChange((namespace, name) =>
+    changes.push(`${namespace}/${name}:${valueOf(watches.peek(namespace, name))}`),
+  );
+  informers.start();
+  await informers.waitForSync();
+  return { api, informers, watches, changes, stop: () => informers.stop() };
+}
+
+describe('NamedSecretWatches', () => {
+  test('500 referenced names share one watch and one informer', async () => {
+    const { api, informers, watches, stop } = await setUp();
+    for (let i = 0; i < 500; i++) watches.acquire('tenant', `s-${i}`, 'user');
+    assert.equal(api.watches, 1);
+    assert.deepEqual(
+      informers.all().map((i) => i.name),
+      ['secrets:index'],
+    );
+    await stop();
+  });
+
+  test('the index holds slim records: no data, annotations or labels', async () => {
+    const { informers, stop } = await setUp((api) => api.put('a', 'one', 'v1'));
+    assert.deepEqual(informers.lookup('secrets:index')!.list(), [
+      { metadata: { namespace: 'a', name: 'one', resourceVersion: '2' } },
+    ]);
+    await stop();
+  });
+
+  test('get reads a referenced Secret once and serves it until the index shows a change', async () => {
+    const { api, watches, changes, stop } = await setUp((api) => api.put('a', 's', 'v1'));
+    assert.equal(await watches.get('a', 's'), undefined, 'not referenced: undefined');
+    watches.acquire('a', 's', 'u');
+    assert.equal(valueOf(await watches.get('a', 's')), 'v1');
+    assert.equal(valueOf(await watches.get('a', 's')), 'v1');
+    assert.deepEqual(api.gets, ['a/s'], 'one GET for two reads of the same version');
+    api.put('a', 's', 'v2');
+    // Users are told once the held copy is the new one (peek in the listener sees v2).
+    await until('the change to be reported', () => changes.includes('a/s:v2'));
+    assert.equal(valueOf(await watches.get('a', 's')), 'v2');
+    assert.deepEqual(api.gets, ['a/s', 'a/s']);
+    await stop();
+  });
+
+  test('changes to Secrets nobody references cost no GET and no notification', async () => {
+    const { api, watches, changes, stop } = await setUp();
+    watches.acquire('a', 'wanted', 'u');
+    for (let i = 0; i < 50; i++) api.put('a', `other-${i}`, 'x');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(api.gets, []);
+    assert.deepEqual(changes, []);
+    await stop();
+  });
+
+  test('a Secret created, then deleted, is reported both times; absent Secrets are not fetched', async () => {
+    const { api, watches, changes, stop } = await setUp();
+    watches.acquire('a', 's', 'u');
+    assert.equal(await watches.get('a', 's'), undefined);
+    assert.deepEqual(api.gets, [], 'absent in the index: no GET');
+    api.put('a', 's', 'v1');
+    await until('the create to be reported', () => changes.includes('a/s:v1'));
+    api.remove('a', 's');
+    await until('the delete to be reported', () => changes.includes('a/s:undefined'));
+    assert.equal(await watches.get('a', 's'), undefined);
+    assert.equal(watches.peek('a', 's'), undefined);
+    assert.deepEqual(api.gets, ['a/s']);
+    await stop();
+  });
+
+  test('a failed re-read is retried, and the change is reported once read', async () => {
+    const { api, watches, changes, stop } = await setUp((api) => api.put('a', 's', 'v1'));
+    watches.acquire('a', 's', 'u');
+    await watches.get('a', 's');
+    api.failNextGets = 1;
+    api.put('a', 's', 'v2');
+    await until('the change to be reported after a retry', () => changes.includes('a/s:v2'));
+    assert.deepEqual(api.gets, ['a/s', 'a/s', 'a/s']);
+    await stop();
+  });
+
+  test('a name released by its last user is dropped; other users keep it', async () => {
+    const { api, watches, changes, stop } = await setUp((api) => api.put('a', 's', 'v1'));
+    watches.acquire('a', 's', 'u1');
+    watches.acquire('a', 's', 'u2');
+    await watches.get('a', 's');
+    watches.release('a', 's', 'u1');
+    assert.ok(watches.isWatched('a', 's'));
+    watches.release('a', 's', 'u2');
+    assert.ok(!watches.isWatched('a', 's'));
+    assert.equal(watches.peek('a', 's'), undefined);
+    const reported = changes.length;
+    api.put('a', 's', 'v2');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(changes.length, reported, 'a change after the last release is not reported');
+    assert.deepEqual(api.gets, ['a/s']);
+    await stop();
+  });
+});
