@@ -10,6 +10,8 @@ import type { V1ConfigMap, V1Secret, KubernetesObject } from '@kubernetes/client
 import { ResourceEventType } from '@dot-i/k8s-operator';
 import { EventRecorder } from '../src/runtime/events.js';
 import { InformerFactory } from '../src/runtime/informer-factory.js';
+import { Manager } from '../src/runtime/manager.js';
+import { requiredCrds } from '../src/required-crds.js';
 import { Informer } from '../src/runtime/informer.js';
 import { ControllerOperator } from '../src/runtime/operator.js';
 import type { KubeClient, ResourceType } from '../src/runtime/kube-client.js';
@@ -310,6 +312,115 @@ describe('operator process', () => {
     const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
     assert.equal(code, 2);
     assert.match(err, /unknown controller "nope"/);
+  });
+});
+
+describe('missing CRDs', () => {
+  const APP_CRD = 'apps.kappctrl.k14s.io';
+  const appCrdFile = join(REPO_ROOT, 'crds', 'kappctrl.k14s.io_apps.yaml');
+  const appsServed = async () => {
+    const list = await cluster.client
+      .request<{ resources?: Array<{ name: string }> }>('GET', '/apis/kappctrl.k14s.io/v1alpha1')
+      .catch(() => undefined);
+    return (list?.resources ?? []).some((r) => r.name === 'apps');
+  };
+  const deleteAppCrd = async () => {
+    await cluster.kubectl(['delete', 'crd', APP_CRD, '--wait=true']);
+    await waitFor('apps to leave discovery', async () => !(await appsServed()), { timeoutMs: 30_000 });
+  };
+  const installAppCrd = async () => {
+    await cluster.kubectl(['apply', '-f', appCrdFile]);
+    await cluster.kubectl(['wait', '--for=condition=Established', `crd/${APP_CRD}`, '--timeout=60s']);
+    await waitFor('apps in discovery', appsServed, { timeoutMs: 30_000 });
+  };
+
+  test('a CRD deleted while running is logged and fails /readyz (naming it) until it is installed again', async () => {
+    const port = await freePort();
+    const logged: Array<{ level: string; message: string }> = [];
+    const logger = {
+      ...silentLogger,
+      error: (message: string) => void logged.push({ level: 'error', message }),
+      info: (message: string) => void logged.push({ level: 'info', message }),
+      child: () => logger,
+    };
+    const informers = new InformerFactory(cluster.client, silentLogger);
+    const manager = new Manager(cluster.client, informers, [], logger, requiredCrds(['app']), {
+      waitMs: 5000,
+      intervalMs: 200,
+      recheckMs: 300,
+    });
+    const readyz = async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+      return { status: res.status, text: await res.text() };
+    };
+    const deleted =
+      'CRD apps.kappctrl.k14s.io was deleted while running (needed by --controllers=app); ' +
+      'those controllers wait until it is installed again, the others keep working';
+    try {
+      await manager.start({ port, host: '127.0.0.1' });
+      assert.deepEqual(await readyz(), { status: 200, text: 'ok' });
+      await deleteAppCrd();
+      await waitFor('/readyz 503', async () => (await readyz()).status === 503, { timeoutMs: 10_000 });
+      assert.deepEqual(await readyz(), { status: 503, text: deleted });
+      assert.match(manager.metrics(), /regcred_crd_missing\{crd="apps.kappctrl.k14s.io"\} 1/);
+      assert.match(manager.metrics(), /regcred_ready\{\} 0/);
+      assert.deepEqual(
+        logged.filter((l) => l.level === 'error'),
+        [{ level: 'error', message: deleted }],
+      );
+      await installAppCrd();
+      await waitFor('/readyz 200 again', async () => (await readyz()).status === 200, { timeoutMs: 10_000 });
+      assert.match(manager.metrics(), /regcred_crd_missing\{crd="apps.kappctrl.k14s.io"\} 0/);
+      assert.ok(logged.some((l) => l.message === 'CRD installed again'));
+    } finally {
+      await manager.stop();
+      if (!(await appsServed())) await installAppCrd();
+    }
+  });
+
+  test('with a CRD missing, the operator process exits non-zero within 60 s, naming the CRD and --controllers', async () => {
+    await deleteAppCrd();
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(REPO_ROOT, 'src', 'main.ts'),
+        '--health-port',
+        '0',
+        '--health-host',
+        '127.0.0.1',
+      ],
+      {
+        env: { ...process.env, KUBECONFIG: cluster.cp.kubeconfig, LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let logs = '';
+    child.stderr.on('data', (d: Buffer) => (logs += d.toString()));
+    const started = performance.now();
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const timeout = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    try {
+      const code = await exited;
+      const seconds = (performance.now() - started) / 1000;
+      assert.equal(code, 1, `exit code; logs:\n${logs}`);
+      assert.ok(seconds < 60, `exited after ${seconds} s`);
+      const message =
+        'CRD apps.kappctrl.k14s.io is not installed (needed by --controllers=packageinstall,app); ' +
+        'install crds/ or leave "packageinstall", "app" out of --controllers';
+      assert.ok(logs.includes(`regcred-operator: ${message}\n`), logs);
+      const failed = logs
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { message: string; error?: string })
+        .find((l) => l.message === 'operator failed to start');
+      assert.equal(failed?.error, message, logs);
+    } finally {
+      clearTimeout(timeout);
+      child.kill('SIGKILL');
+      await installAppCrd();
+    }
   });
 });
 

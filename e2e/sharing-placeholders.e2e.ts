@@ -884,3 +884,79 @@ describe('no churn', () => {
     assert.deepEqual(await versionsOf(), before);
   });
 });
+
+describe('oversized', () => {
+  test('merged credentials over the 1 MiB Secret limit leave the data as it was, report ReconcileFailed and a PlaceholderTooLarge event once, and settle', async (t) => {
+    const cleanup = cleanupAfter(t);
+    for (const ns of ['big-src', 'big-p', 'big-canary']) await createNamespace(env.client, ns);
+    const small = auths({ 'small.example.com': userPass('s', 'p') });
+    await share(cleanup, 'big-src', 'small', small, { toNamespaces: ['big-p'] });
+    await env.client.create(Secrets, placeholderSecret('big-p', 'pull'));
+    await expectPlaceholder(env.client, 'big-p', 'pull', small, succeededStatus(['big-src/small']));
+
+    // Two sources of ~600 KB each: each fits in a Secret, their merge does not.
+    const bulky = (prefix: string) => ({
+      auths: Object.fromEntries(
+        Array.from({ length: 6 }, (_, i) => [
+          `${prefix}${i}.example.com`,
+          { auth: b64(`u:${'p'.repeat(75_000)}`) },
+        ]),
+      ),
+    });
+    await share(cleanup, 'big-src', 'bulky-a', bulky('a'), { toNamespaces: ['big-p'] });
+    await share(cleanup, 'big-src', 'bulky-b', bulky('b'), { toNamespaces: ['big-p'] });
+
+    const tooLarge =
+      /^merged credentials are \d+ bytes, over the 1 MiB Secret limit \(1048576 bytes\), from 3 exported Secrets; the placeholder keeps its previous data until the exports reaching namespace big-p give fewer credentials$/;
+    let message = '';
+    await eventually('the ReconcileFailed status annotation', async () => {
+      const state = await readPlaceholder(env.client, 'big-p', 'pull');
+      const status = JSON.parse(state.status ?? '{}') as {
+        conditions?: Array<{ type: string; status: string; message?: string }>;
+      };
+      assert.equal(status.conditions?.length, 1, state.status);
+      const [condition] = status.conditions;
+      assert.equal(condition!.type, 'ReconcileFailed');
+      assert.equal(condition!.status, 'True');
+      assert.match(condition!.message ?? '', tooLarge);
+      message = condition!.message!;
+      assert.deepEqual(state.config, small, 'the data is left as it was');
+    });
+    await eventually('one PlaceholderTooLarge event', async () => {
+      const events = await eventsAbout(env.client, 'big-p', 'Secret', 'pull');
+      assert.deepEqual(
+        events.filter((e) => e.reason === 'PlaceholderTooLarge').map((e) => [e.type, e.message]),
+        [['Warning', message]],
+      );
+    });
+
+    // Other namespaces are served while the oversized placeholder is present.
+    await share(cleanup, 'big-src', 'canary', small, { toNamespaces: ['big-canary'] });
+    await env.client.create(Secrets, placeholderSecret('big-canary', 'pull'));
+    await expectPlaceholder(env.client, 'big-canary', 'pull', small, succeededStatus(['big-src/canary']), {
+      timeoutMs: 1000,
+    });
+
+    // A permanent failure: no retries, no writes until an input changes.
+    await waitForOperatorIdle(env, 1000, 10_000).catch(() => undefined);
+    const settled = env.audit.offset();
+    await sleep(3000);
+    const writes = env.operatorWritesSince(settled).filter((e) => e.objectRef?.namespace === 'big-p');
+    assert.deepEqual(writes.map(describeAudit), [], 'the operator kept writing in big-p');
+
+    // Once the inputs fit again, the placeholder fills.
+    await env.client.delete(SecretExports, 'big-src', 'bulky-b');
+    await eventually(
+      'the placeholder to fill once the merge fits',
+      async () => {
+        const state = await readPlaceholder(env.client, 'big-p', 'pull');
+        assert.equal(state.status, succeededStatus(['big-src/bulky-a', 'big-src/small']));
+        assert.deepEqual(
+          Object.keys((state.config as { auths: Record<string, unknown> }).auths).sort(),
+          [...Object.keys(bulky('a').auths), 'small.example.com'].sort(),
+        );
+      },
+      { timeoutMs: AT_ONCE_MS },
+    );
+  });
+});
