@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CONTROLLER_NAMES, defaultConfig, parseConfig, parseDuration } from './config.js';
+import { CONTROLLER_NAMES, defaultConfig, parseByteSize, parseConfig, parseDuration } from './config.js';
 
 test('with no flags and no environment every controller runs with the documented defaults', () => {
   const config = defaultConfig();
@@ -13,6 +13,9 @@ test('with no flags and no environment every controller runs with the documented
   assert.equal(config.kubeApiBurst, 1000);
   assert.equal(config.resyncPeriodMs, 600_000);
   assert.equal(config.configSecretName, 'regcred-operator-config');
+  assert.equal(config.fetchTimeoutMs, 300_000);
+  assert.equal(config.maxConcurrentFetches, 8);
+  assert.equal(config.fetchDiskBudgetBytes, 1536 * 2 ** 20);
 });
 
 test('overrides replace defaults and leave the rest', () => {
@@ -46,4 +49,53 @@ test('durations accept ms, s, m and h', () => {
   ];
   for (const [text, ms] of cases) assert.equal(parseDuration(text), ms, text);
   assert.throws(() => parseDuration('10 minutes'), /invalid duration/);
+});
+
+test('fetch limits: --fetch-timeout, --max-concurrent-fetches and --fetch-disk-budget', () => {
+  const config = parseConfig(
+    ['--fetch-timeout', '1m30s', '--max-concurrent-fetches', '4', '--fetch-disk-budget', '1Gi'],
+    {},
+  );
+  assert.ok(!('help' in config));
+  assert.equal(config.fetchTimeoutMs, 90_000);
+  assert.equal(config.maxConcurrentFetches, 4);
+  assert.equal(config.fetchDiskBudgetBytes, 2 ** 30);
+  const refused: Array<[string[], RegExp]> = [
+    [
+      ['--fetch-timeout', '5'],
+      /--fetch-timeout must be a positive Go duration such as 90s, 5m or 1h; got "5"/,
+    ],
+    [['--fetch-timeout', '0'], /--fetch-timeout must be a positive Go duration/],
+    [['--fetch-timeout=-1m'], /--fetch-timeout must be a positive Go duration/],
+    [['--max-concurrent-fetches', '0'], /--max-concurrent-fetches must be an integer >= 1, got "0"/],
+    [['--max-concurrent-fetches', 'x'], /--max-concurrent-fetches must be an integer >= 1/],
+    [
+      ['--fetch-disk-budget', '1.5Gi'],
+      /--fetch-disk-budget must be a size such as 1536Mi or 2Gi; got "1.5Gi"/,
+    ],
+    [['--fetch-disk-budget', '0'], /--fetch-disk-budget must be a size/],
+    [
+      ['--fetch-disk-budget', '4Mi', '--max-concurrent-fetches', '8'],
+      /--fetch-disk-budget 4Mi over --max-concurrent-fetches 8 leaves less than 1Mi of disk per fetch/,
+    ],
+  ];
+  for (const [argv, message] of refused) assert.throws(() => parseConfig(argv, {}), message, argv.join(' '));
+  const help = parseConfig(['--help'], {});
+  assert.ok('help' in help);
+  for (const flag of ['--fetch-timeout', '--max-concurrent-fetches', '--fetch-disk-budget'])
+    assert.ok(help.help.includes(flag), `--help shows ${flag}`);
+});
+
+test('byte sizes take Kubernetes suffixes', () => {
+  const cases: Array<[string, number | undefined]> = [
+    ['1024', 1024],
+    ['1Ki', 1024],
+    ['1536Mi', 1536 * 2 ** 20],
+    ['2Gi', 2 * 2 ** 30],
+    ['1G', 1e9],
+    ['1.5Gi', undefined],
+    ['Mi', undefined],
+    ['1 Gi', undefined],
+  ];
+  for (const [text, bytes] of cases) assert.equal(parseByteSize(text), bytes, text);
 });

@@ -1,5 +1,10 @@
 import { parseArgs } from 'node:util';
 import { parseGoDuration } from './packaging/duration.js';
+import {
+  DEFAULT_FETCH_DISK_BUDGET_BYTES,
+  DEFAULT_FETCH_TIMEOUT,
+  DEFAULT_MAX_CONCURRENT_FETCHES,
+} from './packaging/fetch-limiter.js';
 import { isLogLevel, type LogLevel } from './runtime/logger.js';
 
 export const CONTROLLER_NAMES = [
@@ -29,6 +34,12 @@ export interface OperatorConfig {
   configSecretName: string;
   /** Parent of the temporary directories fetches extract into (default: the OS temp dir). */
   fetchTmpDir?: string;
+  /** Deadline of one App's or PackageRepository's whole fetch. */
+  fetchTimeoutMs: number;
+  /** Fetches running at once across both fetching controllers (a namespace gets at most half). */
+  maxConcurrentFetches: number;
+  /** Disk the running fetches may use together; each gets an equal share. */
+  fetchDiskBudgetBytes: number;
 }
 
 const USAGE = `regcred-operator [flags]
@@ -48,7 +59,13 @@ const USAGE = `regcred-operator [flags]
                                  syncPeriod of PackageInstalls that set none (default 10m)
   --config-secret-name NAME      operator config Secret (default regcred-operator-config)
   --fetch-tmp-dir DIR            where fetches are extracted, removed after each (default: OS temp dir)
+  --fetch-timeout DURATION       deadline of one App's or PackageRepository's whole fetch (default ${DEFAULT_FETCH_TIMEOUT})
+  --max-concurrent-fetches N     fetches running at once; one namespace gets at most half (default ${DEFAULT_MAX_CONCURRENT_FETCHES})
+  --fetch-disk-budget SIZE       disk of all running fetches together, e.g. 1536Mi or 2Gi; each fetch
+                                 may use SIZE / --max-concurrent-fetches (default 1536Mi, fits a 2Gi /tmp)
 `;
+
+const MIN_FETCH_DISK_SHARE_BYTES = 2 ** 20;
 
 export function parseDuration(value: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
@@ -64,6 +81,44 @@ function int(name: string, value: string | undefined, fallback: number, min = 0)
   if (!Number.isInteger(n) || n < min)
     throw new Error(`--${name} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
   return n;
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  k: 1e3,
+  K: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+};
+
+/** A byte size: a whole number with an optional Kubernetes suffix (Ki, Mi, Gi, Ti, k, M, G, T). */
+export function parseByteSize(value: string): number | undefined {
+  const m = /^(\d{1,15})(Ki|Mi|Gi|Ti|k|K|M|G|T)?$/.exec(value.trim());
+  if (!m) return undefined;
+  return Number(m[1]) * SIZE_UNITS[m[2] ?? '']!;
+}
+
+function byteSize(name: string, value: string): number {
+  const bytes = parseByteSize(value);
+  if (bytes === undefined || bytes <= 0) {
+    throw new Error(`--${name} must be a size such as 1536Mi or 2Gi; got ${JSON.stringify(value)}`);
+  }
+  return bytes;
+}
+
+function positiveGoDuration(name: string, value: string): number {
+  const ms = parseGoDuration(value);
+  if (ms === undefined || ms <= 0) {
+    throw new Error(
+      `--${name} must be a positive Go duration such as 90s, 5m or 1h; got ${JSON.stringify(value)}`,
+    );
+  }
+  return ms;
 }
 
 function goDuration(name: string, value: string): string {
@@ -96,6 +151,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
       'package-install-default-sync-period': { type: 'string' },
       'config-secret-name': { type: 'string' },
       'fetch-tmp-dir': { type: 'string' },
+      'fetch-timeout': { type: 'string' },
+      'max-concurrent-fetches': { type: 'string' },
+      'fetch-disk-budget': { type: 'string' },
     },
   });
   if (values.help) return { help: USAGE };
@@ -110,6 +168,22 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     if (!(CONTROLLER_NAMES as readonly string[]).includes(c)) {
       throw new Error(`unknown controller ${JSON.stringify(c)}; known: ${CONTROLLER_NAMES.join(', ')}`);
     }
+  }
+  const maxConcurrentFetches = int(
+    'max-concurrent-fetches',
+    values['max-concurrent-fetches'],
+    DEFAULT_MAX_CONCURRENT_FETCHES,
+    1,
+  );
+  const fetchDiskBudgetBytes =
+    values['fetch-disk-budget'] === undefined
+      ? DEFAULT_FETCH_DISK_BUDGET_BYTES
+      : byteSize('fetch-disk-budget', values['fetch-disk-budget']);
+  if (fetchDiskBudgetBytes / maxConcurrentFetches < MIN_FETCH_DISK_SHARE_BYTES) {
+    throw new Error(
+      `--fetch-disk-budget ${values['fetch-disk-budget'] ?? '1536Mi'} over --max-concurrent-fetches ` +
+        `${maxConcurrentFetches} leaves less than 1Mi of disk per fetch`,
+    );
   }
   return {
     kubeconfig: values.kubeconfig,
@@ -129,6 +203,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     ),
     configSecretName: values['config-secret-name'] ?? 'regcred-operator-config',
     ...(values['fetch-tmp-dir'] ? { fetchTmpDir: values['fetch-tmp-dir'] } : {}),
+    fetchTimeoutMs: positiveGoDuration('fetch-timeout', values['fetch-timeout'] ?? DEFAULT_FETCH_TIMEOUT),
+    maxConcurrentFetches,
+    fetchDiskBudgetBytes,
   };
 }
 

@@ -2,14 +2,16 @@
 // `imgpkgBundle` pulled from OCI registries with the stage's secretRef, and
 // `inline` written from the spec (and Secrets). Other kinds (http, git,
 // helmChart) have no runner yet, so planFetch reports them "not supported yet".
+// Inside a fetch admitted by the FetchLimiter, pulls stop at its deadline
+// (--fetch-timeout) and all stages together stay within its disk share.
 
-import { cp, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
 import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
-import { ExtractError, safePathComponents } from '../registry/extract.js';
+import { diskBlocks, ExtractError, safePathComponents } from '../registry/extract.js';
 import type { FetchRequest, FetchStageRunner, StageOutcome } from './app-pipeline.js';
 import {
   credentialHint,
@@ -17,6 +19,7 @@ import {
   type FetchCredentials,
   type FetchSecretLike,
 } from './fetch-credentials.js';
+import { currentFetchPermit, formatBytes, type FetchPermit } from './fetch-limiter.js';
 import { fetchStageKind } from './fetch-secrets.js';
 import type { FetchStage } from './types.js';
 
@@ -52,6 +55,22 @@ const awaitingChange = (error: string): StageOutcome => ({ exitCode: 1, error, a
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** The deadline's message once the fetch's signal aborted. */
+function deadlineMessage(permit: FetchPermit | undefined): string | undefined {
+  return permit?.signal.aborted ? message(permit.signal.reason) : undefined;
+}
+
+/** What is left of the fetch's disk share. */
+function diskLeft(permit: FetchPermit): number {
+  return Math.max(0, permit.diskShareBytes - permit.diskUsedBytes);
+}
+
+function diskShareHint(permit: FetchPermit | undefined): string {
+  return permit
+    ? `; a fetch may use ${formatBytes(permit.diskShareBytes)} of disk (--fetch-disk-budget / --max-concurrent-fetches)`
+    : '';
 }
 
 /** `image` and `imgpkgBundle` stages: one pull each, with the credentials of the stage's Secret. */
@@ -90,6 +109,9 @@ export class RegistryFetchRunner implements FetchStageRunner {
     const credentials = await this.credentials(request);
     if ('error' in credentials) return awaitingChange(credentials.error);
 
+    const permit = currentFetchPermit();
+    const expired = deadlineMessage(permit);
+    if (expired !== undefined) return failed(`${image}: ${expired}`);
     let lease: RegistryLease;
     try {
       lease = await this.options.registry.lease();
@@ -105,13 +127,15 @@ export class RegistryFetchRunner implements FetchStageRunner {
         kind,
         targetDir: staging ?? request.directory,
         ...credentials.credentials,
+        ...(permit ? { signal: permit.signal, maxDiskBytes: diskLeft(permit) } : {}),
       });
+      if (permit) permit.diskUsedBytes += result.diskBytes;
       if (staging) {
         const source = join(staging, ...subPathComponents);
         const found = await stat(source).catch(() => undefined);
         if (!found?.isDirectory())
           return failed(`image.subPath ${JSON.stringify(subPath)} is not a directory in ${image}`);
-        await cp(source, request.directory, { recursive: true, verbatimSymlinks: true });
+        await moveDirectory(source, request.directory);
       }
       const skipped =
         result.skipped.length > 0 ? `, skipped ${result.skipped.length} links or special files` : '';
@@ -120,9 +144,12 @@ export class RegistryFetchRunner implements FetchStageRunner {
         stdout: `Fetched ${kind} ${result.pinned} (${result.files} files, ${result.bytes} bytes${skipped})`,
       };
     } catch (err) {
+      const timedOut = deadlineMessage(permit);
+      if (timedOut !== undefined) return failed(`${image}: ${timedOut}`);
       if (err instanceof RegistryError) {
+        const hint = /maxDiskBytes/.test(err.reason) ? diskShareHint(permit) : '';
         return failed(
-          `${err.message}${credentialHint(err.code, image, request.secretName, credentials.credentials)}`,
+          `${err.message}${hint}${credentialHint(err.code, image, request.secretName, credentials.credentials)}`,
         );
       }
       throw err;
@@ -181,6 +208,18 @@ export class InlineFetchRunner implements FetchStageRunner {
         files.set(prefix ? `${prefix}/${key}` : key, Buffer.from(value, 'base64'));
       }
     }
+    const permit = currentFetchPermit();
+    if (permit) {
+      let disk = 0;
+      for (const content of files.values()) disk += diskBlocks(Buffer.byteLength(content));
+      if (disk > diskLeft(permit)) {
+        return awaitingChange(
+          `inline files need ${disk} bytes of disk, over the ${diskLeft(permit)} bytes this fetch has left` +
+            diskShareHint(permit),
+        );
+      }
+      permit.diskUsedBytes += disk;
+    }
     for (const [path, content] of files) {
       let components: string[];
       try {
@@ -197,6 +236,25 @@ export class InlineFetchRunner implements FetchStageRunner {
     }
     return { exitCode: 0, stdout: `Wrote ${files.size} inline file${files.size === 1 ? '' : 's'}` };
   }
+}
+
+/**
+ * Moves an extracted subPath into place: a rename on the same filesystem
+ * (the content is never on disk twice), a copy across filesystems.
+ */
+async function moveDirectory(source: string, target: string): Promise<void> {
+  const existing = await readdir(target).catch(() => undefined);
+  if (existing === undefined || existing.length === 0) {
+    try {
+      // rename(2) replaces an empty directory.
+      await rename(source, target);
+      return;
+    } catch {
+      // another filesystem: copy
+    }
+  }
+  await mkdir(target, { recursive: true });
+  await cp(source, target, { recursive: true, verbatimSymlinks: true });
 }
 
 /** The fetch runners this operator has: image, imgpkgBundle and inline. */

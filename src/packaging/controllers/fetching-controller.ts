@@ -1,7 +1,11 @@
 // What the App and PackageRepository controllers share: both fetch through the
 // same stage runners, watch the Secrets their fetches read (a change fetches
 // again at once), fetch again when the registry configuration changes, and
-// keep the same per-key memories of what they ran and reported.
+// keep the same per-key memories of what they ran and reported. A run that
+// is due starts only when the shared FetchLimiter admits it (a slot, fair
+// across namespaces, with the --fetch-timeout deadline and a disk share);
+// otherwise the key waits without holding a worker and is queued again when
+// its slot is reserved.
 
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { objectKey, splitKey, type Informer } from '../../runtime/informer.js';
@@ -10,6 +14,7 @@ import { ControllerOperator, type OperatorContext } from '../../runtime/operator
 import type { ReconcileResult } from '../../runtime/work-queue.js';
 import type { ResourceType } from '../../runtime/kube-client.js';
 import { NO_RUNNERS, type PipelineFailure, type StageRunners } from '../app-pipeline.js';
+import type { FetchLimiter } from '../fetch-limiter.js';
 import { reconcileTiming, type TimingReason } from '../reconcile-timer.js';
 import type { FetchSecretReader } from '../registry-fetch.js';
 import { fetchFailed, fetchRejectedStatus, reportsSameFailure, type RunStatus } from '../run-status.js';
@@ -34,7 +39,12 @@ export interface FetchingControllerOptions {
   now?: () => Date;
   /** Parent of the per-run work directories (default: the OS temp dir). */
   workRoot?: string;
+  /** Fetch slots, deadline and disk shares, shared by the fetching controllers; none: unlimited. */
+  limiter?: FetchLimiter;
 }
+
+/** When a key waiting for a fetch slot looks again if it was not woken (a safety net only). */
+const SLOT_WAIT_RECHECK_MS = 60_000;
 
 export abstract class FetchingController<
   T extends KubernetesObject & { status?: RunStatus },
@@ -150,8 +160,19 @@ export abstract class FetchingController<
     ) {
       return { run: false };
     }
+    const limiter = this.fetchOptions.limiter;
+    if (limiter && !limiter.admit(this.slotHolder(key), md.namespace ?? '', () => this.queue.add(key))) {
+      if (forced) this.forced.add(key);
+      this.log.debug('fetch waits for a slot', { key, waiting: limiter.waitingCount });
+      return { run: false, result: { requeueAfterMs: SLOT_WAIT_RECHECK_MS } };
+    }
     this.ranFor.set(key, { uid: md.uid ?? '', generation: md.generation ?? 0 });
     return { run: true };
+  }
+
+  /** The key's name in the limiter shared with the other fetching controller. */
+  private slotHolder(key: string): string {
+    return `${this.controllerName}/${key}`;
   }
 
   /** When to run again after a run that ended with `final`. */
@@ -180,10 +201,18 @@ export abstract class FetchingController<
   protected abstract reconcileObject(key: string, obj: T, forced: boolean): Promise<ReconcileResult | void>;
 
   protected async reconcile(key: string): Promise<ReconcileResult | void> {
+    const limiter = this.fetchOptions.limiter;
+    if (!limiter) return this.reconcileKey(key);
+    // A slot admitted during this reconcile is released when it ends (after the work dir is removed).
+    return limiter.run(this.slotHolder(key), () => this.reconcileKey(key));
+  }
+
+  private async reconcileKey(key: string): Promise<ReconcileResult | void> {
     const { namespace, name } = splitKey(key);
     const obj = this.objects.get(namespace, name);
     const forced = this.forced.delete(key);
     if (!obj) {
+      this.fetchOptions.limiter?.forget(this.slotHolder(key));
       this.ranFor.delete(key);
       this.reported.forget(key);
       this.awaitingInput.forget(key);

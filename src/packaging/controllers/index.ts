@@ -1,5 +1,6 @@
 import type { OperatorConfig } from '../../config.js';
 import type { ControllerOperator, OperatorContext } from '../../runtime/operator.js';
+import { FetchLimiter } from '../fetch-limiter.js';
 import { fetchRunners, type FetchSecretReader } from '../registry-fetch.js';
 import type { StageRunners } from '../app-pipeline.js';
 import { AppController } from './app.js';
@@ -24,6 +25,12 @@ export function packagingControllers(ctx: OperatorContext, config: OperatorConfi
     deploy: [],
   });
   const workRoot = config.fetchTmpDir ? { workRoot: config.fetchTmpDir } : {};
+  // One set of fetch slots for both fetching controllers.
+  const limiter = new FetchLimiter({
+    maxConcurrent: config.maxConcurrentFetches,
+    timeoutMs: config.fetchTimeoutMs,
+    diskBudgetBytes: config.fetchDiskBudgetBytes,
+  });
   if (config.controllers.includes('packagerepository')) {
     controllers.push(
       new PackageRepositoryController(ctx, {
@@ -33,6 +40,7 @@ export function packagingControllers(ctx: OperatorContext, config: OperatorConfi
           ctx.client,
           ctx.logger.child({ controller: 'packagerepository' }),
         ),
+        limiter,
         ...workRoot,
       }),
     );
@@ -46,7 +54,7 @@ export function packagingControllers(ctx: OperatorContext, config: OperatorConfi
     );
   }
   if (config.controllers.includes('app')) {
-    controllers.push(new AppController(ctx, { runners, registryConfig, ...workRoot }));
+    controllers.push(new AppController(ctx, { runners, registryConfig, limiter, ...workRoot }));
   }
   return controllers;
 }
