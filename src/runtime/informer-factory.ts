@@ -5,9 +5,9 @@ import type { Logger } from './logger.js';
 
 /**
  * One informer per name, shared by every controller that asks for it (one
- * Namespace cache, one placeholder cache, ...). Informers asked for after
- * start() start at once; dynamic ones (e.g. one per exported Secret) are
- * reference-counted and stopped when the last user releases them.
+ * Namespace cache, one placeholder cache, one Secret index, ...). Informers
+ * asked for after start() start at once; dynamic ones are reference-counted
+ * and stopped when the last user releases them.
  */
 export class InformerFactory {
   private readonly informers = new Map<string, { informer: Informer<KubernetesObject>; refs: number }>();
