@@ -97,6 +97,38 @@ describe('credentialHint', () => {
     );
   });
 
+  it('names the entry without the user info written into its key', () => {
+    assert.equal(
+      credentialHint('DENIED', 'r.io/team/app:1', 'creds', {
+        auths: [{ registry: 'https://bob:hunter2@r.io/team', entry: { auth: 'dTpw' } }],
+      }),
+      ' (sent the credentials of entry "https://***@r.io/team" of Secret creds)',
+    );
+  });
+
+  it('lists the entries the Secret skipped, which may be the ones meant for the registry', () => {
+    const issueKey = '*a*a*a*a*a*a*a*a*a*a*b.example.com';
+    const secret = dockerConfig({
+      auths: {
+        [issueKey]: { auth: 'dTpw' },
+        'https://bob:hunter2@q.io': { email: 'e@x' },
+        'x1.io': {},
+        'x2.io': {},
+        'x3.io': {},
+      },
+    });
+    const result = credentialsFromSecret(secret, 'creds');
+    assert.ok(result.ok);
+    assert.deepEqual(result.credentials.auths, []);
+    assert.equal(
+      credentialHint('UNAUTHORIZED', `${'a'.repeat(40)}b.example.com/app:1`, 'creds', result.credentials),
+      ` (sent no credentials: Secret creds has none for ${'a'.repeat(40)}b.example.com; skipped entries: ` +
+        `"${issueKey}": a host label of the key has more than 4 "*" wildcards; ` +
+        '"https://***@q.io": no credential (none of username, password, auth, identitytoken, registrytoken); ' +
+        '"x1.io": no credential (none of username, password, auth, identitytoken, registrytoken); and 2 more)',
+    );
+  });
+
   it('is empty for errors that are not about credentials', () => {
     assert.equal(credentialHint('X509', '127.0.0.1:5000/repo:1.0.0', 'creds', { auths }), '');
   });

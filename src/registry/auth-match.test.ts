@@ -151,6 +151,31 @@ describe('selectCredential', () => {
     },
     { name: 'IPv6 hosts compare exactly', image: '[::1]:5000/a', keys: ['[::1]:5000'], want: '[::1]:5000' },
     { name: 'no keys at all is anonymous', image: 'r.io/a', keys: [], want: undefined },
+    {
+      name: 'user info in a key is ignored for matching',
+      image: 'r.io/a',
+      keys: ['https://u:p@r.io'],
+      want: 'https://u:p@r.io',
+    },
+    { name: 'a run of * is one *', image: 'eu.gcr.io/p', keys: ['**.gcr.io'], want: '**.gcr.io' },
+    {
+      name: 'four * in a label still match',
+      image: 'xaybzcw.r.io/p',
+      keys: ['*a*b*c*.r.io'],
+      want: '*a*b*c*.r.io',
+    },
+    {
+      name: 'a key with more than four * in a label never matches',
+      image: 'xaybzcwdv.r.io/p',
+      keys: ['*a*b*c*d*.r.io'],
+      want: undefined,
+    },
+    {
+      name: 'a key longer than 255 characters never matches, even one a run of * would shorten',
+      image: 'r.io/a',
+      keys: [`${'*'.repeat(300)}.io`],
+      want: undefined,
+    },
   ];
   for (const { name, image, keys, want } of cases) {
     it(name, () => {
@@ -173,6 +198,40 @@ describe('selectCredential', () => {
     const selection = selectCredential(registries, parseImageRef('r.io/team/app'));
     assert.equal(selection.key, 'r.io');
     assert.deepEqual(selection.problems, ['auths["r.io/team"]: auth is not base64 of "username:password"']);
+  });
+
+  it('names a passed-over key without the user info written into it', () => {
+    const registries: DockerConfigRegistry[] = [
+      { registry: 'https://bob:hunter2@r.io/team', entry: { auth: 'bm90LWEtcGFpcg==' } },
+    ];
+    const selection = selectCredential(registries, parseImageRef('r.io/team/app'));
+    assert.deepEqual(selection.problems, [
+      'auths["https://***@r.io/team"]: auth is not base64 of "username:password"',
+    ]);
+  });
+
+  // Issue 9: this key against a 40-character label held the event loop for 41 s (a backtracking
+  // regex per label). Matching is linear by construction (see registry-key.test.ts); this only
+  // guards against a return of the exponential blow-up, so its bound is loose.
+  it('answers at once for the key of issue 9 and for many four-* globs against long labels', () => {
+    const label = 'a'.repeat(40);
+    const started = performance.now();
+    const issueKey = selectCredential(
+      [{ registry: '*a*a*a*a*a*a*a*a*a*a*b.example.com', entry: basic('u') }],
+      parseImageRef(`${label}.example.com/app`),
+    );
+    const globs = Array.from({ length: 1000 }, (_, i) => ({
+      registry: `*a*a*a*b${i}.*a*a*a*.example.com`,
+      entry: basic('u'),
+    }));
+    const longLabels = selectCredential(
+      globs,
+      parseImageRef(`${'a'.repeat(60)}.${'a'.repeat(60)}.example.com/app`),
+    );
+    const elapsed = performance.now() - started;
+    assert.equal(issueKey.key, undefined);
+    assert.equal(longLabels.key, undefined);
+    assert.ok(elapsed < 1000, `took ${elapsed.toFixed(0)} ms`);
   });
 
   it('lists every match most specific first', () => {
@@ -262,5 +321,21 @@ describe('parseRegistryKey', () => {
   it('rejects keys without a host or with a bad port', () => {
     assert.equal(parseRegistryKey('https:///path'), undefined);
     assert.equal(parseRegistryKey('r.io:http'), undefined);
+  });
+
+  it('rejects keys beyond the caps', () => {
+    assert.equal(parseRegistryKey('*a*a*a*a*a*a*a*a*a*a*b.example.com'), undefined);
+    assert.equal(parseRegistryKey(`r.io/${'a'.repeat(251)}`), undefined);
+    assert.equal(parseRegistryKey(`r.io/${'a'.repeat(250)}`)?.path, 'a'.repeat(250));
+  });
+
+  it('collapses runs of * and counts the wildcards left', () => {
+    assert.deepEqual(parseRegistryKey('https://u:p@**.*X**.io'), {
+      key: 'https://u:p@**.*X**.io',
+      host: '*.*x*.io',
+      path: '',
+      registry: '*.*x*.io',
+      wildcards: 3,
+    });
   });
 });

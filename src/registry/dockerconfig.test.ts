@@ -9,6 +9,7 @@ import {
   type DockerConfigRegistry,
   type SkippedRegistry,
 } from './dockerconfig.js';
+import { KEY_TOO_LONG_REASON, TOO_MANY_WILDCARDS_REASON } from './registry-key.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 const SECRET = 's3cr3t-Pa55';
@@ -83,6 +84,27 @@ describe('parseDockerConfigJson', () => {
       registries: [{ registry: 'a.io', entry: { auth: 'x' } }],
     },
     {
+      name: 'keys beyond the caps are skipped with the reason, the others are kept',
+      text: JSON.stringify({
+        auths: {
+          '*a*a*a*a*a*a*a*a*a*a*b.example.com': { auth: 'x' },
+          [`r.io/${'a'.repeat(251)}`]: { auth: 'x' },
+          '*a*b*c*.r.io': { auth: 'x' },
+        },
+      }),
+      registries: [{ registry: '*a*b*c*.r.io', entry: { auth: 'x' } }],
+      skipped: [
+        { registry: '*a*a*a*a*a*a*a*a*a*a*b.example.com', reason: TOO_MANY_WILDCARDS_REASON },
+        { registry: `r.io/${'a'.repeat(251)}`, reason: KEY_TOO_LONG_REASON },
+      ],
+    },
+    {
+      name: 'a key beyond the caps is skipped whatever its entry holds',
+      text: JSON.stringify({ auths: { [`${'h'.repeat(300)}.io`]: 'not an object' } }),
+      registries: [],
+      skipped: [{ registry: `${'h'.repeat(300)}.io`, reason: KEY_TOO_LONG_REASON }],
+    },
+    {
       name: 'registries come back sorted by key',
       text: JSON.stringify({ auths: { 'z.io': { auth: 'z' }, 'a.io': { auth: 'a' } } }),
       registries: [
@@ -136,6 +158,21 @@ describe('parseDockerConfigJson', () => {
       error: 'auths["r.io"].identitytoken: expected a string, got object',
     },
     {
+      name: 'an entry error names the key without the user info written into it',
+      text: JSON.stringify({ auths: { 'https://bob:hunter2@r.io': SECRET } }),
+      error: 'auths["https://***@r.io"]: expected an object, got string',
+    },
+    {
+      name: 'a field error names the key without the user info written into it',
+      text: JSON.stringify({ auths: { 'bob:hunter2@r.io/v1/': { password: 1 } } }),
+      error: 'auths["***@r.io/v1/"].password: expected a string, got number',
+    },
+    {
+      name: 'an entry error escapes control characters of the key',
+      text: JSON.stringify({ auths: { 'r.io\nlevel=error msg=forged': 1 } }),
+      error: 'auths["r.io\\u{a}level=error msg=forged"]: expected an object, got number',
+    },
+    {
       name: 'an email that is a boolean is rejected',
       text: JSON.stringify({ auths: { 'r.io': { auth: SECRET, email: true } } }),
       error: 'auths["r.io"].email: expected a string, got boolean',
@@ -146,6 +183,7 @@ describe('parseDockerConfigJson', () => {
       const result = parseDockerConfigJson(c.text);
       assert.deepEqual(result, { ok: false, error: c.error });
       assert.ok(!c.error.includes(SECRET));
+      assert.ok(!c.error.includes('hunter2'));
     });
   }
 });
@@ -187,6 +225,21 @@ describe('normalizeRegistryKey', () => {
   for (const c of cases) {
     it(c.name, () => assert.equal(normalizeRegistryKey(c.key), c.normalized));
   }
+
+  it('trailing slashes and /v2 after them are stripped together', () => {
+    assert.equal(normalizeRegistryKey('r.io///v2///'), 'r.io');
+    assert.equal(normalizeRegistryKey('r.io/v1/v2/'), 'r.io/v1');
+  });
+
+  // `/\/+$/` took time quadratic in a run of slashes that does not end the key (20,000 took 0.3 s,
+  // so a 1 MiB key would take minutes); the loop is linear. The bound only guards the regression.
+  it('reads a key with a long run of slashes in linear time', () => {
+    const key = `r.io${'/'.repeat(200_000)}x`;
+    const started = performance.now();
+    assert.equal(normalizeRegistryKey(key), key);
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed < 1000, `took ${elapsed.toFixed(0)} ms`);
+  });
 });
 
 describe('serializeDockerConfigJson', () => {

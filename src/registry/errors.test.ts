@@ -75,6 +75,10 @@ describe('errorFromResponse', () => {
       errorFromResponse(502, '<html><body>Bad Gateway</body></html>', { host: 'r.io', request: 'x' }).message,
       /"Bad Gateway"/,
     );
+    assert.equal(
+      errorFromResponse(502, '<b>Bad</b> <<i>Gateway', { host: 'r.io', request: 'x' }).message,
+      'r.io: SERVER_ERROR: unexpected response: "Bad  < Gateway" (HTTP 502 x)',
+    );
     assert.equal(errorFromResponse(403, '', { host: 'r.io', request: 'x' }).retryable, false);
     assert.equal(errorFromResponse(429, '', { host: 'r.io', request: 'x' }).retryable, true);
   });
@@ -110,5 +114,18 @@ describe('errorFromNetwork', () => {
     const err = errorFromNetwork(nodeError('EPROTO', 'wrong version number'), 'r.io:5000');
     assert.equal(err.code, 'TLS');
     assert.match(err.message, /does the registry serve HTTPS/);
+  });
+});
+
+describe('errorFromResponse on hostile bodies', () => {
+  // A token server's error body may be 1 MiB. `<[^>]*>` took time quadratic in a run of `<`
+  // without `>` (64 KiB: 2 s; 1 MiB: minutes); only the first 4 KiB are read now, tag-stripped in
+  // linear time. The time bound only guards against the regression.
+  it('quotes the start of a 1 MiB body of "<" at once', () => {
+    const started = performance.now();
+    const err = errorFromResponse(400, Buffer.from('<'.repeat(1 << 20)), { host: 'r.io', request: 'x' });
+    const elapsed = performance.now() - started;
+    assert.equal(err.message, `r.io: HTTP_400: unexpected response: "${'<'.repeat(120)}..." (HTTP 400 x)`);
+    assert.ok(elapsed < 1000, `took ${elapsed.toFixed(0)} ms`);
   });
 });

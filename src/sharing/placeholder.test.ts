@@ -347,6 +347,71 @@ describe('computePlaceholder', () => {
   });
 });
 
+describe('registry keys in the status annotation', () => {
+  // The annotation (and the Events made from it) reach every namespace the export does.
+  const cases: Array<{
+    name: string;
+    sources: PlaceholderSource[];
+    dockerconfigjson: string;
+    skipped?: SkippedSource[];
+    conflicts?: RegistryConflict[];
+  }> = [
+    {
+      name: 'a skipped key is shown without its user info; the output has no entry for it',
+      sources: [src('a/x', JSON.stringify({ auths: { 'https://bob:hunter2@r.io': { email: 'e@x' } } }))],
+      dockerconfigjson: '{"auths":{}}',
+      skipped: [
+        {
+          source: 'a/x',
+          registry: 'https://***@r.io',
+          reason: 'no credential (none of username, password, auth, identitytoken, registrytoken)',
+        },
+      ],
+    },
+    {
+      name: 'a conflict is shown without user info; the output keeps the winning key as written',
+      sources: [src('a/x', ['https://bob:hunter2@r.io']), src('b/x', ['bob:hunter2@r.io/v1/'])],
+      dockerconfigjson: '{"auths":{"bob:hunter2@r.io/v1/":{"auth":"b/x"}}}',
+      conflicts: [{ registry: '***@r.io', winner: 'b/x', losers: ['a/x'] }],
+    },
+    {
+      name: 'the key of issue 9 is skipped with the wildcard reason',
+      sources: [src('a/x', ['*a*a*a*a*a*a*a*a*a*a*b.example.com', 'r.io'])],
+      dockerconfigjson: '{"auths":{"r.io":{"auth":"a/x"}}}',
+      skipped: [
+        {
+          source: 'a/x',
+          registry: '*a*a*a*a*a*a*a*a*a*a*b.example.com',
+          reason: 'a host label of the key has more than 4 "*" wildcards',
+        },
+      ],
+    },
+    {
+      name: 'an overlong key is skipped, shown cut with its control characters escaped',
+      sources: [src('a/x', [`r.io/\u001b[2J${'a'.repeat(300)}`])],
+      dockerconfigjson: '{"auths":{}}',
+      skipped: [
+        {
+          source: 'a/x',
+          registry: `r.io/\\u{1b}[2J${'a'.repeat(127 - 14)}…`,
+          reason:
+            'key is longer than 255 characters without its scheme, user info and /v1/ or /v2/ suffix; no image name is that long',
+        },
+      ],
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const result = computePlaceholder('app', c.sources);
+      assert.equal(result.dockerconfigjson, c.dockerconfigjson);
+      assert.deepEqual(result.skipped, c.skipped ?? []);
+      assert.deepEqual(result.conflicts, c.conflicts ?? []);
+      assert.ok(!result.statusAnnotation.includes('hunter2'));
+      assert.ok(!result.statusAnnotation.includes('\u001b'), 'no raw escape character');
+    });
+  }
+});
+
 describe('planPlaceholder', () => {
   const source = src('other/creds', ['r.io'], { matchKind: 'wildcard' });
   const filled = computePlaceholder('app', [source]);
