@@ -1,5 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+import { DEFAULT_REGISTRY_LIMITS } from './registry/client.js';
 import { CONTROLLER_NAMES, defaultConfig, parseByteSize, parseConfig, parseDuration } from './config.js';
 
 test('with no flags and no environment every controller runs with the documented defaults', () => {
@@ -98,4 +103,40 @@ test('byte sizes take Kubernetes suffixes', () => {
     ['1 Gi', undefined],
   ];
   for (const [text, bytes] of cases) assert.equal(parseByteSize(text), bytes, text);
+});
+
+test("the Deployment's fetch flags fit its /tmp emptyDir, and the defaults fit the Deployment", () => {
+  const root = dirname(dirname(fileURLToPath(import.meta.url)));
+  const text = readFileSync(join(root, 'deploy', 'plain', '20-deployment.yaml'), 'utf8');
+  interface Deployment {
+    kind: string;
+    spec: {
+      template: {
+        spec: {
+          containers: Array<{ args: string[] }>;
+          volumes: Array<{ name: string; emptyDir?: { sizeLimit: string } }>;
+        };
+      };
+    };
+  }
+  const deployment = parseAllDocuments(text)
+    .map((d) => d.toJS() as Deployment)
+    .find((d) => d.kind === 'Deployment');
+  assert.ok(deployment);
+  const pod = deployment.spec.template.spec;
+  const sizeLimit = parseByteSize(pod.volumes.find((v) => v.name === 'tmp')?.emptyDir?.sizeLimit ?? '');
+  assert.ok(sizeLimit !== undefined, 'the tmp emptyDir has a sizeLimit');
+  for (const config of [parseConfig(pod.containers[0]!.args, {}), defaultConfig()]) {
+    assert.ok(!('help' in config));
+    const share = Math.floor(config.fetchDiskBudgetBytes / config.maxConcurrentFetches);
+    assert.ok(share * config.maxConcurrentFetches <= config.fetchDiskBudgetBytes);
+    assert.ok(config.fetchDiskBudgetBytes <= sizeLimit * 0.8, 'the budget leaves a fifth of /tmp spare');
+    // A pull never needs more than its share: the blob and extraction limits fit inside it.
+    assert.ok(DEFAULT_REGISTRY_LIMITS.maxBlobBytes <= share);
+    assert.ok(DEFAULT_REGISTRY_LIMITS.maxDiskBytes <= share);
+    // Memory held per fetch: a manifest and a config (raw, decoded, parsed) at a time.
+    const perFetchMemory =
+      8 * (DEFAULT_REGISTRY_LIMITS.maxManifestBytes + DEFAULT_REGISTRY_LIMITS.maxConfigBytes);
+    assert.ok(perFetchMemory * config.maxConcurrentFetches <= 128 * 2 ** 20, 'fetches hold at most 128Mi');
+  }
 });
