@@ -75,6 +75,27 @@ describe('FetchLimiter slots', () => {
     for (const r of [...a, b]) await r.end();
   });
 
+  it('never lets the running fetches hold more than the disk budget together', async () => {
+    const budget = 1536 * MiB;
+    const limiter = new FetchLimiter({ maxConcurrent: 8, timeoutMs: 60_000, diskBudgetBytes: budget });
+    const permits: Array<{ diskShareBytes: number }> = [];
+    const open = [];
+    for (let i = 0; i < 40; i++) {
+      const holder = `ns-${i % 10}/app-${i}`;
+      open.push(
+        limiter.run(holder, async () => {
+          const permit = limiter.admit(holder, `ns-${i % 10}`, () => undefined);
+          if (permit) permits.push(permit);
+          await new Promise((r) => setTimeout(r, 10));
+        }),
+      );
+    }
+    assert.equal(permits.length, 8);
+    assert.equal(limiter.diskShareBytes, 192 * MiB);
+    assert.ok(permits.reduce((sum, p) => sum + p.diskShareBytes, 0) <= budget);
+    await Promise.all(open);
+  });
+
   it('serves waiting namespaces round-robin as slots free up', async () => {
     const limiter = new FetchLimiter({ maxConcurrent: 2, timeoutMs: 60_000, diskBudgetBytes: 2 * MiB });
     const woken: string[] = [];

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { FetchRequest } from './app-pipeline.js';
 import type { FetchSecretLike } from './fetch-credentials.js';
+import { FetchLimiter } from './fetch-limiter.js';
 import {
   ConfigurationError,
   InlineFetchRunner,
@@ -123,6 +124,48 @@ describe('RegistryFetchRunner', () => {
       exitCode: 1,
       error: 'config is invalid: caCerts: bad',
       awaitsInputChange: true,
+    });
+  });
+});
+
+describe('fetch runners inside an admitted fetch', () => {
+  const admitted = <T>(limiter: FetchLimiter, fn: () => Promise<T>) =>
+    limiter.run('app/ns/x', async () => {
+      assert.ok(limiter.admit('app/ns/x', 'ns', () => undefined));
+      return fn();
+    });
+
+  it('keep all stages of a fetch within its share of --fetch-disk-budget', async () => {
+    // 8 fetches share 64 KiB: 8 KiB (two 4 KiB blocks) each.
+    const limiter = new FetchLimiter({ maxConcurrent: 8, timeoutMs: 60_000, diskBudgetBytes: 64 * 1024 });
+    const runner = new InlineFetchRunner({ readSecret });
+    const [first, second, third] = await admitted(limiter, async () => [
+      await runner.run(request({ inline: { paths: { 'a.yml': 'a: 1\n' } } })),
+      await runner.run(request({ inline: { paths: { 'b.yml': 'x'.repeat(4096) } } })),
+      await runner.run(request({ inline: { paths: { 'c.yml': 'c: 1\n' } } })),
+    ]);
+    assert.equal(first?.exitCode, 0);
+    assert.equal(second?.exitCode, 0);
+    assert.deepEqual(third, {
+      exitCode: 1,
+      error:
+        'inline files need 4096 bytes of disk, over the 0 bytes this fetch has left; ' +
+        'a fetch may use 8 KiB of disk (--fetch-disk-budget / --max-concurrent-fetches)',
+      awaitsInputChange: true,
+    });
+  });
+
+  it('an image stage whose deadline has passed fails with it before reaching the registry', async () => {
+    const limiter = new FetchLimiter({ maxConcurrent: 1, timeoutMs: 10, diskBudgetBytes: 1024 * 1024 });
+    const outcome = await admitted(limiter, async () => {
+      await new Promise((r) => setTimeout(r, 30));
+      return new RegistryFetchRunner({ registry: noRegistry, readSecret }).run(
+        request({ image: { url: 'registry.example.com/app:1' } }),
+      );
+    });
+    assert.deepEqual(outcome, {
+      exitCode: 1,
+      error: 'registry.example.com/app:1: fetch timed out after 10ms (--fetch-timeout)',
     });
   });
 });

@@ -542,6 +542,41 @@ describe('RegistryClient pulls', () => {
     assert.ok(registry.storageLog.every((r) => r.authorization === undefined));
   });
 
+  it('keeps a pull within maxDiskBytes: the layer blob plus what is extracted', async () => {
+    const dir = target();
+    await assertRegistryError(
+      client().pull(`${registry.host}/team/bundle:1.0.0`, {
+        kind: 'imgpkgBundle',
+        targetDir: dir,
+        maxDiskBytes: 100,
+      }),
+      {
+        code: 'LIMIT_EXCEEDED',
+        message:
+          /layer 1\/1 \(sha256:[0-9a-f]+\) is \d+ bytes; with 0 bytes already extracted the pull would need more than the 100 bytes of disk this fetch may use \(maxDiskBytes\)/,
+      },
+    );
+    assert.equal(registry.countLog(/blobs/), 1, 'only the config blob was fetched');
+    await assertRegistryError(
+      client().pull(`${registry.host}/team/bundle:1.0.0`, {
+        kind: 'imgpkgBundle',
+        targetDir: target(),
+        maxDiskBytes: 3 * 4096,
+      }),
+      { code: 'LIMIT_EXCEEDED', message: /bytes of layer blob\)/ },
+    );
+    const result = await client().pull(`${registry.host}/team/bundle:1.0.0`, {
+      kind: 'imgpkgBundle',
+      targetDir: dir,
+      maxDiskBytes: 64 * 4096,
+    });
+    assert.deepEqual(readTree(dir), FILES);
+    assert.ok(
+      result.diskBytes >= 2 * 4096,
+      `${result.diskBytes} bytes of disk for 2 files and their directories`,
+    );
+  });
+
   it('verifies blob digests and leaves the target empty on a mismatch', async () => {
     registry.redirectBlobs = true;
     registry.corruptStorage = true;

@@ -19,7 +19,13 @@ import { gzipSync } from 'node:zlib';
 
 import { pack, type Header } from 'tar-stream';
 
-import { ExtractError, LayerExtractor, safePathComponents, type ExtractLimits } from './extract.js';
+import {
+  diskBlocks,
+  ExtractError,
+  LayerExtractor,
+  safePathComponents,
+  type ExtractLimits,
+} from './extract.js';
 
 type Entry = Partial<Header> & { name: string; body?: string | Buffer };
 
@@ -280,6 +286,47 @@ describe('LayerExtractor', () => {
     await rejects([layer, other], 'LIMIT_EXCEEDED', /more than 1000 bytes \(maxTotalBytes\)/, {
       maxTotalBytes: 1000,
     });
+  });
+
+  it('counts disk in whole 4 KiB blocks: many empty files stop at maxDiskBytes', async () => {
+    // 100 empty files are 0 bytes of content but 100 blocks of disk.
+    const entries = Array.from({ length: 100 }, (_, i) => ({ name: `f${i}`, body: '' }));
+    await rejects(
+      [await tarOf(entries)],
+      'LIMIT_EXCEEDED',
+      /extracting needs more than the 204800 bytes of disk this fetch may use \(maxDiskBytes; 204800 bytes extracted\)/,
+      { maxDiskBytes: 50 * 4096 },
+    );
+    assert.equal(readdirSync(root).length, 50);
+  });
+
+  it('counts the reserved blob bytes and the directories against maxDiskBytes', async () => {
+    const layer = await tarOf([
+      { name: 'd/', type: 'directory' },
+      { name: 'd/f', body: Buffer.alloc(5000) },
+    ]);
+    const extractor = new LayerExtractor(root, { maxDiskBytes: 4 * 4096 });
+    await assert.rejects(
+      extractor.extractFile(await layerFile(layer), { reservedBytes: 2 * 4096 }),
+      /needs more than the 16384 bytes .*4096 bytes extracted, 8192 bytes of layer blob/,
+    );
+    const fits = new LayerExtractor(join(outside, 'root'), { maxDiskBytes: 5 * 4096 });
+    rmSync(root, { recursive: true });
+    mkdirSync(root);
+    await fits.extractFile(await layerFile(layer), { reservedBytes: 2 * 4096 });
+    assert.equal(fits.summary.diskBytes, diskBlocks(0) + diskBlocks(5000));
+  });
+
+  it('stops between entries once its signal aborted', async () => {
+    const controller = new AbortController();
+    controller.abort(new Error('fetch timed out after 5m0s (--fetch-timeout)'));
+    await assert.rejects(
+      new LayerExtractor(root).extractFile(await layerFile(await tarOf([{ name: 'f', body: 'x' }])), {
+        signal: controller.signal,
+      }),
+      /--fetch-timeout/,
+    );
+    assert.deepEqual(readdirSync(root), []);
   });
 
   it('stops a gzip bomb at the uncompressed archive limit', async () => {
