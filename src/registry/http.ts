@@ -501,7 +501,9 @@ export async function readSome(
  */
 export function discard(response: http.IncomingMessage): void {
   response.on('error', () => undefined);
-  response.destroy();
+  // A body that has fully arrived costs nothing to finish, and keeps the connection reusable.
+  if (response.complete) response.resume();
+  else response.destroy();
 }
 
 export interface RetryOptions {
