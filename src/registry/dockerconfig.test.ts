@@ -221,6 +221,14 @@ describe('normalizeRegistryKey', () => {
       normalized: 'docker.io/library',
     },
     { name: 'a lookalike host is not folded', key: 'mydocker.io', normalized: 'mydocker.io' },
+    { name: 'user info is dropped', key: 'https://u:p@R.io/v1/', normalized: 'r.io' },
+    { name: 'user info holding @ is dropped', key: 'u:p@ss@r.io/team', normalized: 'r.io/team' },
+    { name: 'an @ in the path is kept', key: 'r.io/team@x', normalized: 'r.io/team@x' },
+    {
+      name: 'user info before docker.io keeps the alias folding',
+      key: 'u:p@index.docker.io',
+      normalized: 'docker.io',
+    },
   ];
   for (const c of cases) {
     it(c.name, () => assert.equal(normalizeRegistryKey(c.key), c.normalized));

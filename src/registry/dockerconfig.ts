@@ -134,15 +134,18 @@ const CANONICAL_DOCKER_HUB = 'docker.io';
 
 /**
  * The registry a key points at, for conflict detection only (output keeps
- * original keys): scheme and a trailing `/v1/` or `/v2/` dropped, host and
- * port lower-cased, docker.io ≡ index.docker.io, any path kept as written.
+ * original keys): scheme, user info and a trailing `/v1/` or `/v2/` dropped,
+ * host and port lower-cased, docker.io ≡ index.docker.io, any path kept as
+ * written.
  */
 export function normalizeRegistryKey(key: string): string {
   let rest = key.trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
   rest = withoutTrailingSlashes(rest);
   if (rest.endsWith('/v1') || rest.endsWith('/v2')) rest = withoutTrailingSlashes(rest.slice(0, -3));
   const slash = rest.indexOf('/');
-  const host = (slash === -1 ? rest : rest.slice(0, slash)).toLowerCase();
+  let host = (slash === -1 ? rest : rest.slice(0, slash)).toLowerCase();
+  // Kubelet matches `https://user:pass@r.io` as `r.io`: the same registry for conflicts too.
+  host = host.slice(host.lastIndexOf('@') + 1);
   const path = slash === -1 ? '' : rest.slice(slash);
   return (DOCKER_HUB_ALIASES.has(host) ? CANONICAL_DOCKER_HUB : host) + path;
 }

@@ -369,9 +369,15 @@ describe('registry keys in the status annotation', () => {
       ],
     },
     {
-      name: 'a conflict is shown without user info; the output keeps the winning key as written',
-      sources: [src('a/x', ['https://bob:hunter2@r.io']), src('b/x', ['bob:hunter2@r.io/v1/'])],
-      dockerconfigjson: '{"auths":{"bob:hunter2@r.io/v1/":{"auth":"b/x"}}}',
+      name: 'keys differing only by user info conflict; the output keeps the winning key as written',
+      sources: [src('a/x', ['https://bob:hunter2@r.io']), src('b/x', ['r.io/v1/'])],
+      dockerconfigjson: '{"auths":{"r.io/v1/":{"auth":"b/x"}}}',
+      conflicts: [{ registry: 'r.io', winner: 'b/x', losers: ['a/x'] }],
+    },
+    {
+      name: 'a conflict over keys whose password holds a slash is shown without it',
+      sources: [src('a/x', ['https://bob:hun/ter2@r.io']), src('b/x', ['bob:hun/ter2@r.io'])],
+      dockerconfigjson: '{"auths":{"bob:hun/ter2@r.io":{"auth":"b/x"}}}',
       conflicts: [{ registry: '***@r.io', winner: 'b/x', losers: ['a/x'] }],
     },
     {
@@ -407,6 +413,7 @@ describe('registry keys in the status annotation', () => {
       assert.deepEqual(result.skipped, c.skipped ?? []);
       assert.deepEqual(result.conflicts, c.conflicts ?? []);
       assert.ok(!result.statusAnnotation.includes('hunter2'));
+      assert.ok(!result.statusAnnotation.includes('ter2'));
       assert.ok(!result.statusAnnotation.includes('\u001b'), 'no raw escape character');
     });
   }
