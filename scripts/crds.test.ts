@@ -264,7 +264,16 @@ const normalizeRule = (rule: string): string => rule.replace(/\s+/g, ' ').trim()
 const exactlyOne = (keys: string[]) => (self: unknown) => keys.filter((k) => has(self, k)).length === 1;
 const dnsSubdomainWithThreeSegments = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?){2,}$/;
 
+// The relative-path pattern of fetch path fields (see 'the relative-path pattern' below).
+const PATH_COMPONENT = String.raw`(?:[^/\\\x00.][^/\\\x00]*|\.[^/\\\x00.][^/\\\x00]*|\.|\.\.[^/\\\x00]+)`;
+const RELATIVE_PATH_PATTERN = `^(?:${PATH_COMPONENT}(?:/${PATH_COMPONENT}?)*)?$`;
+
 const celTwins = new Map<string, (self: unknown) => boolean>([
+  [
+    `self.all(path, path.matches(r"${RELATIVE_PATH_PATTERN}"))`,
+    (self) =>
+      Object.keys(isObj(self) ? self : {}).every((key) => new RegExp(RELATIVE_PATH_PATTERN, 'u').test(key)),
+  ],
   [
     '[has(self.inline), has(self.image), has(self.http), has(self.git), has(self.helmChart), has(self.imgpkgBundle)].filter(x, x).size() == 1',
     exactlyOne(['inline', 'image', 'http', 'git', 'helmChart', 'imgpkgBundle']),
@@ -626,9 +635,6 @@ test('the Package template.spec schema is identical to the App spec schema', () 
 // none of them '..', no leading '/', no NUL or backslash. Written without lookaheads
 // (the API server's Go regexp has none); every alternative of a component is decided
 // by its first two characters, so a backtracking engine stays linear too.
-
-const PATH_COMPONENT = String.raw`(?:[^/\\\x00.][^/\\\x00]*|\.[^/\\\x00.][^/\\\x00]*|\.|\.\.[^/\\\x00]+)`;
-const RELATIVE_PATH_PATTERN = `^(?:${PATH_COMPONENT}(?:/${PATH_COMPONENT}?)*)?$`;
 
 describe('the relative-path pattern', () => {
   const matches = (value: string) => new RegExp(RELATIVE_PATH_PATTERN, 'u').test(value);
@@ -1100,6 +1106,18 @@ const rejected: Array<{ name: string; doc: Obj; path: string; message: string }>
     message: 'must have at most 100 items',
   },
   {
+    name: 'an App inline file path that climbs out of the fetch directory',
+    doc: app({ ...appSpec, fetch: [{ inline: { paths: { 'ok.yml': 'a', '../x.yml': 'b' } } }] }),
+    path: 'spec.fetch[0].inline.paths',
+    message: 'Expected every inline.paths key to be a relative path inside the fetch directory',
+  },
+  {
+    name: 'a PackageRepository inline file path that is absolute',
+    doc: packageRepository({ fetch: { inline: { paths: { '/etc/x.yml': 'b' } } } }),
+    path: 'spec.fetch.inline.paths',
+    message: 'Expected every inline.paths key to be a relative path inside the fetch directory',
+  },
+  {
     name: 'an App with a misspelled spec field',
     doc: app({ ...appSpec, serviceAcountName: 'sa' }),
     path: 'spec.serviceAcountName',
@@ -1248,7 +1266,7 @@ accepted.push({
       { http: { url: 'https://corp.com/c.tgz', subPath: '' } },
       {
         inline: {
-          paths: Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`f${i}.yml`, ''])),
+          paths: Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`d/.f${i}.yml`, ''])),
           pathsFrom: Array.from({ length: 100 }, (_, i) => ({
             secretRef: { name: 'a'.repeat(253), directoryPath: `values/${i}` },
           })),
