@@ -264,40 +264,47 @@ function parseInWorker(job: ParseJob, limits: RepositoryReadLimits): Promise<Par
   });
 }
 
-// One parse at a time for the whole process: the parser's heap comes on top
-// of the operator's, and the machine has few cores. Waiting callers are served
-// round-robin by owner (namespace), so one tenant's many repositories cannot
-// keep another's waiting.
-const waiting = new Map<string, Array<() => void>>();
-let parsing = false;
+/**
+ * One holder at a time; waiting callers are served round-robin by owner, so
+ * one owner's many callers cannot keep another's waiting.
+ */
+export class RoundRobinSlot {
+  private readonly waiting = new Map<string, Array<() => void>>();
+  private busy = false;
 
-function startNextParse(): void {
-  const [owner, queue] = waiting.entries().next().value ?? [];
-  if (owner === undefined || !queue) {
-    parsing = false;
-    return;
+  async run<T>(owner: string, work: () => Promise<T>): Promise<T> {
+    if (this.busy) {
+      await new Promise<void>((resolve) => {
+        const queue = this.waiting.get(owner);
+        if (queue) queue.push(resolve);
+        else this.waiting.set(owner, [resolve]);
+      });
+    }
+    this.busy = true;
+    try {
+      return await work();
+    } finally {
+      this.handOver();
+    }
   }
-  const start = queue.shift();
-  waiting.delete(owner);
-  if (queue.length > 0) waiting.set(owner, queue); // to the back of the round
-  start?.();
+
+  private handOver(): void {
+    const next = this.waiting.entries().next().value;
+    if (!next) {
+      this.busy = false;
+      return;
+    }
+    const [owner, queue] = next;
+    const start = queue.shift();
+    this.waiting.delete(owner);
+    if (queue.length > 0) this.waiting.set(owner, queue); // to the back of the round
+    start?.();
+  }
 }
 
-async function withParseSlot<T>(owner: string, work: () => Promise<T>): Promise<T> {
-  if (parsing) {
-    await new Promise<void>((resolve) => {
-      const queue = waiting.get(owner);
-      if (queue) queue.push(resolve);
-      else waiting.set(owner, [resolve]);
-    });
-  }
-  parsing = true;
-  try {
-    return await work();
-  } finally {
-    startNextParse();
-  }
-}
+// One parse at a time for the whole process (the parser's heap comes on top
+// of the operator's, and the machine has few cores), fair across namespaces.
+const parseSlot = new RoundRobinSlot();
 
 /**
  * The documents of `packages/**.{yml,yaml}` in a fetched repository. A missing
@@ -357,7 +364,7 @@ export async function readRepositoryDocuments(
   }
   if (job.length === 0) return { ok: true, documents: [], sources: [] };
 
-  const parsed = await withParseSlot(options.owner ?? '', () => parseInWorker(job, limits));
+  const parsed = await parseSlot.run(options.owner ?? '', () => parseInWorker(job, limits));
   if (typeof parsed === 'string') return { ok: false, message: parsed };
   const out: unknown[] = [];
   const sources: string[] = [];
