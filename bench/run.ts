@@ -5,7 +5,7 @@
 // spawned directly, no npm wrapper), so the RSS read from /proc/<pid>/status
 // is its own. Results: a table on stdout and JSON in .bench-results/.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { V1Secret } from '@kubernetes/client-node';
@@ -30,6 +30,10 @@ const { values: args } = parseArgs({
     'unrelated-secrets': { type: 'string', default: '10000' },
     concurrency: { type: 'string', default: '32' },
     references: { type: 'string', default: '2000' },
+    /** V8 flags for the operator process, space-separated (e.g. what the Deployment sets). */
+    'operator-node-flags': { type: 'string', default: '' },
+    /** Directory for heap snapshots of the operator, taken after the idle and the references phases. */
+    'heap-snapshots': { type: 'string', default: '' },
   },
 });
 const N = Number(args.namespaces);
@@ -38,6 +42,8 @@ const IDLE_S = Number(args['idle-seconds']);
 const UNRELATED = Number(args['unrelated-secrets']);
 const CONCURRENCY = Number(args.concurrency);
 const REFERENCES = Number(args.references);
+const OPERATOR_NODE_FLAGS = args['operator-node-flags'].split(' ').filter(Boolean);
+const HEAP_SNAPSHOTS = args['heap-snapshots'];
 
 const log = (line: string) => console.error(`[bench] ${line}`);
 const ms = (t: number) => Math.round(t * 10) / 10;
@@ -121,14 +127,21 @@ interface OperatorProcess {
   port: number;
   metrics(): Promise<Record<string, number>>;
   rssMb(): number;
+  /** Writes a heap snapshot when --heap-snapshots is set (waits for the file). */
+  heapSnapshot(label: string): Promise<void>;
   stop(): Promise<void>;
 }
 
 async function startOperatorProcess(kubeconfig: string): Promise<OperatorProcess> {
   const port = await freePort();
+  const snapshotFlags = HEAP_SNAPSHOTS
+    ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${HEAP_SNAPSHOTS}`]
+    : [];
   const child = spawn(
     process.execPath,
     [
+      ...OPERATOR_NODE_FLAGS,
+      ...snapshotFlags,
       join(REPO_ROOT, 'dist', 'src', 'main.js'),
       '--kubeconfig',
       kubeconfig,
@@ -163,6 +176,26 @@ async function startOperatorProcess(kubeconfig: string): Promise<OperatorProcess
     rssMb() {
       const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
       return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+    },
+    async heapSnapshot(label: string) {
+      if (!HEAP_SNAPSHOTS) return;
+      const before = new Set(readdirSync(HEAP_SNAPSHOTS));
+      child.kill('SIGUSR2');
+      let file: string | undefined;
+      for (let i = 0; i < 600 && !file; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        file = readdirSync(HEAP_SNAPSHOTS).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+      }
+      // Written in one go once it appears complete (size stable).
+      if (file) {
+        let size = -1;
+        while (size !== statSync(join(HEAP_SNAPSHOTS, file)).size) {
+          size = statSync(join(HEAP_SNAPSHOTS, file)).size;
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+        renameSync(join(HEAP_SNAPSHOTS, file), join(HEAP_SNAPSHOTS, `${label}.heapsnapshot`));
+        log(`heap snapshot: ${join(HEAP_SNAPSHOTS, `${label}.heapsnapshot`)}`);
+      }
     },
     async stop() {
       const exited = new Promise((r) => child.once('exit', r));
@@ -236,6 +269,7 @@ async function measureIdleOperator(client: KubeClient, kubeconfig: string): Prom
     );
     await sleep(10_000);
     const rss = await rssMedian(op, 10);
+    await op.heapSnapshot('idle-one-export-one-placeholder');
     return { rssAtReadyMb: ms(rssAtReady), rssIdleMb: ms(rss) };
   } finally {
     await op.stop();
@@ -313,6 +347,7 @@ async function measureReferences(
   clearInterval(peakTimer);
   const rssAfter = await rssMedian(op, 5);
   const watchesAfter = (await op.metrics()).WATCH ?? 0;
+  await op.heapSnapshot(`after-${count}-imports-${count}-apps`);
   return {
     objects: 2 * count,
     rssBeforeMb: ms(rssBefore),
@@ -330,6 +365,7 @@ const writesOf = (m: Record<string, number>) =>
     .reduce((sum, [, n]) => sum + n, 0);
 
 async function main(): Promise<void> {
+  if (HEAP_SNAPSHOTS) mkdirSync(HEAP_SNAPSHOTS, { recursive: true });
   log('building dist/ (npm run build)');
   execFileSync('npm', ['run', '-s', 'build'], { cwd: REPO_ROOT, stdio: 'inherit' });
   const operatorToken = `bench-operator-${Date.now()}`;
@@ -340,6 +376,7 @@ async function main(): Promise<void> {
   const results: Record<string, unknown> = {
     machine: { cores: (await import('node:os')).cpus().length, node: process.version },
     parameters: {
+      operatorNodeFlags: OPERATOR_NODE_FLAGS.join(' '),
       namespaces: N,
       newNamespaces: NEW_NS,
       idleSeconds: IDLE_S,
