@@ -200,7 +200,12 @@ export abstract class ControllerOperator extends FrameworkOperator {
     const rt = this.frameworkResource(meta);
     const current = await this.client.get(rt, meta.namespace, meta.name);
     if (!current) return null;
-    const updated = await this.client.replace(rt, { ...current, status } as KubernetesObject, 'status');
+    const fitted = fitStatus(status);
+    const updated = await this.client.replace(
+      rt,
+      { ...current, status: fitted } as KubernetesObject,
+      'status',
+    );
     return frameworkMeta(meta.id, updated);
   }
 
@@ -210,7 +215,13 @@ export abstract class ControllerOperator extends FrameworkOperator {
   ): Promise<ResourceMeta | null> {
     const rt = this.frameworkResource(meta);
     try {
-      const updated = await this.client.mergePatch(rt, meta.namespace, meta.name, { status }, 'status');
+      const updated = await this.client.mergePatch(
+        rt,
+        meta.namespace,
+        meta.name,
+        { status: fitStatus(status) },
+        'status',
+      );
       return frameworkMeta(meta.id, updated);
     } catch (err) {
       if (isNotFound(err)) return null;
