@@ -11,7 +11,6 @@ import {
   secretImportsInformer,
   SecretsResource,
 } from '../../shared-informers.js';
-import { IMAGE_PULL_SECRET_ANNOTATION } from '../annotations.js';
 import {
   decideImport,
   NO_MATCH_MESSAGE,
@@ -20,6 +19,7 @@ import {
   type ImportDecision,
   type SecretImportInput,
 } from '../import.js';
+import { isPlaceholder } from '../placeholder.js';
 import { exportInput, namespaceContentChanged, namespaceInput, secretInput } from './inputs.js';
 import { namedSecretWatches, type NamedSecretWatches } from './named-secrets.js';
 
@@ -134,16 +134,16 @@ export class SecretImportController extends ControllerOperator {
       copy ? existingSecret(copy) : undefined,
     );
     await this.apply(decision);
-    if (decision.action !== 'none' && decision.action !== 'refuse' && decision.action !== 'delete') {
-      // Reported when the copy is written, so a steady state repeats nothing.
-      if (Object.hasOwn(imp.metadata?.annotations ?? {}, IMAGE_PULL_SECRET_ANNOTATION)) {
-        this.ctx.events.event(
-          imp,
-          'Warning',
-          PLACEHOLDER_ANNOTATION_IGNORED,
-          placeholderAnnotationIgnoredMessage(input),
-        );
-      }
+    const wroteCopy =
+      decision.action === 'create' || decision.action === 'update' || decision.action === 'recreate';
+    // Reported when the copy is written, so a steady state repeats nothing.
+    if (wroteCopy && isPlaceholder({ annotations: input.annotations })) {
+      this.ctx.events.event(
+        imp,
+        'Warning',
+        PLACEHOLDER_ANNOTATION_IGNORED,
+        placeholderAnnotationIgnoredMessage(input),
+      );
     }
     const outcome =
       decision.status.type === 'ReconcileSucceeded'
