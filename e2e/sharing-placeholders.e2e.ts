@@ -968,3 +968,35 @@ describe('oversized', () => {
     );
   });
 });
+
+describe('many problems', () => {
+  test('a source with 50 unusable registries gives 10 SourceSkipped events and one that counts the rest, and the placeholder still fills', async (t) => {
+    const cleanup = cleanupAfter(t);
+    await createNamespace(env.client, 'many-src');
+    await createNamespace(env.client, 'many-p');
+    const entries: Record<string, unknown> = { 'good.example.com': { auth: b64('u:p') } };
+    for (let i = 0; i < 50; i++)
+      entries[`bad${String(i).padStart(2, '0')}.example.com`] = { email: 'a@example.com' };
+    await share(cleanup, 'many-src', 'creds', { auths: entries }, { toNamespaces: ['many-p'] });
+    await env.client.create(Secrets, placeholderSecret('many-p', 'pull'));
+    await eventually('the placeholder to fill', async () => {
+      const state = await readPlaceholder(env.client, 'many-p', 'pull');
+      assert.deepEqual(Object.keys((state.config as { auths?: object }).auths ?? {}), ['good.example.com']);
+      const status = JSON.parse(state.status ?? '{}') as { skipped?: unknown[] };
+      assert.equal(status.skipped?.length, 50);
+    });
+    await eventually('11 SourceSkipped events', async () => {
+      const skipped = (await eventsAbout(env.client, 'many-p', 'Secret', 'pull')).filter(
+        (e) => e.reason === 'SourceSkipped',
+      );
+      assert.equal(skipped.length, 11, skipped.map((e) => e.message).join('\n'));
+      assert.ok(
+        skipped.some(
+          (e) =>
+            e.message ===
+            '40 more like these are not reported as events; see the secretgen.carvel.dev/status annotation',
+        ),
+      );
+    });
+  });
+});

@@ -220,7 +220,7 @@ export class PlaceholderController extends ControllerOperator {
           about,
           'Warning',
           reason,
-          `${rest} more like these are not reported as events; the ${STATUS_ANNOTATION} annotation lists them`,
+          `${rest} more like these are not reported as events; see the ${STATUS_ANNOTATION} annotation`,
         );
       }
     };
