@@ -1,6 +1,6 @@
 // SecretExport status and SecretImport copies end to end: a real control
 // plane and the operator, in-process, with every controller and a 10-minute
-// resync. Contract: /work/shared/spec/secret-sharing.md.
+// resync. The behaviour asserted is the one the README describes.
 //
 // Tests run one after another, each in its own namespaces; exports reaching
 // every namespace are deleted when their test ends.

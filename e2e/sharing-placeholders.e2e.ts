@@ -1,6 +1,6 @@
 // Placeholder secrets end to end: a real control plane and the operator,
 // in-process, with every controller and a 10-minute resync (nothing here may
-// rely on a resync). Contract: /work/shared/spec/secret-sharing.md.
+// rely on a resync). The behaviour asserted is the one the README describes.
 //
 // Tests run one after another and each uses its own namespaces; a test that
 // creates an export reaching every namespace ("*" or a selector) deletes it

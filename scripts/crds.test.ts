@@ -17,7 +17,7 @@ import { parseAllDocuments } from 'yaml';
 
 const repoRoot = dirname(dirname(fileURLToPath(import.meta.url)));
 const crdDir = join(repoRoot, 'crds');
-// A copy of ../shared/seed/examples.yaml (the docs page's examples) kept in the repo so CI and clones have it.
+// The YAML examples of the Carvel docs page "Authenticating to Private Registries", verbatim.
 const seedExamplesPath =
   process.env.REGCRED_SEED_EXAMPLES ??
   fileURLToPath(new URL('../e2e/fixtures/seed-examples.yaml', import.meta.url));
