@@ -675,6 +675,31 @@ function fetchAnnotationCase(indexText: string, expected: string): BadInputCase 
   };
 }
 
+/** An object the CRD schema refuses: the API server's message names the field; nothing is stored. */
+function rejectedAtAdmission(
+  name: string,
+  rt: ResourceType,
+  build: (namespace: string) => Obj,
+  message: RegExp,
+): BadInputCase {
+  return {
+    name,
+    async setup(r) {
+      await assert.rejects(env.client.create(rt, build(r.ns)), (err: Error) => {
+        assert.match(err.message, message);
+        return true;
+      });
+    },
+    async expect(r) {
+      const { items } = await env.client.list(rt, { namespace: r.ns });
+      assert.deepEqual(
+        items.map((o) => o.metadata?.name),
+        [],
+      );
+    },
+  };
+}
+
 /** Every Event in the cluster, as text. */
 async function allEventText(): Promise<string> {
   const { items } = await env.client.list<CoreV1Event>(Events, {});
@@ -1284,6 +1309,96 @@ const cases: BadInputCase[] = [
     },
     async expect(r) {
       assert.equal(await env.client.get(Apps, r.ns, 'escape'), undefined);
+    },
+  },
+  rejectedAtAdmission(
+    'App with 101 fetch stages: rejected at admission (at most 100)',
+    Apps,
+    (ns) =>
+      appObject(ns, 'stages', {
+        serviceAccountName: 'deployer',
+        fetch: Array.from({ length: 101 }, (_, i) => ({ inline: { paths: { [`f${i}.yml`]: 'a: 1' } } })),
+        ...TEMPLATE_AND_DEPLOY,
+      }),
+    /spec\.fetch: Too many: 101: must have at most 100 items/,
+  ),
+  rejectedAtAdmission(
+    'App with 101 inline.pathsFrom Secrets in one stage: rejected at admission (at most 100)',
+    Apps,
+    (ns) =>
+      appObject(ns, 'paths-from', {
+        serviceAccountName: 'deployer',
+        fetch: [
+          {
+            inline: { pathsFrom: Array.from({ length: 101 }, (_, i) => ({ secretRef: { name: `s${i}` } })) },
+          },
+        ],
+        ...TEMPLATE_AND_DEPLOY,
+      }),
+    /spec\.fetch\[0\]\.inline\.pathsFrom: Too many: 101: must have at most 100 items/,
+  ),
+  rejectedAtAdmission(
+    'App with an absolute image.subPath /etc: rejected at admission',
+    Apps,
+    (ns) =>
+      appObject(ns, 'subpath', {
+        serviceAccountName: 'deployer',
+        fetch: [{ image: { url: `${registry.host}/x/y:1`, subPath: '/etc' } }],
+        ...TEMPLATE_AND_DEPLOY,
+      }),
+    /spec\.fetch\[0\]\.image\.subPath: Invalid value: "\/etc": .*should match/,
+  ),
+  rejectedAtAdmission(
+    'PackageInstall with 101 values Secrets: rejected at admission (at most 100)',
+    PackageInstalls,
+    (ns) => ({
+      apiVersion: PKG_API,
+      kind: 'PackageInstall',
+      metadata: { namespace: ns, name: 'values' },
+      spec: {
+        serviceAccountName: 'installer',
+        packageRef: { refName: 'x.bad-input.carvel.dev', versionSelection: { constraints: '1.0.0' } },
+        values: Array.from({ length: 101 }, (_, i) => ({ secretRef: { name: `v${i}` } })),
+      },
+    }),
+    /spec\.values: Too many: 101: must have at most 100 items/,
+  ),
+  rejectedAtAdmission(
+    'SecretExport with 1,001 toNamespaces: rejected at admission (at most 1000)',
+    SecretExports,
+    (ns) =>
+      secretExport(ns, 'wide', { toNamespaces: Array.from({ length: 1001 }, (_, i) => `ns-${i}`) }) as Obj,
+    /spec\.toNamespaces: Too many: 1001: must have at most 1000 items/,
+  ),
+  {
+    name: 'SecretExport with 100 unparsable selector keys: the status message is cut at 10 KiB and the Event at 1 KiB, each with a marker',
+    async setup(r) {
+      await share(r.ns2, 'noisy', GOOD, {
+        dangerousToNamespacesSelector: Array.from({ length: 100 }, (_, i) => ({
+          key: `metadata..x${i}${'y'.repeat(150)}`,
+          operator: 'Exists',
+        })),
+      });
+    },
+    async expect(r) {
+      const marker = /… \(\d+ more characters\)$/;
+      const status = await expectCondition(SecretExports, r.ns2, 'noisy', {
+        type: 'ReconcileFailed',
+        message:
+          /^Validation errors:\n- Invalid dangerousToNamespacesSelector\[0\]\.key: JSONPath "metadata\.\.x0y+": recursive descent \(\.\.\) is not supported\n/,
+      });
+      const message = status.conditions![0]!.message!;
+      assert.ok(message.length <= 10 * 1024, `${message.length} characters`);
+      assert.match(message, marker);
+      assert.equal(status.friendlyDescription, 'Reconcile failed: Validation errors:...');
+      await eventually('the truncated Event', async () => {
+        const events = await eventTexts(r.ns2, 'noisy');
+        assert.equal(events.length, 1, JSON.stringify(events));
+        assert.ok(events[0]!.startsWith('Warning ReconcileFailed: Validation errors:\n- Invalid'), events[0]);
+        const text = events[0]!.slice('Warning ReconcileFailed: '.length);
+        assert.ok(text.length <= 1024, `${text.length} characters`);
+        assert.match(text, marker);
+      });
     },
   },
   {
