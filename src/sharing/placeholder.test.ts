@@ -8,6 +8,7 @@ import {
   STATUS_ANNOTATION,
   WEIGHT_ANNOTATION,
   WRONG_TYPE_STATUS,
+  clearPlaceholderMemos,
   collectPlaceholderSources,
   computePlaceholder,
   isPlaceholder,
@@ -18,6 +19,7 @@ import {
   placeholderRejectedMessage,
   placeholderStatusAnnotation,
   placeholderTooLargeMessage,
+  placeholderWorkCounts,
   planPlaceholder,
   type PlaceholderSecret,
   type PlaceholderSource,
@@ -813,4 +815,198 @@ describe('placeholderStatusAnnotation size', () => {
       }
     });
   }
+});
+
+describe('memoized decoding, parsing and merging', () => {
+  const placeholderIn = (namespace: string, name = 'pull'): PlaceholderSecret => ({
+    namespace,
+    name,
+    type: DOCKER,
+    data: { '.dockerconfigjson': b64('{}') },
+    annotations: { [IMAGE_PULL_SECRET_ANNOTATION]: '' },
+  });
+
+  it('1,000 placeholders in different namespaces against one 1 MiB source decode, parse and merge it once', () => {
+    // 10,000 registries in just under the 1 MiB a Secret may hold.
+    const auths = Object.fromEntries(
+      Array.from({ length: 10_000 }, (_, i) => [
+        `registry-${String(i).padStart(5, '0')}.example.com`,
+        { auth: b64(`user-${i}:${'p'.repeat(36)}`) },
+      ]),
+    );
+    const text = JSON.stringify({ auths });
+    assert.ok(text.length > 1_000_000 && text.length < MAX_SECRET_DATA_BYTES, `${text.length} chars`);
+    const secret: SecretInput = {
+      namespace: 'src',
+      name: 'big',
+      type: DOCKER,
+      data: { '.dockerconfigjson': b64(text) },
+      resourceVersion: '1',
+    };
+    const star: SecretExportInput = {
+      namespace: 'src',
+      name: 'big',
+      annotations: {},
+      spec: { toNamespace: '*' },
+    };
+    clearPlaceholderMemos();
+    const started = performance.now();
+    const written = new Set<string>();
+    for (let i = 0; i < 1000; i++) {
+      const namespace = `tenant-${i}`;
+      const sources = collectPlaceholderSources(
+        { name: namespace, labels: {}, annotations: {} },
+        [star],
+        () => secret,
+      );
+      const plan = planPlaceholder(placeholderIn(namespace), sources);
+      written.add(plan.write?.data?.['.dockerconfigjson'] ?? 'no write');
+    }
+    const elapsed = performance.now() - started;
+    assert.deepEqual(placeholderWorkCounts(), { decodes: 1, parses: 1, merges: 1 });
+    assert.ok(elapsed < 3000, `${Math.round(elapsed)} ms for 1,000 placeholders`);
+    // Every placeholder got the whole merge (10,000 registries), not just some shared stub.
+    assert.equal(written.size, 1);
+    const [data = ''] = written;
+    assert.equal(Object.keys(winners(Buffer.from(data, 'base64').toString('utf8'))).length, 10_000);
+  });
+
+  /** Steps planned one after another on warm memos; each must equal the same step computed cold. */
+  const json = (registries: Record<string, string>) =>
+    JSON.stringify({
+      auths: Object.fromEntries(Object.entries(registries).map(([r, auth]) => [r, { auth }])),
+    });
+  const rotatedA = json({ 'r.io': 'AAAA' });
+  const rotatedB = json({ 'r.io': 'BBBB' });
+  const cases: Array<{
+    name: string;
+    steps: Array<{ namespace: string; placeholderName?: string; sources: PlaceholderSource[] }>;
+  }> = [
+    {
+      name: 'a source in the placeholder’s own namespace wins there, not elsewhere',
+      steps: ['other', 'app', 'zz', 'app'].map((namespace) => ({
+        namespace,
+        sources: [src('app/own', ['r.io']), src('zz/star', ['r.io'])],
+      })),
+    },
+    {
+      name: 'the placeholder itself is skipped only for that placeholder',
+      steps: [
+        { namespace: 'app', placeholderName: 'other', sources: [src('app/pull', ['r.io'])] },
+        { namespace: 'app', placeholderName: 'pull', sources: [src('app/pull', ['r.io'])] },
+        { namespace: 'b', placeholderName: 'pull', sources: [src('app/pull', ['r.io'])] },
+        { namespace: 'app', placeholderName: 'other', sources: [src('app/pull', ['r.io'])] },
+      ],
+    },
+    {
+      name: 'weights decide, including NaN and the infinities',
+      steps: [
+        [1, 0],
+        [0, 1],
+        [Number.NaN, 0],
+        [Infinity, Number.NaN],
+        [-Infinity, 0],
+        [Infinity, Infinity],
+        [1, 0],
+      ].map(([a, b]) => ({
+        namespace: 'app',
+        sources: [src('a/x', ['r.io'], { weight: a }), src('b/y', ['r.io'], { weight: b })],
+      })),
+    },
+    {
+      name: 'match kind and Secret type of the same refs',
+      steps: [
+        {
+          namespace: 'app',
+          sources: [src('a/x', ['r.io'], { matchKind: 'explicit' }), src('b/y', ['r.io'])],
+        },
+        { namespace: 'app', sources: [src('a/x', ['r.io']), src('b/y', ['r.io'])] },
+        { namespace: 'app', sources: [src('a/x', ['r.io']), src('b/y', ['r.io'], { type: 'Opaque' })] },
+        { namespace: 'app', sources: [src('a/x', ['r.io']), src('b/y', ['r.io'])] },
+      ],
+    },
+    {
+      name: 'conflicts across several sources',
+      steps: ['n1', 'n2', 'b'].map((namespace) => ({
+        namespace,
+        sources: [
+          src('a/one', ['r.io', 'https://index.docker.io/v1/', 'q.io']),
+          src('b/two', ['R.io', 'docker.io'], { matchKind: 'explicit' }),
+          src('c/three', ['q.io'], { weight: 2 }),
+        ],
+      })),
+    },
+    {
+      name: 'skipped sources and registries, then the same refs with good texts',
+      steps: [
+        {
+          namespace: 'app',
+          sources: [
+            src('a/bad', 'not json'),
+            { ...src('b/missing', []), dockerconfigjson: undefined },
+            src('c/empty', '{"auths":{"r.io":{},"s.io":{"auth":"x"}}}'),
+          ],
+        },
+        {
+          namespace: 'app',
+          sources: [src('a/bad', ['r.io']), src('b/missing', ['r.io']), src('c/empty', ['s.io'])],
+        },
+      ],
+    },
+    {
+      name: 'a rotated source of the same length is merged again',
+      steps: [rotatedA, rotatedB, rotatedA].map((text) => ({
+        namespace: 'app',
+        sources: [src('a/x', text)],
+      })),
+    },
+  ];
+  for (const { name, steps } of cases) {
+    it(`equals the uncached computation: ${name}`, () => {
+      clearPlaceholderMemos();
+      const warm = steps.map((step) =>
+        computePlaceholder(step.namespace, step.sources, { placeholderName: step.placeholderName }),
+      );
+      steps.forEach((step, i) => {
+        clearPlaceholderMemos();
+        const cold = computePlaceholder(step.namespace, step.sources, {
+          placeholderName: step.placeholderName,
+        });
+        assert.deepEqual(warm[i], cold, `step ${i}`);
+      });
+    });
+  }
+
+  it('an equal copy of a text reuses the merge; a changed text does not', () => {
+    clearPlaceholderMemos();
+    const text = json({ 'r.io': 'AAAA' });
+    const copy = (JSON.parse(JSON.stringify({ text })) as { text: string }).text;
+    const first = computePlaceholder('n1', [src('a/x', text)]);
+    assert.equal(computePlaceholder('n2', [src('a/x', copy)]), first);
+    assert.notEqual(computePlaceholder('n3', [src('a/x', json({ 'r.io': 'BBBB' }))]), first);
+    assert.deepEqual(placeholderWorkCounts(), { decodes: 0, parses: 2, merges: 2 });
+  });
+
+  it('shared results are frozen', () => {
+    clearPlaceholderMemos();
+    const result = computePlaceholder('app', [
+      src('a/x', ['r.io']),
+      src('b/y', ['r.io']),
+      src('c/z', 'nope'),
+    ]);
+    for (const part of [result, result.secretNames, result.skipped, result.conflicts, ...result.conflicts])
+      assert.ok(Object.isFrozen(part));
+    assert.throws(() => (result.secretNames as string[]).push('evil/one'), TypeError);
+  });
+
+  it('keeps at most 32 parsed texts, dropping the least recently used', () => {
+    clearPlaceholderMemos();
+    const texts = Array.from({ length: 33 }, (_, i) => json({ [`r${i}.io`]: 'x' }));
+    for (const text of texts) computePlaceholder('app', [src('a/x', text)]);
+    assert.equal(placeholderWorkCounts().parses, 33);
+    computePlaceholder('app', [src('b/y', texts[32] ?? '')]);
+    assert.equal(placeholderWorkCounts().parses, 33, 'the most recent text is still parsed');
+    computePlaceholder('app', [src('b/y', texts[0] ?? '')]);
+    assert.equal(placeholderWorkCounts().parses, 34, 'the oldest text was dropped');
+  });
 });

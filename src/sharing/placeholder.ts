@@ -1,6 +1,11 @@
 // What a placeholder Secret should hold: the merge of every matching
 // dockerconfigjson export, in upstream's precedence order, plus its status
 // annotation. Pure: the controller gathers sources and writes the result.
+//
+// One export to `*` reaches every placeholder of the cluster, so the same
+// source is planned once per namespace. Decoding, parsing and merging are
+// memoized (bounded LRU) so a large source costs its parse and merge once per
+// change, not once per placeholder; results are frozen because they are shared.
 
 import {
   DOCKER_CONFIG_JSON_KEY,
@@ -20,6 +25,7 @@ import {
   normalizeRegistryKey,
   parseDockerConfigJson,
   serializeDockerConfigJson,
+  type DockerConfigParseResult,
   type DockerConfigRegistry,
 } from '../registry/dockerconfig.js';
 import { displayRegistryKey } from '../registry/registry-key.js';
@@ -66,13 +72,14 @@ export interface RegistryConflict {
   losers: string[];
 }
 
+/** Shared between placeholders with the same inputs, and frozen: never modify one. */
 export interface PlaceholderResult {
-  dockerconfigjson: string;
+  readonly dockerconfigjson: string;
   /** `ns/name` of every source that parsed, ascending (upstream lists every merged Secret). */
-  secretNames: string[];
-  skipped: SkippedSource[];
-  conflicts: RegistryConflict[];
-  statusAnnotation: string;
+  readonly secretNames: readonly string[];
+  readonly skipped: readonly Readonly<SkippedSource>[];
+  readonly conflicts: readonly Readonly<RegistryConflict>[];
+  readonly statusAnnotation: string;
 }
 
 const SELF_REFERENCE_REASON = 'is this placeholder itself; merging it would keep revoked credentials forever';
@@ -113,14 +120,166 @@ interface RegistrySlot {
 }
 
 /**
+ * An LRU map bounded by entry count and by the characters its entries hold
+ * (as estimated by the caller). An entry over the whole budget is not kept.
+ */
+class BoundedLru<K, V> {
+  private readonly entries = new Map<K, { value: V; chars: number }>();
+  private chars = 0;
+
+  constructor(
+    private readonly maxEntries: number,
+    private readonly maxChars: number,
+  ) {}
+
+  get(key: K): V | undefined {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return undefined;
+    // Map iteration follows insertion order: re-inserting marks it most recently used.
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    return entry.value;
+  }
+
+  set(key: K, value: V, chars: number): void {
+    this.delete(key);
+    if (chars > this.maxChars) return;
+    this.entries.set(key, { value, chars });
+    this.chars += chars;
+    for (const oldest of this.entries.keys()) {
+      if (this.entries.size <= this.maxEntries && this.chars <= this.maxChars) break;
+      this.delete(oldest);
+    }
+  }
+
+  clear(): void {
+    this.entries.clear();
+    this.chars = 0;
+  }
+
+  private delete(key: K): void {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return;
+    this.entries.delete(key);
+    this.chars -= entry.chars;
+  }
+}
+
+/** Per cache: enough for a few large sources and their merges, small next to the Pod's memory limit. */
+const MEMO_MAX_ENTRIES = 32;
+const MEMO_MAX_CHARS = 16 * 1024 * 1024;
+
+/**
+ * Keyed by the base64 text itself. The informer hands out the same string
+ * object while a Secret is unchanged, and a Map finds the same object without
+ * reading its characters; an equal copy still hits, after one comparison.
+ */
+const decodedTexts = new BoundedLru<string, string>(MEMO_MAX_ENTRIES, MEMO_MAX_CHARS);
+const parsedTexts = new BoundedLru<string, DockerConfigParseResult>(MEMO_MAX_ENTRIES, MEMO_MAX_CHARS);
+/** Keyed by mergeKey; the texts are compared separately, by ===. */
+const mergedResults = new BoundedLru<string, { texts: (string | undefined)[]; result: PlaceholderResult }>(
+  MEMO_MAX_ENTRIES,
+  MEMO_MAX_CHARS,
+);
+/** The base64 of a result's JSON and its UTF-8 size, computed once per shared result. */
+const resultData = new WeakMap<PlaceholderResult, { bytes: number; encoded?: string }>();
+
+const work = { decodes: 0, parses: 0, merges: 0 };
+
+/** How many decodes, parses and merges were computed rather than reused (for tests and benchmarks). */
+export function placeholderWorkCounts(): { decodes: number; parses: number; merges: number } {
+  return { ...work };
+}
+
+/** Forgets every memoized decode, parse and merge and zeroes the counts (for tests). */
+export function clearPlaceholderMemos(): void {
+  decodedTexts.clear();
+  parsedTexts.clear();
+  mergedResults.clear();
+  work.decodes = work.parses = work.merges = 0;
+}
+
+function decodeSourceText(encoded: string): string {
+  const cached = decodedTexts.get(encoded);
+  if (cached !== undefined) return cached;
+  work.decodes++;
+  const text = decodeSecretValue(encoded);
+  decodedTexts.set(encoded, text, encoded.length + text.length);
+  return text;
+}
+
+/** Callers only read the result: it is shared by every placeholder the text reaches. */
+function parseSourceText(text: string): DockerConfigParseResult {
+  const cached = parsedTexts.get(text);
+  if (cached !== undefined) return cached;
+  work.parses++;
+  const parsed = parseDockerConfigJson(text);
+  // The parsed objects take about as much memory again as the text.
+  parsedTexts.set(text, parsed, 2 * text.length);
+  return parsed;
+}
+
+/**
+ * Everything of the sources the merge depends on except the texts: the
+ * placeholder's namespace and name matter only as "in its own namespace" and
+ * "is the placeholder itself", so every namespace a `*` export reaches shares
+ * one key. JSON keeps names and types unambiguous; String keeps NaN and
+ * Infinity apart.
+ */
+function mergeKey(
+  placeholderNamespace: string,
+  placeholderName: string | undefined,
+  sources: readonly PlaceholderSource[],
+): string {
+  return JSON.stringify(
+    sources.map((source) => {
+      const own = source.ref.namespace === placeholderNamespace;
+      return [
+        source.ref.namespace,
+        source.ref.name,
+        String(source.weight),
+        source.matchKind,
+        source.secretType,
+        own,
+        own && source.ref.name === placeholderName,
+      ];
+    }),
+  );
+}
+
+/**
  * Merges the sources for a placeholder in `placeholderNamespace`. Sources of
  * another Secret type are ignored, as upstream ignores them. A source that
  * does not parse is skipped and reported while the others still merge.
+ * The result is frozen and may be shared with other placeholders.
  */
 export function computePlaceholder(
   placeholderNamespace: string,
   sources: readonly PlaceholderSource[],
   options: { placeholderName?: string } = {},
+): PlaceholderResult {
+  const key = mergeKey(placeholderNamespace, options.placeholderName, sources);
+  const texts = sources.map((source) => source.dockerconfigjson);
+  const cached = mergedResults.get(key);
+  // === on the same string object is a pointer comparison; an equal copy is compared once.
+  if (cached !== undefined && cached.texts.every((text, i) => text === texts[i])) return cached.result;
+  work.merges++;
+  const result = mergeSources(placeholderNamespace, sources, options.placeholderName);
+  const listed = result.secretNames.length + result.skipped.length + result.conflicts.length;
+  const chars =
+    texts.reduce((sum, text) => sum + (text?.length ?? 0), 0) +
+    // The JSON, its base64 once planned, the annotation and ~128 per listed entry.
+    Math.ceil((7 / 3) * result.dockerconfigjson.length) +
+    result.statusAnnotation.length +
+    128 * listed;
+  mergedResults.set(key, { texts, result }, chars);
+  return result;
+}
+
+function mergeSources(
+  placeholderNamespace: string,
+  sources: readonly PlaceholderSource[],
+  placeholderName: string | undefined,
 ): PlaceholderResult {
   const ordered = sources
     .filter((source) => source.secretType === DOCKER_CONFIG_JSON_TYPE)
@@ -131,7 +290,7 @@ export function computePlaceholder(
   const skipped: SkippedSource[] = [];
   for (const source of ordered) {
     const name = refString(source.ref);
-    if (source.ref.namespace === placeholderNamespace && source.ref.name === options.placeholderName) {
+    if (source.ref.namespace === placeholderNamespace && source.ref.name === placeholderName) {
       skipped.push({ source: name, reason: SELF_REFERENCE_REASON });
       continue;
     }
@@ -139,7 +298,7 @@ export function computePlaceholder(
       skipped.push({ source: name, reason: `missing ${DOCKER_CONFIG_JSON_KEY}` });
       continue;
     }
-    const parsed = parseDockerConfigJson(source.dockerconfigjson);
+    const parsed = parseSourceText(source.dockerconfigjson);
     if (!parsed.ok) {
       skipped.push({ source: name, reason: parsed.error });
       continue;
@@ -168,13 +327,30 @@ export function computePlaceholder(
   secretNames.sort(compareKeys);
 
   const merged = [...slots.values()].flatMap((slot) => slot.registries);
-  return {
+  return Object.freeze({
     dockerconfigjson: serializeDockerConfigJson(merged),
-    secretNames,
-    skipped,
-    conflicts,
+    secretNames: Object.freeze(secretNames),
+    skipped: Object.freeze(skipped.map((entry) => Object.freeze(entry))),
+    conflicts: Object.freeze(
+      conflicts.map((conflict) => Object.freeze({ ...conflict, losers: Object.freeze(conflict.losers) })),
+    ),
     statusAnnotation: placeholderStatusAnnotation({ secretNames, skipped, conflicts }),
-  };
+  }) as PlaceholderResult;
+}
+
+function dataOf(result: PlaceholderResult): { bytes: number; encoded?: string } {
+  let data = resultData.get(result);
+  if (data === undefined) {
+    data = { bytes: Buffer.byteLength(result.dockerconfigjson, 'utf8') };
+    resultData.set(result, data);
+  }
+  return data;
+}
+
+function encodedDockerConfigJson(result: PlaceholderResult): string {
+  const data = dataOf(result);
+  data.encoded ??= encodeSecretValue(result.dockerconfigjson);
+  return data.encoded;
 }
 
 /** Keys that differ only by scheme, `/v1/` or docker.io alias are one registry. */
@@ -288,7 +464,7 @@ export function collectPlaceholderSources(
       weight: exportWeight(exportObj.annotations),
       matchKind,
       secretType: secret.type,
-      dockerconfigjson: encoded === undefined ? undefined : decodeSecretValue(encoded),
+      dockerconfigjson: encoded === undefined ? undefined : decodeSourceText(encoded),
     });
   }
   return sources;
@@ -325,13 +501,13 @@ export function planPlaceholder(
     };
   }
   const result = computePlaceholder(placeholder.namespace, sources, { placeholderName: placeholder.name });
-  const bytes = Buffer.byteLength(result.dockerconfigjson, 'utf8');
+  const { bytes } = dataOf(result);
   if (bytes > MAX_SECRET_DATA_BYTES) {
     // The API server would refuse it: keep the data, say why in the status.
     const failure = placeholderTooLargeMessage(placeholder.namespace, bytes, result.secretNames.length);
     return planFailure(placeholder, result, failure);
   }
-  const data = { [DOCKER_CONFIG_JSON_KEY]: encodeSecretValue(result.dockerconfigjson) };
+  const data = { [DOCKER_CONFIG_JSON_KEY]: encodedDockerConfigJson(result) };
   const unchanged =
     annotations[STATUS_ANNOTATION] === result.statusAnnotation &&
     sameSecretData(placeholder.data ?? {}, data);
