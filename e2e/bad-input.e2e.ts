@@ -15,7 +15,7 @@
 // fresh namespaces (annotated as excluded from "*" so one row's wildcard
 // exports cannot reach another row's placeholders) and deletes them when it ends.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,6 +78,8 @@ const FETCH_REPORT_MS = 20_000;
 const FETCH_TIMEOUT_MS = 3000;
 /** --max-concurrent-fetches here; one namespace gets at most half. */
 const MAX_CONCURRENT_FETCHES = 4;
+/** --fetch-disk-budget here: each running fetch may use a quarter, 16 MiB. */
+const FETCH_DISK_BUDGET = 64 * 1024 * 1024;
 const ALICE = { username: 'alice', password: 'bad-input-Alice-Pa55' };
 const PKG_API = 'packaging.carvel.dev/v1alpha1';
 const DATA_API = 'data.packaging.carvel.dev/v1alpha1';
@@ -125,8 +127,12 @@ const canaryConfig = (round: number) => ({
   auths: { [CANARY_REGISTRY]: { username: 'canary', password: `canary-pw-${round}` } },
 });
 
+/** Where the operator extracts fetches; empty whenever no fetch runs. */
+const fetchTmp = () => join(work, 'fetch-tmp');
+
 before(async () => {
   work = mkdtempSync(join(tmpdir(), 'regcred-bad-input-'));
+  mkdirSync(fetchTmp());
   const [started, startedRegistry] = await Promise.all([
     startOperatorEnv({
       operatorUser: OPERATOR_USER,
@@ -137,6 +143,8 @@ before(async () => {
         kubeApiBurst: 1000,
         fetchTimeoutMs: FETCH_TIMEOUT_MS,
         maxConcurrentFetches: MAX_CONCURRENT_FETCHES,
+        fetchDiskBudgetBytes: FETCH_DISK_BUDGET,
+        fetchTmpDir: fetchTmp(),
       },
     }),
     startRegistry({ users: [ALICE] }),
@@ -1398,6 +1406,37 @@ const cases: BadInputCase[] = [
         const text = events[0]!.slice('Warning ReconcileFailed: '.length);
         assert.ok(text.length <= 1024, `${text.length} characters`);
         assert.match(text, marker);
+      });
+    },
+  },
+  {
+    name: 'gzip bomb (32 MiB of zeros in a 32 KiB layer): the fetch stops at its 16 MiB disk share and leaves no files behind',
+    async setup(r) {
+      const bomb = await pushBundle('bad-input/bomb', { 'config/zeros.bin': Buffer.alloc(32 * 1024 * 1024) });
+      await env.client.create(Secrets, aliceSecret(r.ns, 'creds'));
+      await createApp(r.ns, 'bomb', {
+        serviceAccountName: 'deployer',
+        fetch: [{ imgpkgBundle: { image: bomb, secretRef: { name: 'creds' } } }],
+        ...TEMPLATE_AND_DEPLOY,
+      });
+    },
+    async expect(r) {
+      const share = FETCH_DISK_BUDGET / MAX_CONCURRENT_FETCHES;
+      await expectCondition(
+        Apps,
+        r.ns,
+        'bomb',
+        {
+          type: 'ReconcileFailed',
+          useful: new RegExp(
+            `^Fetching resources: fetch stage 0 \\(imgpkgBundle\\): .*extracting needs more than the ${share} bytes of disk this fetch may use`,
+          ),
+        },
+        FETCH_REPORT_MS,
+      );
+      await eventually('the fetch directory to be empty', () => {
+        assert.deepEqual(readdirSync(fetchTmp()), []);
+        return Promise.resolve();
       });
     },
   },
