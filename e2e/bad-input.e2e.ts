@@ -1207,7 +1207,13 @@ const cases: BadInputCase[] = [
         Apps,
         r.ns,
         'hint',
-        { type: 'ReconcileFailed', useful: /UNAUTHORIZED.*sent the credentials of entry/s },
+        {
+          type: 'ReconcileFailed',
+          useful: new RegExp(
+            `UNAUTHORIZED.* \\(sent the credentials of entry "https://\\*\\*\\*@${registry.host.replace(/\./g, '\\.')}" of Secret leaky\\)$`,
+            's',
+          ),
+        },
         FETCH_REPORT_MS,
       );
       const everything = JSON.stringify(status) + (await allEventText());
