@@ -652,7 +652,7 @@ async function createPackageAndInstall(
 function fetchAnnotationCase(indexText: string, expected: string): BadInputCase {
   const annotation = `ext.packaging.carvel.dev/fetch-${indexText}-secret-name`;
   return {
-    name: `PackageInstall annotation ${annotation}: ignored with a Warning Event naming it; stage 0 keeps its placeholder`,
+    name: `PackageInstall annotation ${annotation}: ignored with a Warning Event naming it; stage 1 still gets its placeholder`,
     async setup(r) {
       await createPackageAndInstall(
         r.ns,
