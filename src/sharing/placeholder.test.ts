@@ -27,6 +27,7 @@ import {
   type SkippedSource,
 } from './placeholder.js';
 import type { SecretExportInput, SecretInput } from './types.js';
+import { parseDockerConfigJson, serializeDockerConfigJson } from '../registry/dockerconfig.js';
 
 const DOCKER = 'kubernetes.io/dockerconfigjson';
 const SUCCESS = '{"conditions":[{"type":"ReconcileSucceeded","status":"True"}]}';
@@ -1009,4 +1010,41 @@ describe('memoized decoding, parsing and merging', () => {
     computePlaceholder('app', [src('b/y', texts[0] ?? '')]);
     assert.equal(placeholderWorkCounts().parses, 34, 'the oldest text was dropped');
   });
+});
+
+describe('merged entries are written as serializeDockerConfigJson writes them', () => {
+  const cases: Array<{ name: string; auths: Record<string, Record<string, string>> }> = [
+    {
+      name: 'a key named __proto__ stays an ordinary key',
+      // JSON.parse makes __proto__ an own key; an object literal would set the prototype instead.
+      auths: JSON.parse('{"__proto__":{"auth":"eA=="},"a.io":{"auth":"eQ=="}}') as Record<
+        string,
+        Record<string, string>
+      >,
+    },
+    {
+      name: 'unicode and quotes in keys and values are escaped',
+      auths: { 'ré"g\\.io': { username: 'ü', password: '"\n' } },
+    },
+    {
+      name: 'alias keys of one registry are all kept, every field in fixed order',
+      auths: {
+        'https://index.docker.io/v1/': { email: 'e', identitytoken: 't', auth: 'YTpi' },
+        'docker.io': { registrytoken: 'r', password: 'p', username: 'u' },
+      },
+    },
+  ];
+  for (const { name, auths } of cases) {
+    it(name, () => {
+      const text = JSON.stringify({ auths });
+      const parsed = parseDockerConfigJson(text);
+      assert.ok(parsed.ok);
+      assert.equal(parsed.registries.length, Object.keys(auths).length);
+      clearPlaceholderMemos();
+      assert.equal(
+        computePlaceholder('app', [src('a/x', text)]).dockerconfigjson,
+        serializeDockerConfigJson(parsed.registries),
+      );
+    });
+  }
 });

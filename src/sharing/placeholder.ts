@@ -26,7 +26,6 @@ import {
   parseDockerConfigJson,
   serializeDockerConfigJson,
   type DockerConfigParseResult,
-  type DockerConfigRegistry,
 } from '../registry/dockerconfig.js';
 import { displayRegistryKey } from '../registry/registry-key.js';
 
@@ -112,12 +111,28 @@ export function leastPreferredFirst(
   };
 }
 
-interface RegistrySlot {
-  source: string;
-  /** All keys the winning source gave for this registry; the output keeps the winner's own keys. */
-  registries: DockerConfigRegistry[];
-  contenders: string[];
+/** One `auths` entry as serializeDockerConfigJson writes it: `"key":{...}`. */
+interface SerializedRegistry {
+  registry: string;
+  json: string;
 }
+
+/**
+ * A source text in the form merges read, built once per text: its
+ * registries grouped by the registry they point at (normalizeRegistryKey),
+ * each entry already serialized, and its skipped keys already made safe to
+ * show. A merge then only picks winners and joins strings.
+ */
+type PreparedSource =
+  | {
+      ok: true;
+      groups: ReadonlyMap<string, readonly SerializedRegistry[]>;
+      skipped: readonly { registry: string; reason: string }[];
+    }
+  | { ok: false; error: string };
+
+const EMPTY_AUTHS_PREFIX = '{"auths":{';
+const EMPTY_AUTHS_SUFFIX = '}}';
 
 /**
  * An LRU map bounded by entry count and by the characters its entries hold
@@ -175,7 +190,7 @@ const MEMO_MAX_CHARS = 16 * 1024 * 1024;
  * reading its characters; an equal copy still hits, after one comparison.
  */
 const decodedTexts = new BoundedLru<string, string>(MEMO_MAX_ENTRIES, MEMO_MAX_CHARS);
-const parsedTexts = new BoundedLru<string, DockerConfigParseResult>(MEMO_MAX_ENTRIES, MEMO_MAX_CHARS);
+const preparedTexts = new BoundedLru<string, PreparedSource>(MEMO_MAX_ENTRIES, MEMO_MAX_CHARS);
 /** Keyed by mergeKey; the texts are compared separately, by ===. */
 const mergedResults = new BoundedLru<string, { texts: (string | undefined)[]; result: PlaceholderResult }>(
   MEMO_MAX_ENTRIES,
@@ -194,7 +209,7 @@ export function placeholderWorkCounts(): { decodes: number; parses: number; merg
 /** Forgets every memoized decode, parse and merge and zeroes the counts (for tests). */
 export function clearPlaceholderMemos(): void {
   decodedTexts.clear();
-  parsedTexts.clear();
+  preparedTexts.clear();
   mergedResults.clear();
   work.decodes = work.parses = work.merges = 0;
 }
@@ -209,14 +224,36 @@ function decodeSourceText(encoded: string): string {
 }
 
 /** Callers only read the result: it is shared by every placeholder the text reaches. */
-function parseSourceText(text: string): DockerConfigParseResult {
-  const cached = parsedTexts.get(text);
+function prepareSourceText(text: string): PreparedSource {
+  const cached = preparedTexts.get(text);
   if (cached !== undefined) return cached;
   work.parses++;
-  const parsed = parseDockerConfigJson(text);
-  // The parsed objects take about as much memory again as the text.
-  parsedTexts.set(text, parsed, 2 * text.length);
-  return parsed;
+  const prepared = prepare(parseDockerConfigJson(text));
+  // The serialized entries are about the text again, and their objects as much once more.
+  preparedTexts.set(text, prepared, 3 * text.length);
+  return prepared;
+}
+
+function prepare(parsed: DockerConfigParseResult): PreparedSource {
+  if (!parsed.ok) return parsed;
+  const groups = new Map<string, SerializedRegistry[]>();
+  for (const registry of parsed.registries) {
+    const key = normalizeRegistryKey(registry.registry);
+    // The one serializer writes each entry; only its fixed `{"auths":{…}}` wrapping is cut off.
+    const json = serializeDockerConfigJson([registry]).slice(
+      EMPTY_AUTHS_PREFIX.length,
+      -EMPTY_AUTHS_SUFFIX.length,
+    );
+    const group = groups.get(key);
+    if (group) group.push({ registry: registry.registry, json });
+    else groups.set(key, [{ registry: registry.registry, json }]);
+  }
+  // The annotation and Events reach every namespace the export does: never show a key's user info.
+  const skipped = parsed.skipped.map((entry) => ({
+    registry: displayRegistryKey(entry.registry),
+    reason: entry.reason,
+  }));
+  return { ok: true, groups, skipped };
 }
 
 /**
@@ -285,7 +322,12 @@ function mergeSources(
     .filter((source) => source.secretType === DOCKER_CONFIG_JSON_TYPE)
     .sort(leastPreferredFirst(placeholderNamespace));
 
-  const slots = new Map<string, RegistrySlot>();
+  // Per registry the index in `merged` of the source writing it last; upstream's last writer wins.
+  // Numbers, not objects, per registry: a source may give 10,000 registries and is merged once per placeholder.
+  const merged: { name: string; groups: ReadonlyMap<string, readonly SerializedRegistry[]> }[] = [];
+  const writers = new Map<string, number>();
+  /** Only registries given by more than one source: every source that gave it, in merge order. */
+  const contenders = new Map<string, string[]>();
   const secretNames: string[] = [];
   const skipped: SkippedSource[] = [];
   for (const source of ordered) {
@@ -298,37 +340,41 @@ function mergeSources(
       skipped.push({ source: name, reason: `missing ${DOCKER_CONFIG_JSON_KEY}` });
       continue;
     }
-    const parsed = parseSourceText(source.dockerconfigjson);
-    if (!parsed.ok) {
-      skipped.push({ source: name, reason: parsed.error });
+    const prepared = prepareSourceText(source.dockerconfigjson);
+    if (!prepared.ok) {
+      skipped.push({ source: name, reason: prepared.error });
       continue;
     }
     secretNames.push(name);
-    // The annotation and Events reach every namespace the export does: never show a key's user info.
-    for (const entry of parsed.skipped)
-      skipped.push({ source: name, registry: displayRegistryKey(entry.registry), reason: entry.reason });
-    for (const [registry, registries] of groupByRegistry(parsed.registries)) {
-      const contenders = slots.get(registry)?.contenders ?? [];
-      contenders.push(name);
-      // Last writer wins per registry, as upstream; the earlier writers are the conflict's losers.
-      slots.set(registry, { source: name, registries, contenders });
+    for (const entry of prepared.skipped) skipped.push({ source: name, ...entry });
+    merged.push({ name, groups: prepared.groups });
+    for (const registry of prepared.groups.keys()) {
+      const previous = writers.get(registry);
+      if (previous !== undefined) {
+        const list = contenders.get(registry);
+        if (list) list.push(name);
+        else contenders.set(registry, [merged[previous]?.name ?? '', name]);
+      }
+      writers.set(registry, merged.length - 1);
     }
   }
 
-  const conflicts = [...slots.entries()]
-    .filter(([, slot]) => slot.contenders.length > 1)
+  const conflicts = [...contenders.entries()]
     .sort(([a], [b]) => compareKeys(a, b))
-    .map(([registry, slot]) => ({
-      registry: displayRegistryKey(registry),
-      winner: slot.source,
-      losers: slot.contenders.filter((contender) => contender !== slot.source).sort(compareKeys),
-    }));
+    .map(([registry, names]) => {
+      const winner = merged[writers.get(registry) ?? -1]?.name ?? '';
+      return {
+        registry: displayRegistryKey(registry),
+        winner,
+        // The earlier writers are the conflict's losers.
+        losers: names.filter((contender) => contender !== winner).sort(compareKeys),
+      };
+    });
   skipped.sort((a, b) => compareKeys(a.source, b.source) || compareKeys(a.registry ?? '', b.registry ?? ''));
   secretNames.sort(compareKeys);
 
-  const merged = [...slots.values()].flatMap((slot) => slot.registries);
   return Object.freeze({
-    dockerconfigjson: serializeDockerConfigJson(merged),
+    dockerconfigjson: joinWinners(writers, merged),
     secretNames: Object.freeze(secretNames),
     skipped: Object.freeze(skipped.map((entry) => Object.freeze(entry))),
     conflicts: Object.freeze(
@@ -353,16 +399,19 @@ function encodedDockerConfigJson(result: PlaceholderResult): string {
   return data.encoded;
 }
 
-/** Keys that differ only by scheme, `/v1/` or docker.io alias are one registry. */
-function groupByRegistry(registries: readonly DockerConfigRegistry[]): Map<string, DockerConfigRegistry[]> {
-  const groups = new Map<string, DockerConfigRegistry[]>();
-  for (const registry of registries) {
-    const key = normalizeRegistryKey(registry.registry);
-    const group = groups.get(key);
-    if (group) group.push(registry);
-    else groups.set(key, [registry]);
-  }
-  return groups;
+/**
+ * What serializeDockerConfigJson writes for the winners' entries (keys
+ * sorted), from the prepared entries. Each winner keeps all its own keys for
+ * the registry; a raw key belongs to one registry, so none repeats.
+ */
+function joinWinners(
+  writers: ReadonlyMap<string, number>,
+  merged: readonly { groups: ReadonlyMap<string, readonly SerializedRegistry[]> }[],
+): string {
+  const entries: SerializedRegistry[] = [];
+  for (const [registry, index] of writers) entries.push(...(merged[index]?.groups.get(registry) ?? []));
+  entries.sort((a, b) => compareKeys(a.registry, b.registry));
+  return EMPTY_AUTHS_PREFIX + entries.map((entry) => entry.json).join(',') + EMPTY_AUTHS_SUFFIX;
 }
 
 /**
