@@ -140,3 +140,82 @@ test("the Deployment's fetch flags fit its /tmp emptyDir, and the defaults fit t
     assert.ok(perFetchMemory * config.maxConcurrentFetches <= 128 * 2 ** 20, 'fetches hold at most 128Mi');
   }
 });
+
+test('leader election is off by default, with client-go timings and the Lease named regcred-operator', () => {
+  const config = defaultConfig();
+  assert.equal(config.leaderElect, false);
+  assert.equal(config.leaderElectLeaseName, 'regcred-operator');
+  assert.equal(config.leaderElectLeaseDurationMs, 15_000);
+  assert.equal(config.leaderElectRenewDeadlineMs, 10_000);
+  assert.equal(config.leaderElectRetryPeriodMs, 2_000);
+});
+
+test('--leader-elect takes a bare flag or =true|false as Go flags do; the last one wins', () => {
+  const cases: Array<[string[], boolean]> = [
+    [[], false],
+    [['--leader-elect'], true],
+    [['--leader-elect=true'], true],
+    [['--leader-elect=false'], false],
+    [['--leader-elect=1'], true],
+    [['--leader-elect=F'], false],
+    [['--leader-elect', '--leader-elect=false'], false],
+    [['--leader-elect=false', '--leader-elect'], true],
+  ];
+  for (const [argv, expected] of cases) {
+    const config = parseConfig(argv, {});
+    assert.ok(!('help' in config));
+    assert.equal(config.leaderElect, expected, argv.join(' '));
+  }
+});
+
+test('leader election durations are read and their order is checked like client-go does', () => {
+  const config = parseConfig(
+    [
+      '--leader-elect=true',
+      '--leader-elect-lease-name=ops-lock',
+      '--leader-elect-lease-duration=4s',
+      '--leader-elect-renew-deadline',
+      '3s',
+      '--leader-elect-retry-period=500ms',
+    ],
+    { POD_NAMESPACE: 'ops' },
+  );
+  assert.ok(!('help' in config));
+  assert.equal(config.leaderElect, true);
+  assert.equal(config.namespace, 'ops');
+  assert.equal(config.leaderElectLeaseName, 'ops-lock');
+  assert.equal(config.leaderElectLeaseDurationMs, 4000);
+  assert.equal(config.leaderElectRenewDeadlineMs, 3000);
+  assert.equal(config.leaderElectRetryPeriodMs, 500);
+  const refused: Array<[string[], RegExp]> = [
+    [['--leader-elect=yes'], /--leader-elect must be true or false; got "yes"/],
+    [['--leader-elect', 'false'], /Unexpected argument 'false'/],
+    [
+      ['--leader-elect-lease-duration=10s'],
+      /--leader-elect-renew-deadline \(10s\) must be shorter than --leader-elect-lease-duration \(10s\)/,
+    ],
+    [
+      ['--leader-elect-retry-period=10s'],
+      /--leader-elect-retry-period \(10s\) must be shorter than --leader-elect-renew-deadline \(10s\)/,
+    ],
+    [
+      ['--leader-elect-lease-duration=500ms', '--leader-elect-renew-deadline=400ms'],
+      /--leader-elect-lease-duration must be at least 1s; got 500ms/,
+    ],
+    [['--leader-elect-renew-deadline=0s'], /--leader-elect-renew-deadline must be a positive Go duration/],
+    [['--leader-elect-retry-period=2'], /--leader-elect-retry-period must be a positive Go duration/],
+    [['--leader-elect-lease-name=Not_A_Name'], /--leader-elect-lease-name must be a lowercase DNS subdomain/],
+    [['--leader-elect-lease-name=' + 'a'.repeat(254)], /--leader-elect-lease-name must be/],
+  ];
+  for (const [argv, message] of refused) assert.throws(() => parseConfig(argv, {}), message, argv.join(' '));
+  const help = parseConfig(['--help'], {});
+  assert.ok('help' in help);
+  for (const flag of [
+    '--leader-elect[=true|false]',
+    '--leader-elect-lease-name',
+    '--leader-elect-lease-duration',
+    '--leader-elect-renew-deadline',
+    '--leader-elect-retry-period',
+  ])
+    assert.ok(help.help.includes(flag), `--help shows ${flag}`);
+});

@@ -40,6 +40,15 @@ export interface OperatorConfig {
   maxConcurrentFetches: number;
   /** Disk the running fetches may use together; each gets an equal share. */
   fetchDiskBudgetBytes: number;
+  /** Run workers only while holding the Lease `leaderElectLeaseName` in `namespace`. */
+  leaderElect: boolean;
+  leaderElectLeaseName: string;
+  /** How long followers wait, after they last saw the Lease change, before taking it over. */
+  leaderElectLeaseDurationMs: number;
+  /** How long the leader keeps trying to renew before it stops leading. */
+  leaderElectRenewDeadlineMs: number;
+  /** Pause between acquire and renew attempts. */
+  leaderElectRetryPeriodMs: number;
 }
 
 const USAGE = `regcred-operator [flags]
@@ -63,7 +72,66 @@ const USAGE = `regcred-operator [flags]
   --max-concurrent-fetches N     fetches running at once; one namespace gets at most half (default ${DEFAULT_MAX_CONCURRENT_FETCHES})
   --fetch-disk-budget SIZE       disk of all running fetches together, e.g. 1536Mi or 2Gi; each fetch
                                  may use SIZE / --max-concurrent-fetches (default 1536Mi, fits a 2Gi /tmp)
+  --leader-elect[=true|false]    run workers only while holding the Lease in --namespace; followers keep
+                                 caches warm and write nothing (default false)
+  --leader-elect-lease-name NAME Lease used for leader election (default regcred-operator)
+  --leader-elect-lease-duration DURATION
+                                 followers take over after the Lease went unrenewed this long (default 15s)
+  --leader-elect-renew-deadline DURATION
+                                 the leader stops leading (and exits 1) when it could not renew for this
+                                 long; shorter than the lease duration (default 10s)
+  --leader-elect-retry-period DURATION
+                                 pause between acquire/renew attempts; shorter than the renew deadline
+                                 (default 2s)
 `;
+
+const LEADER_ELECT_FLAG = /^--leader-elect=(.*)$/s;
+const GO_BOOLEANS: Record<string, boolean> = {
+  '1': true,
+  t: true,
+  T: true,
+  true: true,
+  TRUE: true,
+  True: true,
+  '0': false,
+  f: false,
+  F: false,
+  false: false,
+  FALSE: false,
+  False: false,
+};
+
+/**
+ * `--leader-elect=true|false` as Go's flag package takes it; node's parseArgs only knows a bare
+ * boolean flag. Returns the other arguments and the value of the last --leader-elect given.
+ */
+function takeLeaderElect(argv: string[]): { rest: string[]; leaderElect?: boolean } {
+  const rest: string[] = [];
+  let leaderElect: boolean | undefined;
+  for (const arg of argv) {
+    if (arg === '--') {
+      rest.push(...argv.slice(argv.indexOf(arg)));
+      break;
+    }
+    if (arg === '--leader-elect') {
+      leaderElect = true;
+      continue;
+    }
+    const m = LEADER_ELECT_FLAG.exec(arg);
+    if (!m) {
+      rest.push(arg);
+      continue;
+    }
+    const value = GO_BOOLEANS[m[1]!];
+    if (value === undefined)
+      throw new Error(`--leader-elect must be true or false; got ${JSON.stringify(m[1]!.slice(0, 64))}`);
+    leaderElect = value;
+  }
+  return leaderElect === undefined ? { rest } : { rest, leaderElect };
+}
+
+// A DNS subdomain (what a Lease name must be); length checked first.
+const LEASE_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
 const MIN_FETCH_DISK_SHARE_BYTES = 2 ** 20;
 
@@ -132,8 +200,9 @@ function goDuration(name: string, value: string): string {
 }
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorConfig | { help: string } {
+  const { rest, leaderElect } = takeLeaderElect(argv);
   const { values } = parseArgs({
-    args: argv,
+    args: rest,
     strict: true,
     options: {
       help: { type: 'boolean', short: 'h' },
@@ -154,6 +223,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
       'fetch-timeout': { type: 'string' },
       'max-concurrent-fetches': { type: 'string' },
       'fetch-disk-budget': { type: 'string' },
+      'leader-elect-lease-name': { type: 'string' },
+      'leader-elect-lease-duration': { type: 'string' },
+      'leader-elect-renew-deadline': { type: 'string' },
+      'leader-elect-retry-period': { type: 'string' },
     },
   });
   if (values.help) return { help: USAGE };
@@ -185,6 +258,32 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
         `${maxConcurrentFetches} leaves less than 1Mi of disk per fetch`,
     );
   }
+  const leaseName = values['leader-elect-lease-name'] ?? 'regcred-operator';
+  if (leaseName.length > 253 || !LEASE_NAME.test(leaseName)) {
+    throw new Error(
+      `--leader-elect-lease-name must be a lowercase DNS subdomain; got ${JSON.stringify(leaseName.slice(0, 64))}`,
+    );
+  }
+  const leaseDuration = values['leader-elect-lease-duration'] ?? '15s';
+  const renewDeadline = values['leader-elect-renew-deadline'] ?? '10s';
+  const retryPeriod = values['leader-elect-retry-period'] ?? '2s';
+  const leaseDurationMs = positiveGoDuration('leader-elect-lease-duration', leaseDuration);
+  const renewDeadlineMs = positiveGoDuration('leader-elect-renew-deadline', renewDeadline);
+  const retryPeriodMs = positiveGoDuration('leader-elect-retry-period', retryPeriod);
+  if (leaseDurationMs < 1000) {
+    throw new Error(`--leader-elect-lease-duration must be at least 1s; got ${leaseDuration}`);
+  }
+  // As client-go requires: the leader gives up before followers may take over.
+  if (renewDeadlineMs >= leaseDurationMs) {
+    throw new Error(
+      `--leader-elect-renew-deadline (${renewDeadline}) must be shorter than --leader-elect-lease-duration (${leaseDuration})`,
+    );
+  }
+  if (retryPeriodMs >= renewDeadlineMs) {
+    throw new Error(
+      `--leader-elect-retry-period (${retryPeriod}) must be shorter than --leader-elect-renew-deadline (${renewDeadline})`,
+    );
+  }
   return {
     kubeconfig: values.kubeconfig,
     namespace: values.namespace ?? env.POD_NAMESPACE ?? 'regcred-operator',
@@ -206,6 +305,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     fetchTimeoutMs: positiveGoDuration('fetch-timeout', values['fetch-timeout'] ?? DEFAULT_FETCH_TIMEOUT),
     maxConcurrentFetches,
     fetchDiskBudgetBytes,
+    leaderElect: leaderElect ?? false,
+    leaderElectLeaseName: leaseName,
+    leaderElectLeaseDurationMs: leaseDurationMs,
+    leaderElectRenewDeadlineMs: renewDeadlineMs,
+    leaderElectRetryPeriodMs: retryPeriodMs,
   };
 }
 
