@@ -15,6 +15,7 @@ import { lstat, open, readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { FairLimiter } from '../runtime/fair-limiter.js';
 
 export const MISSING_PACKAGES_DIRECTORY =
   "Invalid package repository content: must contain 'packages/' directory but did not";
@@ -264,47 +265,9 @@ function parseInWorker(job: ParseJob, limits: RepositoryReadLimits): Promise<Par
   });
 }
 
-/**
- * One holder at a time; waiting callers are served round-robin by owner, so
- * one owner's many callers cannot keep another's waiting.
- */
-export class RoundRobinSlot {
-  private readonly waiting = new Map<string, Array<() => void>>();
-  private busy = false;
-
-  async run<T>(owner: string, work: () => Promise<T>): Promise<T> {
-    if (this.busy) {
-      await new Promise<void>((resolve) => {
-        const queue = this.waiting.get(owner);
-        if (queue) queue.push(resolve);
-        else this.waiting.set(owner, [resolve]);
-      });
-    }
-    this.busy = true;
-    try {
-      return await work();
-    } finally {
-      this.handOver();
-    }
-  }
-
-  private handOver(): void {
-    const next = this.waiting.entries().next().value;
-    if (!next) {
-      this.busy = false;
-      return;
-    }
-    const [owner, queue] = next;
-    const start = queue.shift();
-    this.waiting.delete(owner);
-    if (queue.length > 0) this.waiting.set(owner, queue); // to the back of the round
-    start?.();
-  }
-}
-
 // One parse at a time for the whole process (the parser's heap comes on top
 // of the operator's, and the machine has few cores), fair across namespaces.
-const parseSlot = new RoundRobinSlot();
+const parseSlot = new FairLimiter(1);
 
 /**
  * The documents of `packages/**.{yml,yaml}` in a fetched repository. A missing
