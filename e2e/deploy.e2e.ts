@@ -6,9 +6,10 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { join } from 'node:path';
-import type { V1Secret } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import { defaultConfig } from '../src/config.js';
 import { startOperator, type RunningOperator } from '../src/main.js';
+import { LeasesResource } from '../src/runtime/leader-election.js';
 import { createLogger } from '../src/runtime/logger.js';
 import { SecretsResource } from '../src/shared-informers.js';
 import { REPO_ROOT, startTestCluster, type TestCluster } from './harness/cluster.js';
@@ -30,7 +31,9 @@ after(async () => {
 describe('install manifests', () => {
   test('the OLM bundle CRDs, the objects embedded in its CSV, and the plain manifests are accepted', async () => {
     const manifests = join(REPO_ROOT, 'deploy', 'olm', 'bundle', 'manifests');
-    const crdFiles = readdirSync(manifests).filter((f) => !f.includes('clusterserviceversion'));
+    const crdFiles = readdirSync(manifests).filter(
+      (f) => !f.includes('clusterserviceversion') && !f.includes('poddisruptionbudget'),
+    );
     assert.equal(crdFiles.length, 7);
     for (const f of crdFiles) await cluster.kubectl(['apply', '-f', join(manifests, f)]);
     await cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
@@ -43,6 +46,7 @@ describe('install manifests', () => {
           spec: {
             deployments: Array<{ name: string; spec: unknown }>;
             clusterPermissions: Array<{ rules: unknown }>;
+            permissions: Array<{ rules: unknown }>;
           };
         };
       };
@@ -62,6 +66,18 @@ describe('install manifests', () => {
         metadata: { name: 'olm-dry-run' },
         rules: install.clusterPermissions[0]!.rules,
       },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'Role',
+        metadata: { name: 'olm-dry-run', namespace: 'default' },
+        rules: install.permissions[0]!.rules,
+      },
+      {
+        ...(parse(
+          readFileSync(join(manifests, 'regcred-operator_policy_v1_poddisruptionbudget.yaml'), 'utf8'),
+        ) as { metadata: Record<string, unknown> }),
+        metadata: { name: 'regcred-operator', namespace: 'default' },
+      },
     ];
     const dryRun = await cluster.kubectl(
       ['apply', '--dry-run=server', '-f', '-'],
@@ -69,19 +85,24 @@ describe('install manifests', () => {
     );
     assert.match(dryRun, /deployment.apps\/regcred-operator created \(server dry run\)/);
     assert.match(dryRun, /clusterrole.rbac.authorization.k8s.io\/olm-dry-run created \(server dry run\)/);
+    assert.match(dryRun, /role.rbac.authorization.k8s.io\/olm-dry-run created \(server dry run\)/);
+    assert.match(dryRun, /poddisruptionbudget.policy\/regcred-operator created \(server dry run\)/);
     const plain = await cluster.kubectl(['apply', '-f', join(REPO_ROOT, 'deploy', 'plain')]);
     for (const expected of [
       'namespace/regcred-operator created',
       'serviceaccount/regcred-operator created',
       'clusterrole.rbac.authorization.k8s.io/regcred-operator created',
       'clusterrolebinding.rbac.authorization.k8s.io/regcred-operator created',
+      'role.rbac.authorization.k8s.io/regcred-operator created',
+      'rolebinding.rbac.authorization.k8s.io/regcred-operator created',
+      'poddisruptionbudget.policy/regcred-operator created',
       'deployment.apps/regcred-operator created',
     ]) {
       assert.ok(plain.includes(expected), `${expected} in:\n${plain}`);
     }
   });
 
-  test('the operator works with only the ServiceAccount and ClusterRole of deploy/plain', async () => {
+  test('the operator works with only the ServiceAccount, ClusterRole and Role of deploy/plain, leader election on', async () => {
     const token = (
       await cluster.kubectl(['create', 'token', 'regcred-operator', '-n', 'regcred-operator'])
     ).trim();
@@ -110,6 +131,9 @@ describe('install manifests', () => {
       concurrency: 8,
       kubeApiQps: 0,
       kubeApiBurst: 1,
+      // As the Deployment runs it: the Lease in the operator's namespace, granted by the Role.
+      namespace: 'regcred-operator',
+      leaderElect: true,
     });
     const { Writable } = await import('node:stream');
     const sink = new Writable({
@@ -162,7 +186,13 @@ describe('install manifests', () => {
       ]);
       return out.code === 0 ? out.stdout : undefined;
     });
-    // Anything the ClusterRole forgot shows up as a "forbidden" error in the operator's log.
+    const lease = await cluster.client.get<KubernetesObject & { spec?: { holderIdentity?: string } }>(
+      LeasesResource,
+      'regcred-operator',
+      'regcred-operator',
+    );
+    assert.ok(lease?.spec?.holderIdentity, 'the operator holds the Lease');
+    // Anything the ClusterRole or Role forgot shows up as a "forbidden" error in the operator's log.
     assert.doesNotMatch(operatorLog, /forbidden/i, operatorLog);
   });
 });

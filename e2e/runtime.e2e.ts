@@ -463,6 +463,8 @@ describe('the framework API, made safe', () => {
     await op.start();
     ctx.informers.start();
     await ctx.informers.waitForSync();
+    // As the manager does once the caches synced (and, with leader election, once this replica leads).
+    op.runWorkers();
     const imports: ResourceType = {
       group: 'secretgen.carvel.dev',
       version: 'v1alpha1',

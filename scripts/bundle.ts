@@ -43,6 +43,9 @@ export function bundleFiles(): Map<string, string> {
   const find = (kind: string) => plain.find((d) => d.kind === kind)!;
   const deployment = find('Deployment');
   const clusterRole = find('ClusterRole');
+  // Namespaced rules (the leader election Lease): OLM grants them in the install namespace.
+  const role = find('Role');
+  const disruptionBudget = find('PodDisruptionBudget');
   const serviceAccount = find('ServiceAccount');
   const examples = readDocs(join(ROOT, 'e2e', 'fixtures', 'seed-examples.yaml')).filter((d) =>
     crds.some((c) => c.spec.group === String(d.apiVersion).split('/')[0] && c.spec.names.kind === d.kind),
@@ -98,6 +101,7 @@ export function bundleFiles(): Map<string, string> {
           clusterPermissions: [
             { serviceAccountName: serviceAccount.metadata.name, rules: clusterRole.rules },
           ],
+          permissions: [{ serviceAccountName: serviceAccount.metadata.name, rules: role.rules }],
           deployments: [
             { name: deployment.metadata.name, label: deployment.metadata.labels, spec: deployment.spec },
           ],
@@ -110,6 +114,12 @@ export function bundleFiles(): Map<string, string> {
   files.set(
     join('manifests', `${PACKAGE}.clusterserviceversion.yaml`),
     HEADER + stringify(csv, { lineWidth: 0 }),
+  );
+  // OLM creates a bundle's PodDisruptionBudget in the install namespace.
+  const { namespace: _namespace, ...pdbMetadata } = disruptionBudget.metadata;
+  files.set(
+    join('manifests', `${PACKAGE}_policy_v1_poddisruptionbudget.yaml`),
+    HEADER + stringify({ ...disruptionBudget, metadata: pdbMetadata }, { lineWidth: 0 }),
   );
   for (const [i, crd] of crds.entries())
     files.set(join('manifests', crdFiles[i]!), HEADER + stringify(crd, { lineWidth: 0 }));

@@ -3,9 +3,10 @@ import { buildControllers } from './controllers.js';
 import { EventRecorder } from './runtime/events.js';
 import { InformerFactory } from './runtime/informer-factory.js';
 import { KubeClient } from './runtime/kube-client.js';
+import { leaderIdentity, LeaderElector } from './runtime/leader-election.js';
 import { newKubeConfig } from './runtime/kubeconfig.js';
 import { createLogger, type Logger } from './runtime/logger.js';
-import { Manager } from './runtime/manager.js';
+import { DEFAULT_CRD_CHECK, Manager, type LeaderElection } from './runtime/manager.js';
 import { requiredCrds } from './required-crds.js';
 import { errorMessage } from './runtime/work-queue.js';
 
@@ -15,8 +16,17 @@ export interface RunningOperator {
   stop(): Promise<void>;
 }
 
+export interface StartOptions {
+  /** Called when this replica loses the leader Lease (the workers are already stopping). */
+  onLostLeadership?: () => void;
+}
+
 /** Wires the process: one API client, shared informers, the selected controllers. */
-export async function startOperator(config: OperatorConfig, logger: Logger): Promise<RunningOperator> {
+export async function startOperator(
+  config: OperatorConfig,
+  logger: Logger,
+  options: StartOptions = {},
+): Promise<RunningOperator> {
   const kc = newKubeConfig();
   if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
   else kc.loadFromDefault();
@@ -38,16 +48,68 @@ export async function startOperator(config: OperatorConfig, logger: Logger): Pro
     resyncPeriodMs: config.resyncPeriodMs,
   };
   const controllers = buildControllers(ctx, config);
-  const manager = new Manager(client, informers, controllers, logger, requiredCrds(config.controllers));
+  let election: LeaderElection | undefined;
+  let electionClient: KubeClient | undefined;
+  if (config.leaderElect) {
+    // A client of its own: no shared rate limiter or connection pool can delay a renewal,
+    // and no request outlives the renew deadline.
+    electionClient = await KubeClient.create(kc, {
+      qps: 0,
+      burst: 1,
+      timeoutMs: config.leaderElectRenewDeadlineMs,
+      userAgent: 'regcred-operator/0.1.0 leader-election',
+    });
+    const elector = new LeaderElector(electionClient, {
+      namespace: config.namespace,
+      name: config.leaderElectLeaseName,
+      identity: leaderIdentity(),
+      leaseDurationMs: config.leaderElectLeaseDurationMs,
+      renewDeadlineMs: config.leaderElectRenewDeadlineMs,
+      retryPeriodMs: config.leaderElectRetryPeriodMs,
+      logger,
+    });
+    // A replica that does not hold the Lease writes nothing, whatever code path tries.
+    client.guardWrites(() => elector.isLeader());
+    election = {
+      elector,
+      name: config.leaderElectLeaseName,
+      ...(options.onLostLeadership ? { onLost: options.onLostLeadership } : {}),
+    };
+  }
+  const manager = new Manager(
+    client,
+    informers,
+    controllers,
+    logger,
+    requiredCrds(config.controllers),
+    DEFAULT_CRD_CHECK,
+    election,
+  );
+  const stop = async () => {
+    try {
+      await manager.stop();
+    } finally {
+      electionClient?.close();
+    }
+  };
   try {
     await manager.start({ port: config.healthPort, host: config.healthHost });
   } catch (err) {
     // Close the health server and connections, so an in-process caller is not left with them.
-    await manager.stop().catch(() => undefined);
+    await stop().catch(() => undefined);
     throw err;
   }
-  logger.info('operator started', { controllers: config.controllers, namespace: config.namespace });
-  return { manager, client, stop: () => manager.stop() };
+  logger.info('operator started', {
+    controllers: config.controllers,
+    namespace: config.namespace,
+    ...(election
+      ? {
+          leaderElection: `${config.namespace}/${config.leaderElectLeaseName}`,
+          identity: election.elector.identity,
+        }
+      : {}),
+  });
+  return { manager, client, stop };
 }
 
 async function main(): Promise<void> {
@@ -89,7 +151,14 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   try {
-    operator = await startOperator(config, logger);
+    operator = await startOperator(config, logger, {
+      // As controller-runtime: another replica may lead now, so stop at once (no drain, no release)
+      // and let the Deployment restart this one as a follower.
+      onLostLeadership: () => {
+        console.error('regcred-operator: leader election lost');
+        process.exit(1);
+      },
+    });
   } catch (err) {
     const message = errorMessage(err);
     logger.error('operator failed to start', { error: message });

@@ -36,6 +36,8 @@ export class EventRecorder {
   ) {}
 
   event(obj: KubernetesObject, type: EventType, reason: string, fullMessage: string): void {
+    // A replica that is not the leader writes nothing; the leader reports the same condition.
+    if (!this.client.writesAllowed()) return;
     const message = truncateMessage(fullMessage, MAX_EVENT_MESSAGE_CHARS);
     const md = obj.metadata ?? {};
     const namespace = md.namespace ?? 'default';

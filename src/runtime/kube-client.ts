@@ -29,6 +29,14 @@ export class ApiError extends Error {
   }
 }
 
+/** A write refused before it was sent, because this replica does not hold the leader Lease. */
+export class NotLeaderError extends Error {
+  constructor(method: string, path: string) {
+    super(`not the leader: ${method} ${path} refused`);
+    this.name = 'NotLeaderError';
+  }
+}
+
 export const isNotFound = (err: unknown): boolean => err instanceof ApiError && err.code === 404;
 export const isConflict = (err: unknown): boolean => err instanceof ApiError && err.code === 409;
 export const isAlreadyExists = (err: unknown): boolean =>
@@ -95,6 +103,7 @@ export class KubeClient {
   private readonly server: URL;
   private authHeaders: Record<string, string> = {};
   private authFetchedAt = -Infinity;
+  private writeGuard: (() => boolean) | undefined;
 
   private constructor(
     private readonly kc: KubeAuth,
@@ -141,6 +150,15 @@ export class KubeClient {
     return headers;
   }
 
+  /** From now on every request but a read is refused while `allowed()` is false (leader election). */
+  guardWrites(allowed: () => boolean): void {
+    this.writeGuard = allowed;
+  }
+
+  writesAllowed(): boolean {
+    return this.writeGuard?.() ?? true;
+  }
+
   path(rt: ResourceType, namespace?: string, name?: string, subresource?: string): string {
     let p = rt.group ? `/apis/${rt.group}/${rt.version}` : `/api/${rt.version}`;
     if (rt.namespaced && namespace) p += `/namespaces/${encodeURIComponent(namespace)}`;
@@ -162,7 +180,10 @@ export class KubeClient {
     path: string,
     opts: { query?: Query; body?: unknown; contentType?: string; accept?: string } = {},
   ): Promise<T> {
+    if (method !== 'GET' && !this.writesAllowed()) throw new NotLeaderError(method, path);
     await this.limiter.take();
+    // Checked again: leadership may have been lost while waiting for a token.
+    if (method !== 'GET' && !this.writesAllowed()) throw new NotLeaderError(method, path);
     const verb = `${method} ${path.includes('/status') ? 'status' : ''}`.trim();
     this.counts[verb] = (this.counts[verb] ?? 0) + 1;
     const headers: Record<string, string> = {

@@ -12,6 +12,7 @@ import {
 } from '../required-crds.js';
 import { sleep } from './backoff.js';
 import { isNotFound, type KubeClient } from './kube-client.js';
+import type { LeaderElector } from './leader-election.js';
 import type { Logger } from './logger.js';
 import type { ControllerOperator } from './operator.js';
 import { errorMessage } from './work-queue.js';
@@ -27,6 +28,14 @@ export interface CrdCheckOptions {
 
 export const DEFAULT_CRD_CHECK: CrdCheckOptions = { waitMs: 15_000, intervalMs: 1000, recheckMs: 30_000 };
 
+export interface LeaderElection {
+  elector: LeaderElector;
+  /** The Lease's name, for the leader_election_master_status gauge. */
+  name: string;
+  /** Called once leadership is lost (not released); the workers are already stopping. */
+  onLost?: () => void;
+}
+
 /**
  * Runs the controllers of one process: check that the CRDs they need are
  * served, init them, start the shared informers, wait for the caches, then
@@ -38,6 +47,12 @@ export const DEFAULT_CRD_CHECK: CrdCheckOptions = { waitMs: 15_000, intervalMs: 
  * never sync). A CRD deleted while running is logged and makes /readyz fail
  * until it is back; the process keeps running, so the controllers that do not
  * need it keep working.
+ *
+ * With leader election, every replica starts its informers and becomes ready
+ * once the caches synced (warm caches, fast takeover), but only the replica
+ * holding the Lease runs workers. The client refuses writes while this replica
+ * does not lead (see KubeClient.guardWrites). Losing the Lease stops the
+ * workers at once; stop() drains them first and then releases the Lease.
  */
 export class Manager {
   private ready = false;
@@ -45,6 +60,7 @@ export class Manager {
   private readonly missingNow = new Map<string, RequiredCrd>();
   private recheckTimer: NodeJS.Timeout | undefined;
   private readonly stopping = new AbortController();
+  private workersStarted = false;
 
   constructor(
     private readonly client: KubeClient,
@@ -53,6 +69,7 @@ export class Manager {
     private readonly logger: Logger,
     private readonly crds: readonly RequiredCrd[] = [],
     private readonly crdCheck: CrdCheckOptions = DEFAULT_CRD_CHECK,
+    private readonly leaderElection?: LeaderElection,
   ) {}
 
   async start(health?: { port: number; host: string }): Promise<void> {
@@ -74,12 +91,38 @@ export class Manager {
       ms: Math.round(performance.now() - started),
       informers: this.informers.all().map(({ name, informer }) => `${name}:${informer.size}`),
     });
-    for (const controller of this.controllers) controller.runWorkers();
     this.ready = true;
+    const election = this.leaderElection;
+    if (!election) this.runWorkers();
+    else {
+      election.elector.run({
+        onStartedLeading: () => {
+          if (this.stopping.signal.aborted) return;
+          this.logger.info('leading: starting workers', { lease: election.name });
+          this.runWorkers();
+        },
+        onStoppedLeading: () => {
+          this.logger.error('leadership lost: stopping workers', { lease: election.name });
+          this.workersStarted = false;
+          for (const controller of this.controllers) void controller.stop();
+          election.onLost?.();
+        },
+      });
+    }
     if (this.crds.length > 0 && this.crdCheck.recheckMs > 0) {
       this.recheckTimer = setInterval(() => void this.recheckCrds(), this.crdCheck.recheckMs);
       this.recheckTimer.unref();
     }
+  }
+
+  private runWorkers(): void {
+    this.workersStarted = true;
+    for (const controller of this.controllers) controller.runWorkers();
+  }
+
+  /** Whether this process runs its workers: it leads, or leader election is off. */
+  isLeading(): boolean {
+    return this.workersStarted && (this.leaderElection?.elector.isLeader() ?? true);
   }
 
   isReady(): boolean {
@@ -180,7 +223,10 @@ export class Manager {
     this.ready = false;
     this.stopping.abort();
     if (this.recheckTimer) clearInterval(this.recheckTimer);
+    // Drained while still renewing the Lease, so no follower starts before the last write.
     await Promise.all(this.controllers.map((c) => c.stop()));
+    this.workersStarted = false;
+    await this.leaderElection?.elector.release();
     await this.informers.stop();
     this.client.close();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
@@ -202,6 +248,12 @@ export class Manager {
         lines.push(`${name}{${l}} ${value}`);
       }
     };
+    metric(
+      'leader_election_master_status',
+      'Whether this replica leads and runs the workers (always 1 with leader election off).',
+      'gauge',
+      [[{ name: this.leaderElection?.name ?? 'regcred-operator' }, this.isLeading() ? 1 : 0]],
+    );
     metric('regcred_ready', 'Whether every cache has synced and every required CRD is served.', 'gauge', [
       [{}, this.isReady() ? 1 : 0],
     ]);

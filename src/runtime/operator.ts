@@ -66,9 +66,13 @@ export abstract class ControllerOperator extends FrameworkOperator {
     await this.init();
   }
 
-  /** Starts the workers; the manager calls this once the caches have synced. */
+  private workersRunning = false;
+
+  /** Starts the workers; the manager calls this once the caches have synced (and this replica leads). */
   runWorkers(): void {
+    this.workersRunning = true;
     this.queue.start();
+    for (const q of this.frameworkQueues) q.start();
   }
 
   // The framework's stop() returns void and exits; this one resolves once in-flight work is done.
@@ -190,7 +194,8 @@ export abstract class ControllerOperator extends FrameworkOperator {
       onUpdate: (_old, o) => push(ResourceEventType.Modified, o),
       onDelete: (o) => push(ResourceEventType.Deleted, o),
     });
-    queue.start();
+    // Events queue up (coalesced per key) until the workers may run.
+    if (this.workersRunning) queue.start();
   }
 
   protected override async setResourceStatus(
