@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { ApiError, type KubeClient } from './kube-client.js';
@@ -260,14 +260,23 @@ async function until(what: string, check: () => boolean, timeoutMs = 3000): Prom
 
 const timings = { leaseDurationMs: 1000, renewDeadlineMs: 600, retryPeriodMs: 100 };
 
+// Released after each test, so a failed assertion leaves no election loop keeping the process alive.
+const started: LeaderElector[] = [];
+const track = (e: LeaderElector) => (started.push(e), e);
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((e) => e.release()));
+});
+
 function elector(server: FakeLeaseServer, identity: string, events: string[]) {
-  const e = new LeaderElector(server.client(), {
-    namespace: 'ops',
-    name: 'regcred-operator',
-    identity,
-    logger: silentLogger,
-    ...timings,
-  });
+  const e = track(
+    new LeaderElector(server.client(), {
+      namespace: 'ops',
+      name: 'regcred-operator',
+      identity,
+      logger: silentLogger,
+      ...timings,
+    }),
+  );
   e.run({
     onStartedLeading: () => events.push(`${identity} started`),
     onStoppedLeading: () => events.push(`${identity} stopped`),
@@ -329,17 +338,43 @@ test('a follower takes over a Lease left unrenewed for its duration (the leader 
   await b.release();
 });
 
+test('a follower tries again when the Lease expires, not a whole jittered retry period later', async () => {
+  const server = new FakeLeaseServer();
+  server.lease = lease({ ...heldBy('dead', 2), leaseDurationSeconds: 1 });
+  const e = track(
+    new LeaderElector(server.client(), {
+      namespace: 'ops',
+      name: 'regcred-operator',
+      identity: 'me',
+      logger: silentLogger,
+      // Always the longest jitter: attempts at 0 and 990 ms, then (without waking at expiry) 1980 ms.
+      random: () => 1,
+      leaseDurationMs: 1000,
+      renewDeadlineMs: 600,
+      retryPeriodMs: 450,
+    }),
+  );
+  const started = performance.now();
+  e.run({ onStartedLeading: () => undefined, onStoppedLeading: () => undefined });
+  await until('leads', () => e.isLeader());
+  const took = performance.now() - started;
+  assert.ok(took >= 1000 && took < 1300, `took over after ${Math.round(took)} ms`);
+  await e.release();
+});
+
 test('isLeader() turns false by itself once renewDeadline passed since the last renewal', async () => {
   const server = new FakeLeaseServer();
   let clock = 0;
-  const e = new LeaderElector(server.client(), {
-    namespace: 'ops',
-    name: 'regcred-operator',
-    identity: 'me',
-    logger: silentLogger,
-    now: () => clock,
-    ...timings,
-  });
+  const e = track(
+    new LeaderElector(server.client(), {
+      namespace: 'ops',
+      name: 'regcred-operator',
+      identity: 'me',
+      logger: silentLogger,
+      now: () => clock,
+      ...timings,
+    }),
+  );
   e.run({ onStartedLeading: () => undefined, onStoppedLeading: () => undefined });
   await until('leads', () => e.isLeader());
   clock = timings.renewDeadlineMs - 1;

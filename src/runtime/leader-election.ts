@@ -182,6 +182,8 @@ export interface LeaderElectionOptions {
   logger: Logger;
   /** Monotonic clock; injectable for tests. */
   now?: () => number;
+  /** Source of the retry jitter; injectable for tests. */
+  random?: () => number;
 }
 
 export interface LeaderCallbacks {
@@ -210,6 +212,8 @@ export class LeaderElector {
   private readonly stopping = new AbortController();
   private loop: Promise<void> | undefined;
   private lastHolder: string | undefined;
+  /** When the Lease another replica holds expires by our clock, as of the last attempt. */
+  private expiresInMs = Infinity;
   private readonly now: () => number;
   private readonly log: Logger;
 
@@ -246,8 +250,10 @@ export class LeaderElector {
     while (!signal.aborted) {
       const outcome = await this.tryAcquireOrRenew();
       if (outcome === 'held') break;
-      // As client-go: up to 1.2 retry periods of jitter, so followers do not move in step.
-      await sleep(this.options.retryPeriodMs * (1 + Math.random() * 1.2), signal);
+      // As client-go: up to 1.2 retry periods of jitter, so followers do not move in step; but
+      // wake when the holder's Lease expires rather than up to a jittered period later.
+      const jittered = this.options.retryPeriodMs * (1 + (this.options.random ?? Math.random)() * 1.2);
+      await sleep(Math.min(jittered, this.expiresInMs + 10), signal);
     }
     if (signal.aborted) return;
     this.leading = true;
@@ -293,6 +299,7 @@ export class LeaderElector {
    */
   private async tryAcquireOrRenew(): Promise<'held' | 'lost' | 'failed'> {
     const { namespace, name, identity } = this.options;
+    this.expiresInMs = Infinity;
     try {
       // The leader writes on top of what it wrote last; a conflict means someone else wrote: read again.
       if (this.leading && this.ours) {
@@ -319,6 +326,7 @@ export class LeaderElector {
         previous: this.observation,
       });
       this.observation = decision.observation;
+      this.expiresInMs = decision.action === 'wait' ? decision.expiresInMs : Infinity;
       if (decision.action === 'wait') {
         if (this.lastHolder !== decision.holderIdentity) {
           this.lastHolder = decision.holderIdentity;
