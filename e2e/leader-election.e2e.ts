@@ -355,6 +355,14 @@ describe('leader election', () => {
     assert.equal(code, 1, d.logs);
     assert.ok(d.logs.includes('regcred-operator: leader election lost\n'), d.logs);
     assert.ok(
+      d
+        .lines()
+        .some(
+          (l) => l.message === 'lost leadership: another replica holds the Lease' && l.leader === 'intruder',
+        ),
+      d.logs,
+    );
+    assert.ok(
       d.lines().some((l) => l.message === 'leadership lost: stopping workers'),
       d.logs,
     );

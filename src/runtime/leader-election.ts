@@ -240,7 +240,7 @@ export class LeaderElector {
   run(callbacks: LeaderCallbacks): void {
     this.loop ??= this.electAndRenew(callbacks).catch((err: unknown) => {
       this.log.error('leader election failed', { error: errorMessage(err) });
-      if (this.leading) this.stepDown(callbacks);
+      if (this.leading) this.stepDown(callbacks, 'failed');
     });
   }
 
@@ -262,33 +262,39 @@ export class LeaderElector {
     while (!signal.aborted) {
       await sleep(this.options.retryPeriodMs, signal);
       if (signal.aborted) return;
-      if (!(await this.renewWithinDeadline())) {
+      const renewal = await this.renewWithinDeadline();
+      if (renewal !== 'renewed') {
         if (signal.aborted) return;
-        this.stepDown(callbacks);
+        this.stepDown(callbacks, renewal);
         return;
       }
     }
   }
 
-  private stepDown(callbacks: LeaderCallbacks): void {
+  private stepDown(callbacks: LeaderCallbacks, why: 'expired' | 'taken' | 'failed'): void {
     this.leading = false;
-    this.log.error('lost leadership: could not renew the Lease within the renew deadline', {
-      renewDeadlineMs: this.options.renewDeadlineMs,
-    });
+    if (why === 'taken') {
+      this.log.error('lost leadership: another replica holds the Lease', { leader: this.lastHolder });
+    } else {
+      this.log.error('lost leadership: could not renew the Lease within the renew deadline', {
+        renewDeadlineMs: this.options.renewDeadlineMs,
+      });
+    }
     callbacks.onStoppedLeading();
   }
 
-  /** Renews, retrying every retryPeriod, until renewedAtMs + renewDeadline; false when that passed. */
-  private async renewWithinDeadline(): Promise<boolean> {
+  /** Renews, retrying every retryPeriod, until renewedAtMs + renewDeadline passed ('expired'). */
+  private async renewWithinDeadline(): Promise<'renewed' | 'expired' | 'taken'> {
     const signal = this.stopping.signal;
     for (;;) {
       const remaining = this.renewedAtMs + this.options.renewDeadlineMs - this.now();
-      if (remaining <= 0) return false;
+      if (remaining <= 0) return 'expired';
       const outcome = await withDeadline(this.tryAcquireOrRenew(), remaining);
-      if (outcome === 'held') return true;
-      if (outcome === 'lost' || signal.aborted) return false;
+      if (outcome === 'held') return 'renewed';
+      if (outcome === 'lost') return 'taken';
+      if (signal.aborted) return 'expired';
       const left = this.renewedAtMs + this.options.renewDeadlineMs - this.now();
-      if (left <= 0) return false;
+      if (left <= 0) return 'expired';
       await sleep(Math.min(this.options.retryPeriodMs, left), signal);
     }
   }
