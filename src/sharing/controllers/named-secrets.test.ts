@@ -8,7 +8,7 @@ import { InformerFactory } from '../../runtime/informer-factory.js';
 import type { KubeClient, ListOptions, ResourceType, WatchEvent } from '../../runtime/kube-client.js';
 import { silentLogger } from '../../runtime/logger.js';
 import type { OperatorContext } from '../../runtime/operator.js';
-import { NamedSecretWatches } from './named-secrets.js';
+import { MAX_CONCURRENT_SECRET_READS, NamedSecretWatches } from './named-secrets.js';
 
 /** Secrets in memory, served as list, watch and get. */
 class ScriptedApi {
@@ -17,6 +17,10 @@ class ScriptedApi {
   private emit: ((event: WatchEvent<V1Secret>) => void) | undefined;
   readonly gets: string[] = [];
   watches = 0;
+  inFlight = 0;
+  peakInFlight = 0;
+  /** When set, GETs wait for this promise: reads pile up as behind a slow API server. */
+  hold: Promise<void> | undefined;
   failNextGets = 0;
 
   async list(_rt: ResourceType, opts: ListOptions) {
@@ -38,7 +42,10 @@ class ScriptedApi {
 
   async get(_rt: ResourceType, namespace: string, name: string): Promise<V1Secret | undefined> {
     this.gets.push(`${namespace}/${name}`);
-    await Promise.resolve();
+    this.inFlight += 1;
+    this.peakInFlight = Math.max(this.peakInFlight, this.inFlight);
+    await (this.hold ?? Promise.resolve());
+    this.inFlight -= 1;
     if (this.failNextGets > 0) {
       this.failNextGets -= 1;
       throw new Error('connection reset');
@@ -106,6 +113,32 @@ describe('NamedSecretWatches', () => {
       informers.all().map((i) => i.name),
       ['secrets:index'],
     );
+    await stop();
+  });
+
+  test("one namespace's 2,000 reads do not queue ahead of another namespace's read", async () => {
+    const { api, watches, stop } = await setUp((api) => {
+      for (let i = 0; i < 2000; i++) api.put('greedy', `s-${i}`, 'v');
+      api.put('other', 'creds', 'v');
+    });
+    let release!: () => void;
+    api.hold = new Promise((resolve) => (release = resolve));
+    for (let i = 0; i < 2000; i++) watches.acquire('greedy', `s-${i}`, 'app');
+    const greedy = Array.from({ length: 2000 }, (_, i) => watches.get('greedy', `s-${i}`));
+    watches.acquire('other', 'creds', 'export');
+    const other = watches.get('other', 'creds');
+    await until('the first reads to be sent', () => api.gets.length >= MAX_CONCURRENT_SECRET_READS);
+    api.hold = undefined;
+    release();
+    assert.equal(valueOf(await other), 'v');
+    // Sent with the first freed slots, not after the 2,000.
+    const position = api.gets.indexOf('other/creds');
+    assert.ok(
+      position >= 0 && position <= MAX_CONCURRENT_SECRET_READS + 1,
+      `sent as GET number ${position + 1}`,
+    );
+    assert.equal((await Promise.all(greedy)).length, 2000);
+    assert.ok(api.peakInFlight <= MAX_CONCURRENT_SECRET_READS, `${api.peakInFlight} GETs in flight at once`);
     await stop();
   });
 

@@ -1,5 +1,6 @@
 import type { V1Secret } from '@kubernetes/client-node';
 import { Backoff } from '../../runtime/backoff.js';
+import { FairLimiter } from '../../runtime/fair-limiter.js';
 import type { Informer } from '../../runtime/informer.js';
 import type { Logger } from '../../runtime/logger.js';
 import type { OperatorContext } from '../../runtime/operator.js';
@@ -10,6 +11,14 @@ import { decideCachedRead } from '../secret-cache.js';
 type Listener = (namespace: string, name: string) => void;
 
 const SYNC_TIMEOUT_MS = 15_000;
+
+/**
+ * GETs of referenced Secrets in flight at once. Without a bound, one App
+ * naming 2,000 Secrets queued 2,000 GETs on the shared client (and its rate
+ * limiter) in front of every other namespace's reads and writes; with it,
+ * others wait for one slot, taken round-robin by namespace.
+ */
+export const MAX_CONCURRENT_SECRET_READS = 16;
 
 /** The full copy of one referenced Secret and who references it. */
 interface Held {
@@ -42,6 +51,7 @@ interface Held {
 export class NamedSecretWatches {
   private readonly held = new Map<string, Held>();
   private readonly listeners: Listener[] = [];
+  private readonly reads = new FairLimiter(MAX_CONCURRENT_SECRET_READS);
   private readonly index: Informer<SecretStub>;
   private readonly log: Logger;
 
@@ -147,8 +157,8 @@ export class NamedSecretWatches {
     const slash = key.indexOf('/');
     const [namespace, name] = [key.slice(0, slash), key.slice(slash + 1)];
     const heldFor = this.index.get(namespace, name)?.metadata.resourceVersion ?? '';
-    const promise = this.ctx.client
-      .get<V1Secret>(SecretsResource, namespace, name)
+    const promise = this.reads
+      .run(namespace, () => this.ctx.client.get<V1Secret>(SecretsResource, namespace, name))
       .then((secret) => {
         if (secret?.metadata?.managedFields) delete secret.metadata.managedFields;
         // A change reported meanwhile has its own read; this one must not overwrite it.
