@@ -1722,9 +1722,6 @@ const cases: BadInputCase[] = [
   },
   {
     name: 'App naming 2,000 Secrets (20 inline stages x 100 pathsFrom): fetches them all, without a list or watch per Secret',
-    todo:
-      'the canary fills 2.6-8.6 s late: the 2,000 referenced Secrets are read with 2,000 concurrent GETs on the shared ' +
-      'API client (named-secrets.ts read()), and the canary source read and write queue behind them',
     async setup(r) {
       requestsBefore = { ...env.operator.client.counts };
       const names = Array.from({ length: 2000 }, (_, i) => `s${String(i).padStart(4, '0')}`);
