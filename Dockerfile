@@ -18,4 +18,7 @@ COPY package.json ./
 # 65532 owns nothing in the image; /app stays root-owned and read-only to it.
 USER 65532:65532
 EXPOSE 8081
-ENTRYPOINT ["node", "dist/src/main.js"]
+# The same node flags as `npm start` (scripts/node-flags.test.ts checks they agree):
+# a small young generation and V8's size-over-speed heap policy keep RSS growth
+# under churn (thousands of Apps re-running) about 25 MB lower; see README.
+ENTRYPOINT ["node", "--max-semi-space-size=2", "--optimize-for-size", "dist/src/main.js"]

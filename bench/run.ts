@@ -31,7 +31,7 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '32' },
     references: { type: 'string', default: '2000' },
     /** V8 flags for the operator process, space-separated (e.g. what the Deployment sets). */
-    'operator-node-flags': { type: 'string', default: '' },
+    'operator-node-flags': { type: 'string' },
     /** Directory for heap snapshots of the operator, taken after the idle and the references phases. */
     'heap-snapshots': { type: 'string', default: '' },
   },
@@ -42,8 +42,21 @@ const IDLE_S = Number(args['idle-seconds']);
 const UNRELATED = Number(args['unrelated-secrets']);
 const CONCURRENCY = Number(args.concurrency);
 const REFERENCES = Number(args.references);
-const OPERATOR_NODE_FLAGS = args['operator-node-flags'].split(' ').filter(Boolean);
+// By default the operator runs with the node flags of `npm start` (and of the image).
+const OPERATOR_NODE_FLAGS = (args['operator-node-flags'] ?? startScriptNodeFlags())
+  .split(' ')
+  .filter(Boolean);
 const HEAP_SNAPSHOTS = args['heap-snapshots'];
+
+/** The node flags between `node` and the script in package.json's start script. */
+function startScriptNodeFlags(): string {
+  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
+    scripts: { start: string };
+  };
+  const m = /^node((?: --\S+)*) dist\/src\/main\.js$/.exec(pkg.scripts.start);
+  if (!m) throw new Error(`package.json start script has an unexpected shape: ${pkg.scripts.start}`);
+  return m[1]!.trim();
+}
 
 const log = (line: string) => console.error(`[bench] ${line}`);
 const ms = (t: number) => Math.round(t * 10) / 10;
