@@ -69,7 +69,7 @@ const base = (spec: AppSpec, runners: StageRunners) => ({
   appName: 'app',
   spec,
   runners,
-  workDir: '/work',
+  workDir: '/fetch-work',
   mkdir: async () => undefined,
   now: () => `2026-01-01T00:00:0${clock++ % 10}Z`,
 });
@@ -333,8 +333,8 @@ describe('runPipeline', () => {
     assert.deepEqual(
       fetched.map((r) => [r.index, r.secretName, r.directory]),
       [
-        [0, undefined, '/work/0'],
-        [1, 'creds', '/work/1'],
+        [0, undefined, '/fetch-work/0'],
+        [1, 'creds', '/fetch-work/1'],
       ],
     );
     assert.deepEqual(deployed, ['rendered-0;rendered-1;']);
