@@ -42,6 +42,7 @@ import {
   placeholderSecret,
   readPlaceholder,
   secretExport,
+  shareSecret,
   SecretExports,
   secretImport,
   SecretImports,
@@ -370,16 +371,30 @@ async function runCase(index: number, c: BadInputCase): Promise<void> {
 // ---------------------------------------------------------------------------
 // helpers for the rows
 
-async function share(
+/** Pushes a repository bundle of `files` and a PackageRepository fetching it with Alice's credentials. */
+async function createRepository(
+  namespace: string,
+  name: string,
+  repository: string,
+  files: Record<string, string>,
+): Promise<void> {
+  const bundle = await pushBundle(repository, files);
+  await env.client.create(Secrets, aliceSecret(namespace, 'creds'));
+  await env.client.create(PackageRepositories, {
+    apiVersion: PKG_API,
+    kind: 'PackageRepository',
+    metadata: { namespace, name },
+    spec: { fetch: { imgpkgBundle: { image: bundle, secretRef: { name: 'creds' } } } },
+  });
+}
+
+const share = (
   namespace: string,
   name: string,
   config: unknown,
   spec: SecretExportSpec,
   annotations?: Record<string, string>,
-): Promise<void> {
-  await env.client.create(Secrets, dockerConfigSecret(namespace, name, config));
-  await env.client.create(SecretExports, secretExport(namespace, name, spec, annotations));
-}
+) => shareSecret(env.client, namespace, name, config, spec, annotations);
 
 async function getStatus(rt: ResourceType, namespace: string, name: string): Promise<Status | undefined> {
   return (await env.client.get<Obj>(rt, namespace, name))?.status;
@@ -1450,14 +1465,7 @@ const cases: BadInputCase[] = [
     name: 'PackageRepository whose packages file is over the size cap: ReconcileFailed with the cap message, nothing parsed',
     async setup(r) {
       const big = `${'# padding\n'.repeat(1024 * 1024)}`; // 10 MiB of YAML comments
-      const bundle = await pushBundle('bad-input/huge-repo', { 'packages/huge.yml': big });
-      await env.client.create(Secrets, aliceSecret(r.ns, 'creds'));
-      await env.client.create(PackageRepositories, {
-        apiVersion: PKG_API,
-        kind: 'PackageRepository',
-        metadata: { namespace: r.ns, name: 'huge' },
-        spec: { fetch: { imgpkgBundle: { image: bundle, secretRef: { name: 'creds' } } } },
-      });
+      await createRepository(r.ns, 'huge', 'bad-input/huge-repo', { 'packages/huge.yml': big });
     },
     async expect(r) {
       await expectCondition(
@@ -1773,14 +1781,7 @@ const cases: BadInputCase[] = [
         { length: 1000 },
         (_, i) => `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: not-a-package-${i}}\n`,
       ).join('---\n');
-      const bundle = await pushBundle('bad-input/wrong-kinds', { 'packages/wrong.yml': docs });
-      await env.client.create(Secrets, aliceSecret(r.ns, 'creds'));
-      await env.client.create(PackageRepositories, {
-        apiVersion: PKG_API,
-        kind: 'PackageRepository',
-        metadata: { namespace: r.ns, name: 'wrong' },
-        spec: { fetch: { imgpkgBundle: { image: bundle, secretRef: { name: 'creds' } } } },
-      });
+      await createRepository(r.ns, 'wrong', 'bad-input/wrong-kinds', { 'packages/wrong.yml': docs });
     },
     async expect(r) {
       const status = await expectCondition(
@@ -1813,14 +1814,7 @@ const cases: BadInputCase[] = [
           '',
         ].join('\n'),
       ).join('---\n');
-      const bundle = await pushBundle('bad-input/many-packages', { 'packages/many.yml': docs });
-      await env.client.create(Secrets, aliceSecret(r.ns, 'creds'));
-      await env.client.create(PackageRepositories, {
-        apiVersion: PKG_API,
-        kind: 'PackageRepository',
-        metadata: { namespace: r.ns, name: 'many' },
-        spec: { fetch: { imgpkgBundle: { image: bundle, secretRef: { name: 'creds' } } } },
-      });
+      await createRepository(r.ns, 'many', 'bad-input/many-packages', { 'packages/many.yml': docs });
     },
     async expect(r) {
       await expectCondition(

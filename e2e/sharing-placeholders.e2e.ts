@@ -33,6 +33,7 @@ import {
   readPlaceholder,
   RESYNC_MS,
   secretExport,
+  shareSecret,
   SecretExports,
   secretImport,
   SecretImports,
@@ -81,8 +82,7 @@ async function share(
   spec: SecretExportSpec,
   annotations?: Record<string, string>,
 ): Promise<void> {
-  await env.client.create(Secrets, dockerConfigSecret(namespace, name, config));
-  await env.client.create(SecretExports, secretExport(namespace, name, spec, annotations));
+  await shareSecret(env.client, namespace, name, config, spec, annotations);
   cleanup.push([SecretExports, namespace, name]);
 }
 
