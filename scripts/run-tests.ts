@@ -8,6 +8,8 @@ const suites: Record<string, { roots: string[]; pattern: RegExp; concurrency: nu
   unit: { roots: ['src', 'scripts'], pattern: /\.test\.ts$/, concurrency: 4 },
   // e2e suites share one control plane per file; run files one at a time on 2 cores.
   e2e: { roots: ['e2e'], pattern: /\.e2e\.ts$/, concurrency: 1 },
+  // Fault injection against a real control plane and registry (e2e/faults).
+  faults: { roots: ['e2e/faults'], pattern: /\.faults\.ts$/, concurrency: 1 },
 };
 
 function walk(dir: string, pattern: RegExp, out: string[]): string[] {
