@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from './logger.js';
+import { RetryBucket } from './retry-limiter.js';
 import { WorkQueue, type ReconcileResult } from './work-queue.js';
 
 const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
@@ -169,4 +170,99 @@ test('shutdown waits for in-flight reconciles and takes no new keys', async () =
   await stopped;
   assert.equal(finished, true);
   assert.equal(started, 1);
+});
+
+test('a key added by the first handler of an event is reconciled only after the other handlers ran', async () => {
+  // An informer calls every handler of one event synchronously, in order.
+  const handlers: Array<() => void> = [];
+  let bookkeepingDone = false;
+  let sawBookkeeping: boolean | undefined;
+  const q = queueWith(async () => {
+    sawBookkeeping = bookkeepingDone;
+  });
+  handlers.push(() => q.add('k'));
+  handlers.push(() => (bookkeepingDone = true));
+  for (const h of handlers) h();
+  await q.idle();
+  assert.equal(sawBookkeeping, true);
+});
+
+test('retries of failing keys are paced by the bucket shared by all queues; sync periods are not', async () => {
+  const bucket = new RetryBucket(10, 2);
+  let attempts = 0;
+  const failing = () =>
+    new WorkQueue({
+      name: 'failing',
+      concurrency: 8,
+      logger: silentLogger,
+      baseDelayMs: 1,
+      maxDelayMs: 10,
+      retryBucket: bucket,
+      handler: async () => {
+        attempts++;
+        throw new Error('apiserver unavailable');
+      },
+    });
+  let periodic = 0;
+  const syncing = new WorkQueue({
+    name: 'syncing',
+    concurrency: 1,
+    logger: silentLogger,
+    retryBucket: bucket,
+    handler: async () => {
+      periodic++;
+      return { requeueAfterMs: 10 };
+    },
+  });
+  const queues = [failing(), failing(), syncing];
+  for (const q of queues) q.start();
+  for (let i = 0; i < 5; i++) for (const q of queues.slice(0, 2)) q.add(`k${i}`);
+  syncing.add('s');
+  await tick(500);
+  await Promise.all(queues.map((q) => q.shutdown()));
+  // 10 first attempts, then the burst of 2 and 10/s for 0.5 s: about 17. Unpaced (1-10 ms) it is hundreds.
+  assert.ok(attempts >= 10 && attempts <= 22, `${attempts} attempts`);
+  assert.ok(periodic >= 10, `only ${periodic} periodic reconciles`);
+});
+
+test('a stale read is retried quickly and quietly, not reported as a failure', async () => {
+  const errors: string[] = [];
+  const debugs: string[] = [];
+  const logger = {
+    ...silentLogger,
+    error: (m: string) => void errors.push(m),
+    debug: (m: string) => void debugs.push(m),
+  };
+  class Stale extends Error {}
+  let calls = 0;
+  const q = new WorkQueue({
+    name: 'test',
+    concurrency: 1,
+    logger,
+    isStaleRead: (err) => err instanceof Stale,
+    handler: async () => {
+      if (++calls === 1) throw new Stale('the object has been modified');
+    },
+  });
+  q.start();
+  const started = performance.now();
+  q.add('ns/name');
+  while (calls < 2 && performance.now() - started < 2000) await tick(2);
+  assert.equal(calls, 2);
+  assert.ok(performance.now() - started < 500, 'retried quickly');
+  assert.deepEqual(errors, []);
+  assert.deepEqual(debugs, ['object changed since it was cached; reconciling again']);
+  assert.equal(q.stats.failures, 0);
+  assert.equal(q.stats.staleReads, 1);
+});
+
+test('a failure carrying a server-requested wait (Retry-After) is retried no sooner', async () => {
+  const times: number[] = [];
+  const q = queueWith(async () => {
+    times.push(performance.now());
+    if (times.length === 1) throw Object.assign(new Error('too many requests'), { retryAfterMs: 150 });
+  });
+  q.add('k');
+  while (times.length < 2) await tick(10);
+  assert.ok(times[1]! - times[0]! >= 140, `retried after ${times[1]! - times[0]!} ms`);
 });

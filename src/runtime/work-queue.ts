@@ -1,5 +1,5 @@
-import { backoffDelay } from './backoff.js';
 import type { Logger } from './logger.js';
+import { RetryLimiter, type RetryBucket } from './retry-limiter.js';
 
 /** What a reconcile asks of the queue after it returns normally. */
 export interface ReconcileResult {
@@ -16,6 +16,14 @@ export interface WorkQueueOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
   random?: () => number;
+  /** Paces retries across queues; the process-wide bucket by default. */
+  retryBucket?: RetryBucket;
+  /**
+   * Errors that only mean the reconcile read a cache older than the object
+   * (a conflict): retried like failures, but logged at debug and not counted
+   * as failures.
+   */
+  isStaleRead?: (err: unknown) => boolean;
 }
 
 export interface WorkQueueStats {
@@ -23,6 +31,8 @@ export interface WorkQueueStats {
   processed: number;
   failures: number;
   retries: number;
+  /** Reconciles that met a newer object than the cache had (retried, not failures). */
+  staleReads: number;
 }
 
 /**
@@ -30,25 +40,31 @@ export interface WorkQueueStats {
  * once however many events arrive (coalescing); a key is never processed by
  * two workers at once (an add while it runs marks it dirty and it runs again
  * afterwards); failures are logged and retried with per-key exponential
- * backoff and jitter; concurrency is bounded.
+ * backoff and jitter, paced by a bucket shared by every queue of the process
+ * (RetryLimiter); concurrency is bounded. Keys added from an informer event
+ * start only once the event's dispatch has returned, so every handler of
+ * that event (index and reference bookkeeping included) has run first.
  */
 export class WorkQueue {
-  readonly stats: WorkQueueStats = { added: 0, processed: 0, failures: 0, retries: 0 };
+  readonly stats: WorkQueueStats = { added: 0, processed: 0, failures: 0, retries: 0, staleReads: 0 };
   private readonly queue: string[] = [];
   private readonly queued = new Set<string>();
   private readonly processing = new Set<string>();
   private readonly dirty = new Set<string>();
-  private readonly failures = new Map<string, number>();
+  private readonly retryLimiter: RetryLimiter;
   private readonly delayed = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private running = false;
+  private pumpScheduled = false;
   private shuttingDown = false;
   private idleWaiters: Array<() => void> = [];
-  private readonly baseDelayMs: number;
-  private readonly maxDelayMs: number;
 
   constructor(private readonly options: WorkQueueOptions) {
-    this.baseDelayMs = options.baseDelayMs ?? 50;
-    this.maxDelayMs = options.maxDelayMs ?? 5 * 60_000;
+    this.retryLimiter = new RetryLimiter({
+      baseDelayMs: options.baseDelayMs,
+      maxDelayMs: options.maxDelayMs,
+      random: options.random,
+      bucket: options.retryBucket,
+    });
   }
 
   get name(): string {
@@ -69,7 +85,7 @@ export class WorkQueue {
     if (this.queued.has(key)) return;
     this.queued.add(key);
     this.queue.push(key);
-    this.pump();
+    this.schedulePump();
   }
 
   /** Adds the key after `ms`; an earlier pending delayed add for the same key wins. */
@@ -90,7 +106,7 @@ export class WorkQueue {
 
   /** Number of consecutive failures of a key (0 after a success). */
   failuresOf(key: string): number {
-    return this.failures.get(key) ?? 0;
+    return this.retryLimiter.failuresOf(key);
   }
 
   start(): void {
@@ -116,6 +132,20 @@ export class WorkQueue {
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /**
+   * Starts queued keys after the current synchronous dispatch: an add from the
+   * first of several handlers of an event must not reconcile before the
+   * others ran.
+   */
+  private schedulePump(): void {
+    if (this.pumpScheduled || !this.running) return;
+    this.pumpScheduled = true;
+    queueMicrotask(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
   private pump(): void {
     if (!this.running) return;
     while (this.processing.size < this.options.concurrency && this.queue.length > 0) {
@@ -129,20 +159,25 @@ export class WorkQueue {
   private async process(key: string): Promise<void> {
     try {
       const result = await this.options.handler(key);
-      this.failures.delete(key);
+      this.retryLimiter.forget(key);
+      // A sync period is not a retry: it is not paced by the retry bucket.
       if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
     } catch (err) {
-      const attempt = this.failures.get(key) ?? 0;
-      this.failures.set(key, attempt + 1);
-      this.stats.failures += 1;
-      const delay = backoffDelay(attempt, this.baseDelayMs, this.maxDelayMs, this.options.random);
-      this.options.logger.error('reconcile failed; will retry', {
+      const delay = Math.max(this.retryLimiter.when(key), retryAfterMs(err));
+      const details = {
         queue: this.options.name,
         key,
-        attempt: attempt + 1,
+        attempt: this.retryLimiter.failuresOf(key),
         retryInMs: delay,
         error: errorMessage(err),
-      });
+      };
+      if (this.options.isStaleRead?.(err)) {
+        this.stats.staleReads += 1;
+        this.options.logger.debug('object changed since it was cached; reconciling again', details);
+      } else {
+        this.stats.failures += 1;
+        this.options.logger.error('reconcile failed; will retry', details);
+      }
       this.stats.retries += 1;
       this.addAfter(key, delay);
     } finally {
@@ -157,6 +192,12 @@ export class WorkQueue {
       }
     }
   }
+}
+
+/** The wait a server asked for (an error carrying `retryAfterMs`, e.g. from a 429 Retry-After), or 0. */
+function retryAfterMs(err: unknown): number {
+  const ms = (err as { retryAfterMs?: unknown } | null)?.retryAfterMs;
+  return typeof ms === 'number' && Number.isFinite(ms) && ms > 0 ? Math.min(ms, 10 * 60_000) : 0;
 }
 
 export function errorMessage(err: unknown): string {
