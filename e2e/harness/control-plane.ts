@@ -1,6 +1,14 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate, generateKeyPairSync, randomBytes } from 'node:crypto';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -25,6 +33,12 @@ export interface ControlPlaneOptions {
   crdsDir?: string;
   /** Extra kube-apiserver flags, e.g. to shorten etcd compaction for 410 tests. */
   apiserverArgs?: string[];
+  /**
+   * Serve the API with a certificate issued by a test CA made here (kubeconfigs
+   * trust the CA, not the serving certificate), so startApiserver({ newServingCert })
+   * can roll the serving certificate while clients keep verifying it.
+   */
+  servingCa?: boolean;
   log?: (line: string) => void;
 }
 
@@ -46,6 +60,19 @@ export interface ControlPlane {
   dir: string;
   adminToken: string;
   startMs: number;
+  /** etcd's client URL (its v3 JSON gateway answers there too, e.g. POST /v3/kv/compaction). */
+  etcdUrl: string;
+  /** The CA file the kubeconfigs trust. */
+  caFile: string;
+  /** Stops kube-apiserver only (etcd and the controller manager keep running): SIGTERM, or SIGKILL. */
+  stopApiserver(opts?: { signal?: 'SIGTERM' | 'SIGKILL' }): Promise<void>;
+  /**
+   * Starts kube-apiserver again on the same port, etcd, flags and audit log, and waits for /readyz.
+   * newServingCert (needs servingCa) issues a fresh key and certificate from the same CA first.
+   */
+  startApiserver(opts?: { newServingCert?: boolean }): Promise<void>;
+  /** SHA-256 fingerprint of the serving certificate on disk (servingCa only). */
+  servingCertFingerprint(): string;
   stop(): Promise<void>;
 }
 
@@ -82,6 +109,30 @@ rules:
   verbs: [create, update, patch, delete, deletecollection]
 - level: None
 `;
+
+const openssl = (dir: string, args: string[]) => execFileAsync('openssl', args, { cwd: dir });
+
+async function makeApiCa(dir: string): Promise<void> {
+  // prettier-ignore
+  await openssl(dir, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=regcred e2e apiserver CA',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+}
+
+/** A fresh key and serving certificate for 127.0.0.1 (and the in-cluster names), signed by ca.key. */
+async function issueServingCert(dir: string): Promise<void> {
+  // prettier-ignore
+  await openssl(dir, ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', 'serving.key', '-out', 'serving.csr', '-subj', '/CN=kube-apiserver']);
+  writeFileSync(
+    join(dir, 'serving.ext'),
+    'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n' +
+      'extendedKeyUsage=serverAuth\n',
+  );
+  // prettier-ignore
+  await openssl(dir, ['x509', '-req', '-in', 'serving.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key',
+    '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-out', 'serving.crt', '-days', '2', '-extfile', 'serving.ext']);
+}
 
 const children = new Set<ChildProcess>();
 process.once('exit', () => {
@@ -210,6 +261,8 @@ export async function startControlPlane(
     procs.etcd = startProcess('etcd', join(binDir, 'etcd'), etcdArgs, dir);
 
     const server = `https://127.0.0.1:${apiPort}`;
+    const etcdUrl = `http://127.0.0.1:${etcdClient}`;
+    const tlsDir = join(dir, 'tls');
     // prettier-ignore
     const apiArgs = [
       '--etcd-servers', `http://127.0.0.1:${etcdClient}`,
@@ -226,6 +279,13 @@ export async function startControlPlane(
       '--token-auth-file', join(dir, 'tokens.csv'),
       '--v', '0',
     ];
+    if (opts.servingCa) {
+      mkdirSync(tlsDir);
+      await makeApiCa(tlsDir);
+      await issueServingCert(tlsDir);
+      apiArgs.push('--tls-cert-file', join(tlsDir, 'serving.crt'));
+      apiArgs.push('--tls-private-key-file', join(tlsDir, 'serving.key'));
+    }
     apiArgs.push(...(opts.apiserverArgs ?? []));
     let auditLogPath: string | undefined;
     if (opts.auditLog) {
@@ -234,11 +294,17 @@ export async function startControlPlane(
       apiArgs.push('--audit-policy-file', join(dir, 'audit-policy.yaml'), '--audit-log-path', auditLogPath);
       apiArgs.push('--audit-log-mode', 'blocking');
     }
-    procs.apiserver = startProcess('kube-apiserver', join(binDir, 'kube-apiserver'), apiArgs, dir);
+    let apiserverStarts = 0;
+    const launchApiserver = async () => {
+      // Each start logs to its own file, so a restart keeps the first run's log.
+      const name = apiserverStarts++ === 0 ? 'kube-apiserver' : `kube-apiserver-${apiserverStarts}`;
+      procs.apiserver = startProcess(name, join(binDir, 'kube-apiserver'), apiArgs, dir);
+      await waitHttpOk(`${server}/readyz`, adminToken, 60_000, alive(procs.apiserver));
+    };
     const alive = (p: ChildProcess | undefined) => () => !!p && p.exitCode === null && p.signalCode === null;
-    await waitHttpOk(`${server}/readyz`, adminToken, 60_000, alive(procs.apiserver));
+    await launchApiserver();
 
-    const caFile = join(dir, 'certs', 'apiserver.crt');
+    const caFile = opts.servingCa ? join(tlsDir, 'ca.crt') : join(dir, 'certs', 'apiserver.crt');
     const kubeconfig = join(dir, 'admin.kubeconfig');
     writeFileSync(kubeconfig, kubeconfigYaml(server, caFile, 'admin', adminToken));
     const kubectlPath = existsSync(join(binDir, 'kubectl')) ? join(binDir, 'kubectl') : 'kubectl';
@@ -294,6 +360,30 @@ export async function startControlPlane(
       dir,
       adminToken,
       startMs,
+      etcdUrl,
+      caFile,
+      async stopApiserver({ signal = 'SIGTERM' } = {}) {
+        if (signal === 'SIGKILL' && procs.apiserver && procs.apiserver.exitCode === null) {
+          const exited = new Promise<void>((r) => procs.apiserver!.once('exit', () => r()));
+          procs.apiserver.kill('SIGKILL');
+          await exited;
+        } else {
+          await stopProcess(procs.apiserver, 10_000);
+        }
+      },
+      async startApiserver({ newServingCert = false } = {}) {
+        if (procs.apiserver && procs.apiserver.exitCode === null && procs.apiserver.signalCode === null)
+          throw new Error('kube-apiserver is still running; stopApiserver() first');
+        if (newServingCert) {
+          if (!opts.servingCa) throw new Error('newServingCert needs the servingCa option');
+          await issueServingCert(tlsDir);
+        }
+        await launchApiserver();
+      },
+      servingCertFingerprint() {
+        if (!opts.servingCa) throw new Error('servingCertFingerprint needs the servingCa option');
+        return new X509Certificate(readFileSync(join(tlsDir, 'serving.crt'))).fingerprint256;
+      },
       stop,
     };
   } catch (err) {
