@@ -1,5 +1,5 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { Backoff, sleep } from './backoff.js';
+import { Backoff, sleep, untilAborted } from './backoff.js';
 import {
   ApiError,
   apiVersionOf,
@@ -42,15 +42,54 @@ export interface InformerOptions<T extends KubernetesObject> {
   /** Server-side watch timeout range; each watch picks a random value in it so reconnects spread. */
   watchTimeoutSeconds?: [number, number];
   backoff?: { baseMs: number; maxMs: number };
+  /** Jitter source of the backoff (tests pin it). */
+  random?: () => number;
+  /**
+   * A watch that receives nothing (no event, no bookmark) for this long is
+   * aborted and resumed from the last resourceVersion: the connection may be
+   * alive at the TCP level and dead above it. The API server sends a bookmark
+   * about every minute and ends each watch at its timeout, so a working watch
+   * is never this quiet. Capped at the watch's timeout plus 30 s.
+   */
+  watchIdleTimeoutMs?: number;
+  /**
+   * A watch counts as healthy once it delivered an event or bookmark, or stayed
+   * open this long; the reconnect backoff restarts from its base after a
+   * healthy watch, however it ended.
+   */
+  watchHealthyAfterMs?: number;
   logger: Logger;
 }
+
+export const DEFAULT_WATCH_IDLE_TIMEOUT_MS = 180_000;
+export const DEFAULT_WATCH_HEALTHY_AFTER_MS = 5_000;
 
 export interface InformerStats {
   lists: number;
   watches: number;
   relistsAfterGone: number;
   watchRestartsAfterError: number;
+  /** Watches aborted because they received nothing for longer than the idle bound. */
+  watchdogRestarts: number;
   events: number;
+  /** Exceptions thrown by event handlers (logged; the other handlers still ran). */
+  handlerErrors: number;
+}
+
+/** What health checks read from an informer; times are performance.now() milliseconds. */
+export interface InformerHealth {
+  started: boolean;
+  synced: boolean;
+  /**
+   * Last time the list/watch loop made progress: a list page or a watch event
+   * or bookmark arrived, a watch stayed up or ended cleanly, or the API server
+   * answered with an error. Only a loop that hangs, or fails without ever
+   * reaching the server, stops advancing it.
+   */
+  lastProgressAt: number;
+  /** Since when list/watch has been failing (unset while it works). */
+  failingSince: number | undefined;
+  lastError: string | undefined;
 }
 
 export const objectKey = (obj: KubernetesObject): string =>
@@ -62,6 +101,15 @@ export const splitKey = (key: string): { namespace?: string; name: string } => {
 };
 
 class GoneError extends Error {}
+
+/** The watchdog ended a watch that was silent for too long. */
+class WatchIdleError extends Error {}
+
+/** One watch connection's outcome, filled in while it runs (also when it ends with an error). */
+interface WatchAttempt {
+  /** Delivered an event or bookmark, or stayed open for the healthy bound. */
+  healthy: boolean;
+}
 
 /**
  * List-then-watch cache of one resource (client-go's reflector + store).
@@ -78,7 +126,9 @@ export class Informer<T extends KubernetesObject> {
     watches: 0,
     relistsAfterGone: 0,
     watchRestartsAfterError: 0,
+    watchdogRestarts: 0,
     events: 0,
+    handlerErrors: 0,
   };
   private readonly store = new Map<string, T>();
   private readonly indexers = new Map<string, (obj: T) => string[]>();
@@ -90,6 +140,9 @@ export class Informer<T extends KubernetesObject> {
   private resolveSynced!: () => void;
   private loop: Promise<void> | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
+  private lastProgressAt = 0;
+  private failingSince: number | undefined;
+  private lastError: string | undefined;
   readonly synced: Promise<void>;
 
   constructor(
@@ -111,6 +164,16 @@ export class Informer<T extends KubernetesObject> {
 
   hasSynced(): boolean {
     return this.syncedFlag;
+  }
+
+  health(): InformerHealth {
+    return {
+      started: this.loop !== undefined,
+      synced: this.syncedFlag,
+      lastProgressAt: this.lastProgressAt,
+      failingSince: this.failingSince,
+      lastError: this.lastError,
+    };
   }
 
   get lastResourceVersion(): string {
@@ -165,6 +228,7 @@ export class Informer<T extends KubernetesObject> {
 
   start(): void {
     if (this.loop) return;
+    this.lastProgressAt = performance.now();
     this.loop = this.run();
     const period = this.options.resyncPeriodMs ?? 0;
     if (period > 0) {
@@ -181,29 +245,44 @@ export class Informer<T extends KubernetesObject> {
 
   /** Replays every cached object to the update handlers. */
   resync(): void {
-    for (const obj of this.store.values()) for (const h of this.handlers) h.onUpdate?.(obj, obj);
+    for (const [key, obj] of this.store) this.notify('update', key, (h) => h.onUpdate?.(obj, obj));
   }
 
   private async run(): Promise<void> {
     const { logger } = this.options;
-    const backoff = new Backoff(this.options.backoff?.baseMs ?? 200, this.options.backoff?.maxMs ?? 30_000);
+    const backoff = new Backoff(
+      this.options.backoff?.baseMs ?? 200,
+      this.options.backoff?.maxMs ?? 30_000,
+      this.options.random,
+    );
     let needList = true;
     const signal = this.abort.signal;
     while (!signal.aborted) {
+      const attempt: WatchAttempt = { healthy: false };
       try {
         if (needList) {
-          await this.listAndReplace();
+          await this.listAndReplace(signal);
           needList = false;
         }
-        const healthy = await this.watchOnce(signal);
-        if (healthy) backoff.reset();
+        if (signal.aborted) break;
+        await this.watchOnce(signal, attempt);
+        // The server ended the watch (its timeout): resume at once if it was a working watch.
+        this.progressed();
+        if (attempt.healthy) backoff.reset();
         else await sleep(backoff.next(), signal);
       } catch (err) {
         if (signal.aborted) break;
+        // A watch that worked for a while before it broke (a load balancer cutting
+        // connections every few minutes) reconnects at the base delay, not a grown one.
+        if (attempt.healthy) backoff.reset();
+        this.failed(err);
         if (err instanceof GoneError || isGone(err)) {
           needList = true;
           this.stats.relistsAfterGone += 1;
           logger.info('watch resourceVersion expired; relisting', { informer: this.description });
+        } else if (err instanceof WatchIdleError) {
+          this.stats.watchdogRestarts += 1;
+          logger.warn(err.message, { informer: this.description });
         } else {
           this.stats.watchRestartsAfterError += 1;
           logger.warn('list/watch failed; restarting with backoff', {
@@ -217,19 +296,43 @@ export class Informer<T extends KubernetesObject> {
     }
   }
 
-  private async listAndReplace(): Promise<void> {
+  /** The loop moved on: data arrived or a watch worked. */
+  private progressed(): void {
+    this.lastProgressAt = performance.now();
+  }
+
+  private connected(): void {
+    this.progressed();
+    this.failingSince = undefined;
+    this.lastError = undefined;
+  }
+
+  private failed(err: unknown): void {
+    // An answer from the API server (even an error) shows the loop is not hung.
+    if (err instanceof ApiError || err instanceof GoneError) this.progressed();
+    this.failingSince ??= performance.now();
+    this.lastError = errorMessage(err).slice(0, 300);
+  }
+
+  private async listAndReplace(signal: AbortSignal): Promise<void> {
     const fresh = new Map<string, T>();
     let cont: string | undefined;
     let rv: string;
     do {
-      const page = await this.client.list<T>(this.options.resource, {
-        namespace: this.options.namespace,
-        labelSelector: this.options.labelSelector,
-        fieldSelector: this.options.fieldSelector,
-        metadataOnly: this.options.metadataOnly,
-        limit: this.options.pageSize ?? 500,
-        continue: cont,
-      });
+      // Stopping does not wait for a slow page; its answer is dropped.
+      const page = await untilAborted(
+        this.client.list<T>(this.options.resource, {
+          namespace: this.options.namespace,
+          labelSelector: this.options.labelSelector,
+          fieldSelector: this.options.fieldSelector,
+          metadataOnly: this.options.metadataOnly,
+          limit: this.options.pageSize ?? 500,
+          continue: cont,
+        }),
+        signal,
+      );
+      if (signal.aborted) return;
+      this.progressed();
       for (const item of page.items) {
         const obj = this.normalize(item);
         if (this.keep(obj)) fresh.set(objectKey(obj), obj);
@@ -238,6 +341,7 @@ export class Informer<T extends KubernetesObject> {
       rv = page.resourceVersion;
     } while (cont);
     this.stats.lists += 1;
+    this.connected();
     // Diff against the cache so handlers see adds, updates and the deletes missed while not watching.
     for (const [key, old] of this.store) {
       if (!fresh.has(key)) this.remove(key, old);
@@ -250,29 +354,72 @@ export class Informer<T extends KubernetesObject> {
     }
   }
 
-  /** Returns true when the watch looked healthy: it delivered events or stayed open a while. */
-  private async watchOnce(signal: AbortSignal): Promise<boolean> {
+  /**
+   * Watches until the server ends the watch (resolves) or it fails (rejects).
+   * `attempt.healthy` records whether it worked for a while, whatever the end.
+   */
+  private async watchOnce(signal: AbortSignal, attempt: WatchAttempt): Promise<void> {
     const [lo, hi] = this.options.watchTimeoutSeconds ?? [300, 600];
-    this.stats.watches += 1;
-    const started = performance.now();
-    let delivered = false;
-    await this.client.watch<T>(
-      this.options.resource,
-      {
-        namespace: this.options.namespace,
-        labelSelector: this.options.labelSelector,
-        fieldSelector: this.options.fieldSelector,
-        metadataOnly: this.options.metadataOnly,
-        resourceVersion: this.resourceVersion,
-        timeoutSeconds: Math.round(lo + Math.random() * (hi - lo)),
-      },
-      (event) => {
-        this.handleEvent(event);
-        delivered = true;
-      },
-      signal,
+    const timeoutSeconds = Math.round(lo + Math.random() * (hi - lo));
+    const idleMs = Math.min(
+      this.options.watchIdleTimeoutMs ?? DEFAULT_WATCH_IDLE_TIMEOUT_MS,
+      timeoutSeconds * 1000 + 30_000,
     );
-    return delivered || performance.now() - started > 1000;
+    const healthyAfterMs = this.options.watchHealthyAfterMs ?? DEFAULT_WATCH_HEALTHY_AFTER_MS;
+    this.stats.watches += 1;
+    const watchAbort = new AbortController();
+    const stopWatch = () => watchAbort.abort();
+    signal.addEventListener('abort', stopWatch, { once: true });
+    let idle = false;
+    let idleTimer: NodeJS.Timeout | undefined;
+    const armWatchdog = () => {
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(() => {
+        idle = true;
+        watchAbort.abort();
+      }, idleMs);
+      idleTimer.unref();
+    };
+    const markHealthy = () => {
+      if (attempt.healthy) return;
+      attempt.healthy = true;
+      this.connected();
+    };
+    const healthyTimer = setTimeout(markHealthy, healthyAfterMs);
+    healthyTimer.unref();
+    armWatchdog();
+    try {
+      await this.client.watch<T>(
+        this.options.resource,
+        {
+          namespace: this.options.namespace,
+          labelSelector: this.options.labelSelector,
+          fieldSelector: this.options.fieldSelector,
+          metadataOnly: this.options.metadataOnly,
+          resourceVersion: this.resourceVersion,
+          timeoutSeconds,
+        },
+        (event) => {
+          armWatchdog();
+          this.handleEvent(event);
+          markHealthy();
+          this.progressed();
+        },
+        watchAbort.signal,
+      );
+    } catch (err) {
+      if (idle && !signal.aborted) {
+        throw new WatchIdleError(
+          `watch received nothing (no event, no bookmark) for ${idleMs / 1000}s; ` +
+            `restarting it from resourceVersion ${this.resourceVersion}`,
+        );
+      }
+      throw err;
+    } finally {
+      clearTimeout(idleTimer);
+      clearTimeout(healthyTimer);
+      signal.removeEventListener('abort', stopWatch);
+    }
   }
 
   private handleEvent(event: WatchEvent<T>): void {
@@ -322,16 +469,35 @@ export class Informer<T extends KubernetesObject> {
     if (old) this.unindex(key, old);
     this.store.set(key, obj);
     this.index(key, obj);
-    for (const h of this.handlers) {
-      if (old) h.onUpdate?.(old, obj);
-      else h.onAdd?.(obj);
-    }
+    if (old) this.notify('update', key, (h) => h.onUpdate?.(old, obj));
+    else this.notify('add', key, (h) => h.onAdd?.(obj));
   }
 
   private remove(key: string, old: T): void {
     this.unindex(key, old);
     this.store.delete(key);
-    for (const h of this.handlers) h.onDelete?.(old);
+    this.notify('delete', key, (h) => h.onDelete?.(old));
+  }
+
+  /** Calls every handler; one that throws is logged and does not keep the event from the others. */
+  private notify(
+    event: 'add' | 'update' | 'delete',
+    key: string,
+    call: (h: InformerHandlers<T>) => void,
+  ): void {
+    for (const h of this.handlers) {
+      try {
+        call(h);
+      } catch (err) {
+        this.stats.handlerErrors += 1;
+        this.options.logger.error('informer event handler failed', {
+          informer: this.description,
+          event,
+          key,
+          error: errorMessage(err),
+        });
+      }
+    }
   }
 
   private index(key: string, obj: T): void {

@@ -1,0 +1,320 @@
+// The informer's reconnect behaviour against a fake API server (node:http):
+// backoff after a healthy watch that ends with an error, the watchdog for a
+// watch that stays open but sends nothing, stop() during a paginated list,
+// and handlers that throw.
+import { afterEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { V1ConfigMap } from '@kubernetes/client-node';
+import { Informer } from './informer.js';
+import { KubeClient, type ResourceType } from './kube-client.js';
+import { silentLogger, type Logger } from './logger.js';
+
+const ConfigMaps: ResourceType = {
+  group: '',
+  version: 'v1',
+  plural: 'configmaps',
+  kind: 'ConfigMap',
+  namespaced: true,
+};
+
+const cm = (name: string, resourceVersion: string): V1ConfigMap => ({
+  apiVersion: 'v1',
+  kind: 'ConfigMap',
+  metadata: { namespace: 'ns', name, resourceVersion },
+});
+
+const listBody = (items: V1ConfigMap[], resourceVersion: string, cont?: string) =>
+  JSON.stringify({
+    kind: 'ConfigMapList',
+    apiVersion: 'v1',
+    metadata: { resourceVersion, continue: cont },
+    items,
+  });
+
+type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void;
+
+interface FakeApi {
+  client: KubeClient;
+  requests: URL[];
+  close(): Promise<void>;
+}
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function fakeApi(handler: Handler, timeoutMs = 5000): Promise<FakeApi> {
+  const requests: URL[] = [];
+  const responses = new Set<ServerResponse>();
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    requests.push(url);
+    responses.add(res);
+    res.on('close', () => responses.delete(res));
+    handler(req, res, url);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const client = await KubeClient.create(
+    {
+      loadFromFile: () => undefined,
+      loadFromDefault: () => undefined,
+      getCurrentCluster: () => ({ server: `http://127.0.0.1:${port}` }),
+      applyToHTTPSOptions: async () => undefined,
+    },
+    { qps: 0, burst: 1, timeoutMs, userAgent: 'test' },
+  );
+  const api = {
+    client,
+    requests,
+    close: async () => {
+      client.close();
+      for (const res of responses) res.destroy();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+  cleanups.push(api.close);
+  return api;
+}
+
+const isWatch = (url: URL) => url.searchParams.get('watch') === 'true';
+
+function streamEvents(res: ServerResponse, events: Array<{ type: string; object: unknown }>) {
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  for (const e of events) res.write(JSON.stringify(e) + '\n');
+}
+
+async function waitUntil(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function recordingLogger(lines: string[]): Logger {
+  const log = (level: string) => (message: string, meta?: Record<string, unknown>) =>
+    lines.push(`${level} ${message} ${JSON.stringify(meta ?? {})}`);
+  const logger: Logger = {
+    error: log('error'),
+    warn: log('warn'),
+    info: log('info'),
+    debug: log('debug'),
+    child: () => logger,
+  };
+  return logger;
+}
+
+test('a watch that delivered events and then broke reconnects at the base delay, not a grown one', async () => {
+  // Every watch delivers one event and is then cut (a load balancer closing
+  // connections): the reconnect gap must stay at the base delay.
+  const watchTimes: number[] = [];
+  let rv = 10;
+  const api = await fakeApi((_req, res, url) => {
+    if (!isWatch(url)) return res.end(listBody([], '10'));
+    watchTimes.push(performance.now());
+    rv += 1;
+    streamEvents(res, [{ type: 'ADDED', object: cm(`o${rv}`, String(rv)) }]);
+    setTimeout(() => res.socket?.destroy(), 20);
+  });
+  const informer = new Informer<V1ConfigMap>(api.client, {
+    resource: ConfigMaps,
+    logger: silentLogger,
+    backoff: { baseMs: 40, maxMs: 5000 },
+    random: () => 1,
+  });
+  informer.start();
+  await waitUntil('seven watches', () => watchTimes.length >= 7, 10_000);
+  await informer.stop();
+  const gaps = watchTimes.slice(1).map((t, i) => t - watchTimes[i]!);
+  // Base delay 40 ms + 20 ms until the cut; a growing backoff would wait at least 40*2^5/2 = 640 ms before the 7th.
+  assert.ok(Math.max(...gaps) < 400, `reconnect gaps ${gaps.map(Math.round).join(',')} ms`);
+  assert.ok(informer.stats.watchRestartsAfterError >= 6, JSON.stringify(informer.stats));
+});
+
+test('a quiet watch that stayed open past the healthy bound and then broke also reconnects at the base delay', async () => {
+  const watchTimes: number[] = [];
+  const api = await fakeApi((_req, res, url) => {
+    if (!isWatch(url)) return res.end(listBody([], '10'));
+    watchTimes.push(performance.now());
+    streamEvents(res, []);
+    setTimeout(() => res.socket?.destroy(), 80);
+  });
+  const informer = new Informer<V1ConfigMap>(api.client, {
+    resource: ConfigMaps,
+    logger: silentLogger,
+    backoff: { baseMs: 40, maxMs: 5000 },
+    random: () => 1,
+    watchHealthyAfterMs: 50,
+  });
+  informer.start();
+  await waitUntil('seven watches', () => watchTimes.length >= 7, 10_000);
+  await informer.stop();
+  const gaps = watchTimes.slice(1).map((t, i) => t - watchTimes[i]!);
+  assert.ok(Math.max(...gaps) < 450, `reconnect gaps ${gaps.map(Math.round).join(',')} ms`);
+});
+
+test('a watch that breaks before it delivered anything still backs off exponentially', async () => {
+  const watchTimes: number[] = [];
+  const api = await fakeApi((_req, res, url) => {
+    if (!isWatch(url)) return res.end(listBody([], '10'));
+    watchTimes.push(performance.now());
+    res.socket?.destroy();
+  });
+  const informer = new Informer<V1ConfigMap>(api.client, {
+    resource: ConfigMaps,
+    logger: silentLogger,
+    backoff: { baseMs: 20, maxMs: 5000 },
+    random: () => 1,
+  });
+  informer.start();
+  await waitUntil('five watches', () => watchTimes.length >= 5);
+  await informer.stop();
+  const gaps = watchTimes.slice(1).map((t, i) => t - watchTimes[i]!);
+  // 20, 40, 80, 160 ms: the last gap is several times the first.
+  assert.ok(gaps[3]! > 3 * gaps[0]!, `reconnect gaps ${gaps.map(Math.round).join(',')} ms`);
+});
+
+test('a watch that stays open but sends nothing is aborted and resumed from the last resourceVersion', async () => {
+  const lines: string[] = [];
+  const api = await fakeApi((_req, res, url) => {
+    if (!isWatch(url)) return res.end(listBody([cm('a', '7')], '42'));
+    // Accept the watch, then go silent: no event, no bookmark, no close.
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.flushHeaders();
+  });
+  const informer = new Informer<V1ConfigMap>(api.client, {
+    resource: ConfigMaps,
+    logger: recordingLogger(lines),
+    backoff: { baseMs: 10, maxMs: 50 },
+    watchIdleTimeoutMs: 300,
+  });
+  informer.start();
+  await informer.synced;
+  await waitUntil('a second watch', () => api.requests.filter(isWatch).length >= 2, 3000);
+  await informer.stop();
+  const lists = api.requests.filter((u) => !isWatch(u));
+  const watches = api.requests.filter(isWatch);
+  assert.equal(lists.length, 1, 'a stalled watch must not relist');
+  assert.deepEqual(
+    watches.map((u) => u.searchParams.get('resourceVersion')),
+    watches.map(() => '42'),
+  );
+  assert.equal(watches[0]!.searchParams.get('allowWatchBookmarks'), 'true');
+  assert.ok(informer.stats.watchdogRestarts >= 1, JSON.stringify(informer.stats));
+  assert.ok(
+    lines.some((l) =>
+      l.startsWith(
+        'warn watch received nothing (no event, no bookmark) for 0.3s; restarting it from resourceVersion 42',
+      ),
+    ),
+    lines.join('\n'),
+  );
+  assert.deepEqual(informer.keys(), ['ns/a']);
+});
+
+test('bookmarks keep a quiet watch alive past the idle bound', async () => {
+  let watches = 0;
+  const api = await fakeApi((_req, res, url) => {
+    if (!isWatch(url)) return res.end(listBody([], '5'));
+    watches += 1;
+    streamEvents(res, []);
+    let rv = 5;
+    const timer = setInterval(() => {
+      rv += 1;
+      res.write(
+        JSON.stringify({
+          type: 'BOOKMARK',
+          object: { kind: 'ConfigMap', metadata: { resourceVersion: String(rv) } },
+        }) + '\n',
+      );
+    }, 100);
+    res.on('close', () => clearInterval(timer));
+  });
+  const informer = new Informer<V1ConfigMap>(api.client, {
+    resource: ConfigMaps,
+    logger: silentLogger,
+    watchIdleTimeoutMs: 300,
+  });
+  informer.start();
+  await informer.synced;
+  await new Promise((r) => setTimeout(r, 1000));
+  await informer.stop();
+  assert.equal(watches, 1);
+  assert.equal(informer.stats.watchdogRestarts, 0);
+  assert.ok(Number(informer.lastResourceVersion) >= 10, informer.lastResourceVersion);
+});
+
+test('stop() during a paginated list returns at once and leaves the cache as it was', async () => {
+  let secondPageAsked = false;
+  const api = await fakeApi((_req, res, url) => {
+    if (isWatch(url)) return streamEvents(res, []);
+    if (!url.searchParams.get('continue')) return res.end(listBody([cm('p1', '1')], '3', 'next'));
+    secondPageAsked = true;
+    // A slow page: answered after stop() was called.
+    setTimeout(() => res.end(listBody([cm('p2', '2')], '3')), 600);
+  });
+  const informer = new Informer<V1ConfigMap>(api.client, { resource: ConfigMaps, logger: silentLogger });
+  const added: string[] = [];
+  informer.addHandlers({ onAdd: (o) => added.push(o.metadata!.name!) });
+  informer.start();
+  await waitUntil('the second page requested', () => secondPageAsked);
+  const started = performance.now();
+  await informer.stop();
+  const took = performance.now() - started;
+  assert.ok(took < 300, `stop() took ${Math.round(took)} ms`);
+  await new Promise((r) => setTimeout(r, 800));
+  assert.equal(informer.size, 0);
+  assert.equal(informer.hasSynced(), false);
+  assert.deepEqual(added, []);
+  assert.equal(api.requests.filter(isWatch).length, 0);
+});
+
+test('a handler that throws neither hides the event from the other handlers nor breaks the watch', async () => {
+  const lines: string[] = [];
+  const api = await fakeApi((_req, res, url) => {
+    if (!isWatch(url)) return res.end(listBody([], '1'));
+    streamEvents(res, [
+      { type: 'ADDED', object: cm('x', '2') },
+      { type: 'MODIFIED', object: cm('x', '3') },
+      { type: 'DELETED', object: cm('x', '4') },
+    ]);
+  });
+  const informer = new Informer<V1ConfigMap>(api.client, {
+    resource: ConfigMaps,
+    logger: recordingLogger(lines),
+  });
+  const seen: string[] = [];
+  informer.addHandlers({
+    onAdd: () => {
+      throw new Error('boom on add');
+    },
+    onUpdate: () => {
+      throw new Error('boom on update');
+    },
+    onDelete: () => {
+      throw new Error('boom on delete');
+    },
+  });
+  informer.addHandlers({
+    onAdd: (o) => seen.push(`add ${o.metadata!.name}`),
+    onUpdate: (_old, o) => seen.push(`update ${o.metadata!.name}`),
+    onDelete: (o) => seen.push(`delete ${o.metadata!.name}`),
+  });
+  informer.start();
+  await waitUntil('three events', () => seen.length >= 3);
+  await new Promise((r) => setTimeout(r, 100));
+  await informer.stop();
+  assert.deepEqual(seen, ['add x', 'update x', 'delete x']);
+  assert.equal(informer.stats.watches, 1, JSON.stringify(informer.stats));
+  assert.equal(informer.stats.watchRestartsAfterError, 0);
+  assert.equal(informer.stats.handlerErrors, 3);
+  assert.equal(informer.lastResourceVersion, '4');
+  const failures = lines.filter((l) => l.startsWith('error informer event handler failed'));
+  assert.equal(failures.length, 3, lines.join('\n'));
+  assert.match(failures[0]!, /"event":"add","key":"ns\/x","error":"boom on add"/);
+});
