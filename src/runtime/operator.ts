@@ -1,10 +1,11 @@
 import framework, { ResourceEventType, type ResourceEvent, type ResourceMeta } from '@dot-i/k8s-operator';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { isJsonPatchTestFailure, isStaleWrite, staleObjectError, type JsonPatchOp } from './api-errors.js';
 import { fitStatus, jsonEqual } from './conditions.js';
 import type { EventRecorder } from './events.js';
 import type { InformerFactory } from './informer-factory.js';
 import { objectKey, type Informer } from './informer.js';
-import { isNotFound, type KubeClient, type ResourceType } from './kube-client.js';
+import { ApiError, isNotFound, type KubeClient, type ResourceType } from './kube-client.js';
 import type { Logger } from './logger.js';
 import { WorkQueue, type ReconcileResult } from './work-queue.js';
 
@@ -53,6 +54,7 @@ export abstract class ControllerOperator extends FrameworkOperator {
       concurrency: ctx.concurrency,
       handler: (key) => this.reconcile(key),
       logger: log,
+      isStaleRead: isStaleWrite,
     });
   }
 
@@ -133,7 +135,28 @@ export abstract class ControllerOperator extends FrameworkOperator {
         ? { op: 'add', path: '/metadata/finalizers/-', value: finalizer }
         : { op: 'add', path: '/metadata/finalizers', value: [finalizer] },
     ];
-    await this.client.jsonPatch(rt, md.namespace, md.name!, ops);
+    await this.guardedPatch(rt, md.namespace, md.name!, ops);
+  }
+
+  /**
+   * A JSON patch guarded by `test` ops. A failed test (422) means the cache
+   * lags the object: it is raised as a conflict, which the queue retries
+   * quietly from the newer cached object instead of reporting a failure.
+   */
+  protected async guardedPatch(
+    rt: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    ops: JsonPatchOp[],
+  ): Promise<void> {
+    try {
+      await this.client.jsonPatch(rt, namespace, name, ops);
+    } catch (err) {
+      if (err instanceof ApiError && isJsonPatchTestFailure(err, ops)) {
+        throw staleObjectError(err, `${rt.kind || rt.plural} ${namespace ? `${namespace}/` : ''}${name}`);
+      }
+      throw err;
+    }
   }
 
   /** Removes a finalizer by index, guarded by a test of that index so a concurrent change is not clobbered. */
@@ -142,7 +165,7 @@ export abstract class ControllerOperator extends FrameworkOperator {
     const index = md.finalizers?.indexOf(finalizer) ?? -1;
     if (index < 0) return;
     try {
-      await this.client.jsonPatch(rt, md.namespace, md.name!, [
+      await this.guardedPatch(rt, md.namespace, md.name!, [
         { op: 'test', path: `/metadata/finalizers/${index}`, value: finalizer },
         { op: 'remove', path: `/metadata/finalizers/${index}` },
       ]);
@@ -171,6 +194,7 @@ export abstract class ControllerOperator extends FrameworkOperator {
       name: `${this.controllerName}:${id}`,
       concurrency: this.ctx.concurrency,
       logger: this.log,
+      isStaleRead: isStaleWrite,
       handler: async (key) => {
         const event = latest.get(key);
         if (!event) return;
@@ -256,7 +280,7 @@ export abstract class ControllerOperator extends FrameworkOperator {
 
   protected override async setResourceFinalizers(meta: ResourceMeta, finalizers: string[]): Promise<void> {
     const rt = this.frameworkResource(meta);
-    await this.client.jsonPatch(rt, meta.namespace, meta.name, [
+    await this.guardedPatch(rt, meta.namespace, meta.name, [
       { op: 'test', path: '/metadata/resourceVersion', value: meta.resourceVersion },
       { op: 'add', path: '/metadata/finalizers', value: finalizers },
     ]);

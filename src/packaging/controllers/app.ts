@@ -102,6 +102,8 @@ export class AppController extends FetchingController<Kube<App>> {
       });
       const final = runCompletedStatus(current, md.generation, result, this.now);
       await this.writeStatus(Apps, { ...app, status: current }, final);
+      // Only now has this generation run: a failure before here is retried as a run.
+      this.recordRun(objectKey(app), app);
       this.awaitingInput.record(
         objectKey(app),
         md.uid,

@@ -9,7 +9,6 @@
 
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { objectKey, splitKey, type Informer } from '../../runtime/informer.js';
-import { isAlreadyExists, isConflict } from '../../runtime/kube-client.js';
 import { ControllerOperator, type OperatorContext } from '../../runtime/operator.js';
 import type { ReconcileResult } from '../../runtime/work-queue.js';
 import type { ResourceType } from '../../runtime/kube-client.js';
@@ -52,10 +51,23 @@ export abstract class FetchingController<
   protected objects!: Informer<T>;
   protected readonly runners: StageRunners;
   protected readonly now: () => Date;
-  /** Keys whose fetch Secrets changed since their last run. */
-  protected readonly forced = new Set<string>();
-  /** Generation each key last ran for in this process, to ignore a cache that lags our own writes. */
+  /**
+   * Keys whose fetch Secrets changed since their last run, each with a stamp
+   * of the latest request: a reconcile clears only the request it saw, and
+   * only when it returns normally, so neither an error nor a change during the
+   * run loses it.
+   */
+  protected readonly forced = new Map<string, number>();
+  private forcedStamp = 0;
+  /**
+   * Generation each key last ran for in this process, to ignore a cache that
+   * lags our own writes. Recorded only once a run's outcome is written: a run
+   * that failed before (status write, work dir) leaves nothing behind, so the
+   * retry runs it.
+   */
   protected readonly ranFor = new Map<string, { uid: string; generation: number }>();
+  /** Keys whose run was admitted and has not recorded its outcome yet. */
+  private readonly runsInFlight = new Set<string>();
   protected readonly reported = new RecentReports();
   protected readonly awaitingInput = new AwaitingInput();
   protected readonly fetchSecrets: FetchSecretWatches;
@@ -106,9 +118,21 @@ export abstract class FetchingController<
   /** Runs these objects again at once, whatever their sync period says. */
   protected fetchAgain(keys: readonly string[]): void {
     for (const key of keys) {
-      this.forced.add(key);
+      this.forceRun(key);
       this.queue.add(key);
     }
+  }
+
+  /** Asks for a run at the key's next reconcile, whatever the timing says. */
+  private forceRun(key: string): void {
+    this.forced.set(key, ++this.forcedStamp);
+  }
+
+  /** Records that a run for this generation ended with its outcome written. */
+  protected recordRun(key: string, obj: T): void {
+    const md = obj.metadata ?? {};
+    this.ranFor.set(key, { uid: md.uid ?? '', generation: md.generation ?? 0 });
+    this.runsInFlight.delete(key);
   }
 
   /**
@@ -162,11 +186,11 @@ export abstract class FetchingController<
     }
     const limiter = this.fetchOptions.limiter;
     if (limiter && !limiter.admit(this.slotHolder(key), md.namespace ?? '', () => this.queue.add(key))) {
-      if (forced) this.forced.add(key);
+      if (forced) this.forceRun(key);
       this.log.debug('fetch waits for a slot', { key, waiting: limiter.waitingCount });
       return { run: false, result: { requeueAfterMs: SLOT_WAIT_RECHECK_MS } };
     }
-    this.ranFor.set(key, { uid: md.uid ?? '', generation: md.generation ?? 0 });
+    this.runsInFlight.add(key);
     return { run: true };
   }
 
@@ -210,24 +234,26 @@ export abstract class FetchingController<
   private async reconcileKey(key: string): Promise<ReconcileResult | void> {
     const { namespace, name } = splitKey(key);
     const obj = this.objects.get(namespace, name);
-    const forced = this.forced.delete(key);
+    const forcedStamp = this.forced.get(key);
     if (!obj) {
       this.fetchOptions.limiter?.forget(this.slotHolder(key));
+      this.forced.delete(key);
       this.ranFor.delete(key);
       this.reported.forget(key);
       this.awaitingInput.forget(key);
       return;
     }
+    let result: ReconcileResult | void;
     try {
-      return await this.reconcileObject(key, obj, forced);
+      result = await this.reconcileObject(key, obj, forcedStamp !== undefined);
     } catch (err) {
-      // A write based on a cache that lags: the newer object's event queues the key again.
-      if (isConflict(err) && !isAlreadyExists(err)) {
-        this.log.debug(`conflict on a stale ${this.kindName}; waiting for the newer version`, { key });
-        if (forced) this.forced.add(key);
-        return;
-      }
+      // A run that failed before writing its outcome left a Reconciling status (or none) that the
+      // timing would wait on: the retry runs it again. A forced request stays for the retry too.
+      if (this.runsInFlight.delete(key)) this.forceRun(key);
       throw err;
     }
+    this.runsInFlight.delete(key);
+    if (forcedStamp !== undefined && this.forced.get(key) === forcedStamp) this.forced.delete(key);
+    return result;
   }
 }

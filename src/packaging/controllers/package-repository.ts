@@ -223,6 +223,8 @@ export class PackageRepositoryController extends FetchingController<Kube<Package
       }
       const final = runCompletedStatus(current, md.generation, result, this.now);
       await this.writeStatus(PackageRepositories, { ...pkgr, status: current }, final);
+      // Only now has this generation run: a failure before here is retried as a run.
+      this.recordRun(objectKey(pkgr), pkgr);
       this.awaitingInput.record(
         objectKey(pkgr),
         md.uid,
