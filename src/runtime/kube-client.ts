@@ -1,7 +1,14 @@
 import { Agent, request as httpsRequest, type RequestOptions } from 'node:https';
-import { request as httpRequest, Agent as HttpAgent, type IncomingMessage } from 'node:http';
+import {
+  request as httpRequest,
+  Agent as HttpAgent,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+} from 'node:http';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { HttpsTunnelAgent, HttpTunnelAgent, proxyFor, redactProxyUrl } from './http-proxy.js';
 import type { KubeAuth } from './kubeconfig.js';
+import type { Logger } from './logger.js';
 import { TokenBucket } from './rate-limiter.js';
 
 /** What the client needs to know to build a resource's REST path. */
@@ -23,6 +30,8 @@ export class ApiError extends Error {
     readonly reason?: string,
     readonly method?: string,
     readonly path?: string,
+    /** The server's Retry-After, when it sent one: wait this long before trying again (watches too). */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -76,7 +85,100 @@ export interface ClientOptions {
   /** Per-request timeout for non-watch calls. */
   timeoutMs: number;
   userAgent: string;
+  /** Retries of one throttled request (429, or a GET's 5xx with Retry-After); client-go's default, 10, if unset. */
+  maxRetries?: number;
+  /** Total time one request may wait between its retries (default 60 s); then the error is thrown. */
+  maxRetryWaitMs?: number;
+  /** How often credentials are re-read: tokens, exec plugins, client certificate and CA files (default 30 s). */
+  credentialRefreshMs?: number;
+  /** Where the start and end of a throttling burst are logged (one line each, not one per request). */
+  logger?: Pick<Logger, 'warn' | 'info'>;
+  /** Environment for HTTPS_PROXY / HTTP_PROXY / NO_PROXY (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
+
+/** What the TLS layer presents and trusts; a change rebuilds the connection pools. */
+type TlsCredentials = Pick<RequestOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized' | 'servername'>;
+
+export const DEFAULT_MAX_RETRIES = 10;
+export const DEFAULT_MAX_RETRY_WAIT_MS = 60_000;
+/** Longest single wait a Retry-After can ask for. */
+export const MAX_RETRY_AFTER_MS = 30_000;
+/** Waits after a 429 that names no Retry-After: 1 s, doubling, at most 8 s. */
+const THROTTLED_BASE_DELAY_MS = 1_000;
+const THROTTLED_MAX_DELAY_MS = 8_000;
+/** A throttling burst ends after this long without a throttled response. */
+const THROTTLING_QUIET_MS = 30_000;
+
+/** Retry-After as client-go reads it: whole seconds; anything else is ignored. */
+export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (text === undefined || !/^\s*\d{1,6}\s*$/.test(text)) return undefined;
+  return Number(text) * 1000;
+}
+
+/**
+ * How long to wait before retrying a failed request, or undefined to give up.
+ * A 429 was refused before the request was processed (API Priority and
+ * Fairness, max-in-flight and rate-limiting admission all answer before
+ * storage is touched), so every verb may be repeated. A 5xx with Retry-After
+ * may come after a write was applied (a timeout answered while the handler
+ * ran on), so only reads are repeated then; writes go back to the work queue.
+ */
+export function retryDelayMs(input: {
+  method: string;
+  code: number;
+  retryAfterMs: number | undefined;
+  /** Retries already made. */
+  attempt: number;
+  /** Time already spent waiting between retries. */
+  waitedMs: number;
+  maxRetries: number;
+  maxRetryWaitMs: number;
+}): number | undefined {
+  const { method, code, retryAfterMs, attempt } = input;
+  if (attempt >= input.maxRetries) return undefined;
+  let delay: number;
+  if (code === 429) {
+    delay = retryAfterMs ?? Math.min(THROTTLED_MAX_DELAY_MS, THROTTLED_BASE_DELAY_MS * 2 ** attempt);
+  } else if (code >= 500 && retryAfterMs !== undefined && method === 'GET') {
+    delay = retryAfterMs;
+  } else {
+    return undefined;
+  }
+  delay = Math.min(delay, MAX_RETRY_AFTER_MS);
+  if (input.waitedMs + delay > input.maxRetryWaitMs) return undefined;
+  return delay;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(abortReason(signal));
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortReason(signal));
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+const abortReason = (signal: AbortSignal): Error =>
+  signal.reason instanceof Error ? signal.reason : new Error('request aborted');
+
+const sameBytes = (a: unknown, b: unknown): boolean => {
+  if (a === b) return true;
+  if (a === undefined || b === undefined) return false;
+  const bytes = (v: unknown): string =>
+    Array.isArray(v) ? v.map(bytes).join('\0') : Buffer.isBuffer(v) ? v.toString('base64') : String(v);
+  return bytes(a) === bytes(b);
+};
 
 export interface RequestCounts {
   [verb: string]: number;
@@ -86,7 +188,7 @@ type Query = Record<string, string | number | boolean | undefined>;
 
 const METADATA_ACCEPT = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json';
 const METADATA_WATCH_ACCEPT = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
-const AUTH_CACHE_MS = 30_000;
+const DEFAULT_CREDENTIAL_REFRESH_MS = 30_000;
 
 /**
  * A small REST client for the Kubernetes API. client-node 1.4 builds a new
@@ -97,57 +199,107 @@ const AUTH_CACHE_MS = 30_000;
  */
 export class KubeClient {
   readonly counts: RequestCounts = {};
-  private readonly agent: Agent | HttpAgent;
-  private readonly watchAgent: Agent | HttpAgent;
+  private agent: Agent | HttpAgent;
+  private watchAgent: Agent | HttpAgent;
   private readonly limiter: TokenBucket;
   private readonly server: URL;
+  private readonly proxy: URL | undefined;
+  private tls: TlsCredentials;
   private authHeaders: Record<string, string> = {};
   private authFetchedAt = -Infinity;
+  private authRefresh: Promise<Record<string, string>> | undefined;
   private writeGuard: (() => boolean) | undefined;
+  /** Aborted by close(): ends waits between retries. */
+  private readonly closed = new AbortController();
+  private throttling: { since: number; last: number; responses: number } | undefined;
 
   private constructor(
     private readonly kc: KubeAuth,
-    tls: Pick<RequestOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized' | 'servername'>,
+    tls: TlsCredentials,
     private readonly options: ClientOptions,
   ) {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error('kubeconfig has no current cluster');
     this.server = new URL(cluster.server);
-    const secure = this.server.protocol === 'https:';
-    const common = { keepAlive: true, keepAliveMsecs: 30_000 };
-    this.agent = secure ? new Agent({ ...common, ...tls, maxSockets: 128 }) : new HttpAgent(common);
-    this.watchAgent = secure ? new Agent({ ...common, ...tls }) : new HttpAgent(common);
+    this.proxy = proxyFor(this.server, cluster.proxyUrl, options.env ?? process.env);
+    this.tls = tls;
+    [this.agent, this.watchAgent] = this.buildAgents();
     this.limiter = new TokenBucket(options.qps, options.burst);
   }
 
   static async create(kc: KubeAuth, options: ClientOptions): Promise<KubeClient> {
     const opts: RequestOptions = {};
     await kc.applyToHTTPSOptions(opts);
-    const cluster = kc.getCurrentCluster();
-    const tls: Pick<RequestOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized' | 'servername'> = {
-      ca: opts.ca,
-      cert: opts.cert,
-      key: opts.key,
-    };
-    if (cluster?.skipTLSVerify) tls.rejectUnauthorized = false;
-    if (cluster?.tlsServerName) tls.servername = cluster.tlsServerName;
-    return new KubeClient(kc, tls, options);
+    const client = new KubeClient(kc, tlsCredentials(kc, opts), options);
+    client.setAuth(opts);
+    return client;
   }
 
-  /** Authentication headers, refreshed periodically so rotated tokens are picked up. */
-  private async auth(): Promise<Record<string, string>> {
-    const now = performance.now();
-    if (now - this.authFetchedAt < AUTH_CACHE_MS) return this.authHeaders;
-    const opts: RequestOptions = {};
-    await this.kc.applyToHTTPSOptions(opts);
+  /** Where requests go through, for the start log line (no credentials). */
+  get proxyDescription(): string | undefined {
+    return this.proxy ? redactProxyUrl(this.proxy) : undefined;
+  }
+
+  private buildAgents(): [Agent | HttpAgent, Agent | HttpAgent] {
+    const common = { keepAlive: true, keepAliveMsecs: 30_000 };
+    if (this.server.protocol !== 'https:') {
+      return this.proxy
+        ? [new HttpTunnelAgent(this.proxy, common), new HttpTunnelAgent(this.proxy, common)]
+        : [new HttpAgent(common), new HttpAgent(common)];
+    }
+    const requests = { ...common, ...this.tls, maxSockets: 128 };
+    const watches = { ...common, ...this.tls };
+    return this.proxy
+      ? [new HttpsTunnelAgent(this.proxy, requests), new HttpsTunnelAgent(this.proxy, watches)]
+      : [new Agent(requests), new Agent(watches)];
+  }
+
+  private setAuth(opts: RequestOptions): Record<string, string> {
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(opts.headers ?? {})) {
       if (typeof v === 'string' || typeof v === 'number') headers[k] = String(v);
     }
     if (opts.auth) headers.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
     this.authHeaders = headers;
-    this.authFetchedAt = now;
+    this.authFetchedAt = performance.now();
     return headers;
+  }
+
+  /**
+   * Authentication headers, re-read periodically so rotated tokens are picked
+   * up. Client certificates (from an exec plugin or from files) and the CA are
+   * re-read at the same time: when they changed, new connections use them.
+   */
+  private auth(force = false): Promise<Record<string, string>> {
+    const refreshMs = this.options.credentialRefreshMs ?? DEFAULT_CREDENTIAL_REFRESH_MS;
+    if (!force && performance.now() - this.authFetchedAt < refreshMs)
+      return Promise.resolve(this.authHeaders);
+    this.authRefresh ??= this.refreshCredentials().finally(() => (this.authRefresh = undefined));
+    return this.authRefresh;
+  }
+
+  private async refreshCredentials(): Promise<Record<string, string>> {
+    const opts: RequestOptions = {};
+    await this.kc.applyToHTTPSOptions(opts);
+    const tls = tlsCredentials(this.kc, opts);
+    const changed = (Object.keys({ ...tls, ...this.tls }) as Array<keyof TlsCredentials>).some(
+      (k) => !sameBytes(tls[k], this.tls[k]),
+    );
+    if (changed && !this.closed.signal.aborted) {
+      this.tls = tls;
+      const old = [this.agent, this.watchAgent];
+      [this.agent, this.watchAgent] = this.buildAgents();
+      // Requests and watches in flight finish on their connections; idle ones close now, busy ones when freed.
+      for (const agent of old) retire(agent);
+      this.options.logger?.info('API client credentials changed: new connections use them');
+    }
+    return this.setAuth(opts);
+  }
+
+  /** After a 401: re-read credentials (the exec plugin is run again) before the next try. */
+  private forgetCredentials(): void {
+    this.authFetchedAt = -Infinity;
+    forgetExecCredentials(this.kc);
   }
 
   /** From now on every request but a read is refused while `allowed()` is false (leader election). */
@@ -175,34 +327,96 @@ export class KubeClient {
     return url;
   }
 
+  /**
+   * One API call. Throttled answers (429, or 5xx with Retry-After for reads)
+   * are retried after the server's Retry-After, within maxRetries and
+   * maxRetryWaitMs; a 401 re-reads credentials and tries once more.
+   */
   async request<T>(
     method: string,
     path: string,
-    opts: { query?: Query; body?: unknown; contentType?: string; accept?: string } = {},
+    opts: { query?: Query; body?: unknown; contentType?: string; accept?: string; signal?: AbortSignal } = {},
   ): Promise<T> {
-    if (method !== 'GET' && !this.writesAllowed()) throw new NotLeaderError(method, path);
-    await this.limiter.take();
-    // Checked again: leadership may have been lost while waiting for a token.
-    if (method !== 'GET' && !this.writesAllowed()) throw new NotLeaderError(method, path);
-    const verb = `${method} ${path.includes('/status') ? 'status' : ''}`.trim();
-    this.counts[verb] = (this.counts[verb] ?? 0) + 1;
-    const headers: Record<string, string> = {
-      ...(await this.auth()),
-      Accept: opts.accept ?? 'application/json',
-      'User-Agent': this.options.userAgent,
-    };
-    let payload: Buffer | undefined;
-    if (opts.body !== undefined) {
-      payload = Buffer.from(JSON.stringify(opts.body));
-      headers['Content-Type'] = opts.contentType ?? 'application/json';
-      headers['Content-Length'] = String(payload.length);
-    }
+    const signal = opts.signal ? AbortSignal.any([opts.signal, this.closed.signal]) : this.closed.signal;
     const url = this.url(path, opts.query);
-    const res = await this.send(url, method, headers, payload, this.agent, this.options.timeoutMs);
-    const text = await readBody(res);
-    const code = res.statusCode ?? 0;
-    if (code < 200 || code >= 300) throw toApiError(code, text, method, path);
-    return (text ? JSON.parse(text) : undefined) as T;
+    const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
+    const verb = `${method} ${path.includes('/status') ? 'status' : ''}`.trim();
+    let waitedMs = 0;
+    let reauthenticated = false;
+    for (let attempt = 0; ;) {
+      if (method !== 'GET' && !this.writesAllowed()) throw new NotLeaderError(method, path);
+      await this.limiter.take();
+      // Checked again: leadership may have been lost while waiting for a token.
+      if (method !== 'GET' && !this.writesAllowed()) throw new NotLeaderError(method, path);
+      if (signal.aborted) throw abortReason(signal);
+      this.counts[verb] = (this.counts[verb] ?? 0) + 1;
+      const headers: Record<string, string> = {
+        ...(await this.auth()),
+        Accept: opts.accept ?? 'application/json',
+        'User-Agent': this.options.userAgent,
+      };
+      if (payload) {
+        headers['Content-Type'] = opts.contentType ?? 'application/json';
+        headers['Content-Length'] = String(payload.length);
+      }
+      const res = await this.send(url, method, headers, payload, this.agent, this.options.timeoutMs, signal);
+      const text = await readBody(res);
+      const code = res.statusCode ?? 0;
+      if (code >= 200 && code < 300) {
+        this.noteUnthrottled();
+        return (text ? JSON.parse(text) : undefined) as T;
+      }
+      const err = toApiError(code, text, method, path, res.headers);
+      if (code === 401 && !reauthenticated) {
+        // Refused by authentication, before anything ran: safe to repeat with fresh credentials.
+        reauthenticated = true;
+        this.forgetCredentials();
+        continue;
+      }
+      const delay = retryDelayMs({
+        method,
+        code,
+        retryAfterMs: err.retryAfterMs,
+        attempt,
+        waitedMs,
+        maxRetries: this.options.maxRetries ?? DEFAULT_MAX_RETRIES,
+        maxRetryWaitMs: this.options.maxRetryWaitMs ?? DEFAULT_MAX_RETRY_WAIT_MS,
+      });
+      if (code === 429 || err.retryAfterMs !== undefined) this.noteThrottled(code, method, path, delay);
+      if (delay === undefined) throw err;
+      await sleep(delay, signal);
+      waitedMs += delay;
+      attempt++;
+    }
+  }
+
+  /** Logs the start of a throttling burst once; later throttled answers within the burst are only counted. */
+  private noteThrottled(code: number, method: string, path: string, delayMs: number | undefined): void {
+    const now = performance.now();
+    if (this.throttling && now - this.throttling.last < THROTTLING_QUIET_MS) {
+      this.throttling.last = now;
+      this.throttling.responses++;
+      return;
+    }
+    this.throttling = { since: now, last: now, responses: 1 };
+    this.options.logger?.warn('API server is throttling requests; retrying after its Retry-After', {
+      status: code,
+      method,
+      path,
+      ...(delayMs === undefined ? { retry: false } : { retryAfterSeconds: delayMs / 1000 }),
+    });
+  }
+
+  private noteUnthrottled(): void {
+    const burst = this.throttling;
+    if (!burst) return;
+    const now = performance.now();
+    if (now - burst.last < THROTTLING_QUIET_MS) return;
+    this.throttling = undefined;
+    this.options.logger?.info('API server throttling ended', {
+      throttledResponses: burst.responses,
+      seconds: Math.round((burst.last - burst.since) / 1000),
+    });
   }
 
   private send(
@@ -359,7 +573,14 @@ export class KubeClient {
     };
     const res = await this.send(url, 'GET', headers, undefined, this.watchAgent, 0, signal);
     const code = res.statusCode ?? 0;
-    if (code !== 200) throw toApiError(code, await readBody(res), 'WATCH', url.pathname);
+    if (code !== 200) {
+      // The informer restarts the watch: a 429's retryAfterMs tells it how long to back off.
+      const err = toApiError(code, await readBody(res), 'WATCH', url.pathname, res.headers);
+      if (code === 401) this.forgetCredentials();
+      if (code === 429 || err.retryAfterMs !== undefined)
+        this.noteThrottled(code, 'WATCH', url.pathname, err.retryAfterMs);
+      throw err;
+    }
     await new Promise<void>((resolve, reject) => {
       let buffered = '';
       // An exception from onEvent (e.g. an ERROR event) ends the stream with that error.
@@ -396,8 +617,42 @@ export class KubeClient {
   }
 
   close(): void {
+    this.closed.abort(new Error('API client closed'));
     this.agent.destroy();
     this.watchAgent.destroy();
+  }
+}
+
+function tlsCredentials(kc: KubeAuth, opts: RequestOptions): TlsCredentials {
+  const cluster = kc.getCurrentCluster();
+  const tls: TlsCredentials = { ca: opts.ca, cert: opts.cert, key: opts.key };
+  if (cluster?.skipTLSVerify) tls.rejectUnauthorized = false;
+  if (cluster?.tlsServerName) tls.servername = cluster.tlsServerName;
+  return tls;
+}
+
+/** Stops an agent from keeping connections: idle ones close now, busy ones once their request ends. */
+function retire(agent: Agent | HttpAgent): void {
+  // Queued requests still get a freed connection first; then it is closed instead of kept.
+  // keepSocketAlive is Node's documented hook, missing from @types/node.
+  (agent as { keepSocketAlive?: () => boolean }).keepSocketAlive = () => false;
+  for (const sockets of Object.values(agent.freeSockets))
+    for (const socket of sockets ?? []) socket.destroy();
+}
+
+/**
+ * client-node's exec authenticator caches a credential until its
+ * expirationTimestamp; after a 401 that credential is known to be bad, so the
+ * cache is cleared and the plugin runs again (as client-go does).
+ */
+function forgetExecCredentials(kc: KubeAuth): void {
+  const authenticators = (kc as { authenticators?: unknown }).authenticators;
+  if (!Array.isArray(authenticators)) return;
+  for (const authenticator of authenticators) {
+    const cache = (authenticator as { tokenCache?: unknown } | null)?.tokenCache;
+    if (cache && typeof cache === 'object') {
+      for (const user of Object.keys(cache)) (cache as Record<string, unknown>)[user] = null;
+    }
   }
 }
 
@@ -410,7 +665,13 @@ function readBody(res: IncomingMessage): Promise<string> {
   });
 }
 
-function toApiError(code: number, body: string, method: string, path: string): ApiError {
+function toApiError(
+  code: number,
+  body: string,
+  method: string,
+  path: string,
+  headers: IncomingHttpHeaders,
+): ApiError {
   let message = body.slice(0, 500) || `HTTP ${code}`;
   let reason: string | undefined;
   try {
@@ -420,5 +681,5 @@ function toApiError(code: number, body: string, method: string, path: string): A
   } catch {
     // not a Status object: keep the raw text
   }
-  return new ApiError(code, message, reason, method, path);
+  return new ApiError(code, message, reason, method, path, parseRetryAfter(headers['retry-after']));
 }
