@@ -594,3 +594,117 @@ export class HttpsFaultProxy {
 
 /** A fresh random password. */
 export const newPassword = (label: string) => `${label}-${randomBytes(6).toString('hex')}`;
+
+// ---------------------------------------------------------------------------
+// one fault case during a rotation
+
+export interface RotationCaseOptions {
+  /** Printed in the summary line. */
+  label: string;
+  audit: AuditLog;
+  /** Users whose writes are the operator's. */
+  users: string[];
+  fanout: Fanout;
+  /**
+   * Injects the fault once the rotation is written and (by default) the first
+   * placeholders hold the new value; resolves when the fault is over.
+   * `rotated` is how many placeholders held it when the fault began.
+   */
+  fault(ctx: { password: string; rotated: number }): Promise<void>;
+  /** Placeholders that must hold the new value before the fault (default 1; 0: inject at once). */
+  faultAfterRotated?: number;
+  /** What every placeholder must hold in the end (default: the rotated registry's new password only). */
+  expected?(password: string): Record<string, string>;
+  /** Placeholders that have to change (default: all of the fan-out); the write bounds scale with it. */
+  changed?: number;
+  /** Write requests to Secrets allowed per changed placeholder (default 3; failed and 429 ones count too). */
+  maxSecretWritesPerPlaceholder?: number;
+  /** Accepted Secret writes allowed per changed placeholder (default 2). */
+  maxAcceptedPerPlaceholder?: number;
+  quietMs?: number;
+  convergeTimeoutMs?: number;
+  /**
+   * Longest allowed time from the end of the fault to convergence (default 20 s:
+   * client-go's reflector backoff of 0.8 s doubling to 30 s, seen across a 10 s outage, plus the fan-out).
+   */
+  maxRecoveryMs?: number;
+}
+
+export interface RotationCaseResult {
+  password: string;
+  /** How many placeholders held the new value when the fault began. */
+  rotatedAtFault: number;
+  /** From the rotation write to every placeholder holding the new value. */
+  convergedMs: number;
+  /** From the end of the fault to every placeholder holding the new value. */
+  recoveredMs: number;
+  counts: WriteCounts;
+  summary: string;
+}
+
+/**
+ * Rotates the fan-out's credential, injects the fault mid-fan-out, and checks
+ * the outcome: every placeholder holds the newest value, the operator's write
+ * requests stay within a small multiple of the placeholders changed (no hot
+ * loop), and it writes nothing during a quiet window after convergence.
+ * Prints one summary line. Throws (an AssertionError-like Error) on failure.
+ */
+export async function runRotationCase(opts: RotationCaseOptions): Promise<RotationCaseResult> {
+  const { fanout, audit, users } = opts;
+  const n = opts.changed ?? fanout.namespaces.length;
+  const password = newPassword(opts.label.replace(/[^a-z0-9]+/gi, '-').slice(0, 20));
+  const expected = opts.expected?.(password) ?? { [FANOUT_REGISTRY]: password };
+  const offset = audit.offset();
+  const started = performance.now();
+  await fanout.rotate(password);
+  let rotated = 0;
+  const minRotated = opts.faultAfterRotated ?? 1;
+  if (minRotated > 0) {
+    await waitFor(
+      `${minRotated} placeholder(s) to hold the new value before the fault`,
+      async () => {
+        const have = await fanout.read();
+        rotated = [...have.values()].filter((p) => p[FANOUT_REGISTRY] === password).length;
+        return rotated >= minRotated;
+      },
+      { timeoutMs: 30_000, intervalMs: 10 },
+    );
+  }
+  if (rotated >= fanout.namespaces.length)
+    throw new Error(`${opts.label}: the fan-out had finished before the fault; the case tested nothing`);
+  await opts.fault({ password, rotated });
+  const faultEnded = performance.now();
+  await fanout.waitConverged(expected, opts.convergeTimeoutMs ?? 120_000);
+  const convergedMs = Math.round(performance.now() - started);
+  const recoveredMs = Math.round(performance.now() - faultEnded);
+  const quiet = await writesDuring(audit, users, opts.quietMs ?? 10_000);
+  const counts = countWrites(operatorWrites(audit, users, offset));
+  const summary =
+    `${opts.label}: ${n} placeholders converged ${convergedMs} ms after the rotation ` +
+    `(fault began with ${rotated} rotated, recovered ${recoveredMs} ms after it ended); operator writes: ${counts.total} ` +
+    `(Secrets ${counts.secretWrites}, accepted ${counts.secretWritesAccepted}, 429 ${counts.throttled}; ` +
+    `by user ${JSON.stringify(counts.byUser)}); after convergence ${quiet.length} in ${(opts.quietMs ?? 10_000) / 1000} s`;
+  console.log(`# ${summary}`);
+  const maxRecoveryMs = opts.maxRecoveryMs ?? 20_000;
+  if (recoveredMs > maxRecoveryMs)
+    throw new Error(
+      `${opts.label}: converged ${recoveredMs} ms after the fault ended (> ${maxRecoveryMs} ms)`,
+    );
+  if (quiet.length > 0)
+    throw new Error(`${opts.label}: the operator kept writing after convergence: ${describeWrites(quiet)}`);
+  const maxAttempts = (opts.maxSecretWritesPerPlaceholder ?? 3) * n;
+  if (counts.secretWrites > maxAttempts)
+    throw new Error(
+      `${opts.label}: ${counts.secretWrites} Secret write requests for ${n} placeholders (> ${maxAttempts}): hot loop`,
+    );
+  const maxAccepted = (opts.maxAcceptedPerPlaceholder ?? 2) * n;
+  if (counts.secretWritesAccepted > maxAccepted)
+    throw new Error(
+      `${opts.label}: ${counts.secretWritesAccepted} accepted Secret writes for ${n} placeholders (> ${maxAccepted})`,
+    );
+  // Everything else the operator wrote (SecretExport status, Events) is per object, not per retry.
+  const other = counts.total - counts.secretWrites;
+  if (other > 20 + Math.ceil(n / 10))
+    throw new Error(`${opts.label}: ${other} non-Secret writes during the case`);
+  return { password, rotatedAtFault: rotated, convergedMs, recoveredMs, counts, summary };
+}
