@@ -6,9 +6,13 @@
 // every namespace are deleted when their test ends.
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
 import type { V1Secret } from '@kubernetes/client-node';
 import type { SecretExport, SecretImport } from '../generated/index.js';
 import type { ResourceType } from '../src/runtime/kube-client.js';
+import { startOperator } from '../src/main.js';
+import { createLogger } from '../src/runtime/logger.js';
 import {
   auths,
   b64,
@@ -737,6 +741,50 @@ describe('SecretImport', () => {
     await expectCopy('fn-dst', 'creds', { type: 'Opaque', data: encoded({ from: 'y' }) }, AT_ONCE_MS);
     await env.client.mergePatch(Secrets, 'fn-y', 'creds', { data: { from: b64('y2') } });
     await expectCopy('fn-dst', 'creds', { type: 'Opaque', data: encoded({ from: 'y2' }) }, AT_ONCE_MS);
+  });
+  test('with --controllers=secretimport alone, changing fromNamespace to another valid source keeps the copy (never deleted) and reports no failure', async (t) => {
+    // Alone, this controller is the only one following the new source Secret: its reconcile must
+    // not start before its own handler of the same SecretImport event has started following it.
+    await env.operator.stop();
+    env.operator = await startOperator(
+      { ...env.config, controllers: ['secretimport'] },
+      createLogger('debug', createWriteStream(join(env.cluster.cp.dir, 'operator-secretimport-only.log'))),
+    );
+    t.after(() => env.restartOperator());
+    for (const ns of ['so-x', 'so-y', 'so-dst']) await createNamespace(env.client, ns);
+    await env.client.create(Secrets, opaqueSecret('so-x', 'creds', { from: 'x' }));
+    await env.client.create(Secrets, opaqueSecret('so-y', 'creds', { from: 'y' }));
+    await env.client.create(SecretExports, secretExport('so-x', 'creds', { toNamespaces: ['so-dst'] }));
+    await env.client.create(SecretExports, secretExport('so-y', 'creds', { toNamespaces: ['so-dst'] }));
+    await env.client.create(SecretImports, secretImport('so-dst', 'creds', 'so-x'));
+    const first = await expectCopy('so-dst', 'creds', { type: 'Opaque', data: encoded({ from: 'x' }) });
+    await expectImportStatus('so-dst', 'creds', { type: 'ReconcileSucceeded' });
+    await waitForOperatorIdle(env, 1000, 10_000).catch(() => undefined);
+    const before = env.audit.offset();
+
+    await env.client.mergePatch(SecretImports, 'so-dst', 'creds', { spec: { fromNamespace: 'so-y' } });
+    const switched = await expectCopy('so-dst', 'creds', { type: 'Opaque', data: encoded({ from: 'y' }) });
+    const status = await expectImportStatus('so-dst', 'creds', { type: 'ReconcileSucceeded' });
+    assert.equal(status.object.status?.observedGeneration, 2);
+    assert.equal(switched.metadata?.uid, first.metadata?.uid, 'the copy was deleted and created again');
+    await waitForOperatorIdle(env, 1000, 10_000).catch(() => undefined);
+    const writes = env
+      .operatorWritesSince(before)
+      .filter((e) => e.objectRef?.namespace === 'so-dst' && e.objectRef.resource !== 'events')
+      .map(describeAudit);
+    assert.deepEqual(
+      writes.filter((w) => !w.startsWith('patch secretimports/status') && !w.startsWith('update secrets ')),
+      [],
+      'only the copy update and the import status were expected',
+    );
+    const failures = (await eventsAbout(env.client, 'so-dst', 'SecretImport', 'creds')).filter(
+      (e) => e.reason === 'ReconcileFailed',
+    );
+    assert.deepEqual(
+      failures.map((e) => e.message),
+      [],
+      'a false ReconcileFailed was reported while switching sources',
+    );
   });
   test('a SecretImport carrying the placeholder annotation owns its copy: it settles with the source data and 0 writes, and a Warning event says the annotation is ignored', async (t) => {
     const cleanup = cleanupAfter(t);
