@@ -4,7 +4,7 @@ import { EventRecorder } from './runtime/events.js';
 import { InformerFactory } from './runtime/informer-factory.js';
 import { KubeClient } from './runtime/kube-client.js';
 import { leaderIdentity, LeaderElector } from './runtime/leader-election.js';
-import { newKubeConfig } from './runtime/kubeconfig.js';
+import { loadKubeAuth } from './runtime/kubeconfig.js';
 import { createLogger, type Logger } from './runtime/logger.js';
 import { DEFAULT_CRD_CHECK, Manager, type LeaderElection } from './runtime/manager.js';
 import { requiredCrds } from './required-crds.js';
@@ -27,14 +27,13 @@ export async function startOperator(
   logger: Logger,
   options: StartOptions = {},
 ): Promise<RunningOperator> {
-  const kc = newKubeConfig();
-  if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
-  else kc.loadFromDefault();
+  const kc = loadKubeAuth(config.kubeconfig);
   const client = await KubeClient.create(kc, {
     qps: config.kubeApiQps,
     burst: config.kubeApiBurst,
     timeoutMs: 30_000,
     userAgent: 'regcred-operator/0.1.0',
+    logger,
   });
   // The framework base class loads its own KubeConfig from the default locations.
   if (config.kubeconfig) process.env.KUBECONFIG = config.kubeconfig;
@@ -58,6 +57,9 @@ export async function startOperator(
       burst: 1,
       timeoutMs: config.leaderElectRenewDeadlineMs,
       userAgent: 'regcred-operator/0.1.0 leader-election',
+      // The elector tries again every retry period; a wait for Retry-After must not outlast the renew deadline.
+      maxRetries: 0,
+      logger,
     });
     const elector = new LeaderElector(electionClient, {
       namespace: config.namespace,
@@ -102,6 +104,7 @@ export async function startOperator(
   logger.info('operator started', {
     controllers: config.controllers,
     namespace: config.namespace,
+    ...(client.proxyDescription ? { apiProxy: client.proxyDescription } : {}),
     ...(election
       ? {
           leaderElection: `${config.namespace}/${config.leaderElectLeaseName}`,

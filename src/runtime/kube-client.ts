@@ -5,6 +5,7 @@ import {
   type IncomingHttpHeaders,
   type IncomingMessage,
 } from 'node:http';
+import { setMaxListeners } from 'node:events';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { HttpsTunnelAgent, HttpTunnelAgent, proxyFor, redactProxyUrl } from './http-proxy.js';
 import type { KubeAuth } from './kubeconfig.js';
@@ -151,21 +152,27 @@ export function retryDelayMs(input: {
   return delay;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/** Waits `ms`, or rejects as soon as one of the signals aborts. */
+function sleep(ms: number, signals: AbortSignal[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal.aborted) {
-      reject(abortReason(signal));
+    const aborted = signals.find((s) => s.aborted);
+    if (aborted) {
+      reject(abortReason(aborted));
       return;
     }
-    const onAbort = () => {
+    const stop = () => {
       clearTimeout(timer);
-      reject(abortReason(signal));
+      for (const s of signals) s.removeEventListener('abort', onAbort);
+    };
+    const onAbort = (event: Event) => {
+      stop();
+      reject(abortReason(event.target as AbortSignal));
     };
     const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
+      stop();
       resolve();
     }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
+    for (const s of signals) s.addEventListener('abort', onAbort, { once: true });
   });
 }
 
@@ -225,6 +232,8 @@ export class KubeClient {
     this.tls = tls;
     [this.agent, this.watchAgent] = this.buildAgents();
     this.limiter = new TokenBucket(options.qps, options.burst);
+    // Every request waiting for a Retry-After listens on it.
+    setMaxListeners(0, this.closed.signal);
   }
 
   static async create(kc: KubeAuth, options: ClientOptions): Promise<KubeClient> {
@@ -337,7 +346,7 @@ export class KubeClient {
     path: string,
     opts: { query?: Query; body?: unknown; contentType?: string; accept?: string; signal?: AbortSignal } = {},
   ): Promise<T> {
-    const signal = opts.signal ? AbortSignal.any([opts.signal, this.closed.signal]) : this.closed.signal;
+    const signals = opts.signal ? [opts.signal, this.closed.signal] : [this.closed.signal];
     const url = this.url(path, opts.query);
     const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
     const verb = `${method} ${path.includes('/status') ? 'status' : ''}`.trim();
@@ -348,7 +357,8 @@ export class KubeClient {
       await this.limiter.take();
       // Checked again: leadership may have been lost while waiting for a token.
       if (method !== 'GET' && !this.writesAllowed()) throw new NotLeaderError(method, path);
-      if (signal.aborted) throw abortReason(signal);
+      const aborted = signals.find((s) => s.aborted);
+      if (aborted) throw abortReason(aborted);
       this.counts[verb] = (this.counts[verb] ?? 0) + 1;
       const headers: Record<string, string> = {
         ...(await this.auth()),
@@ -359,7 +369,15 @@ export class KubeClient {
         headers['Content-Type'] = opts.contentType ?? 'application/json';
         headers['Content-Length'] = String(payload.length);
       }
-      const res = await this.send(url, method, headers, payload, this.agent, this.options.timeoutMs, signal);
+      const res = await this.send(
+        url,
+        method,
+        headers,
+        payload,
+        this.agent,
+        this.options.timeoutMs,
+        opts.signal,
+      );
       const text = await readBody(res);
       const code = res.statusCode ?? 0;
       if (code >= 200 && code < 300) {
@@ -384,7 +402,7 @@ export class KubeClient {
       });
       if (code === 429 || err.retryAfterMs !== undefined) this.noteThrottled(code, method, path, delay);
       if (delay === undefined) throw err;
-      await sleep(delay, signal);
+      await sleep(delay, signals);
       waitedMs += delay;
       attempt++;
     }
