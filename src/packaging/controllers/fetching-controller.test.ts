@@ -15,7 +15,8 @@ import { silentLogger, type Logger } from '../../runtime/logger.js';
 import type { StageRunners } from '../app-pipeline.js';
 import type { RunStatus } from '../run-status.js';
 import { AppController } from './app.js';
-import { APP_FINALIZER } from './resources.js';
+import { PackageRepositoryController } from './package-repository.js';
+import { APP_FINALIZER, PACKAGE_REPOSITORY_FINALIZER } from './resources.js';
 
 type Obj = KubernetesObject & { status?: unknown; spec?: unknown };
 type PatchOp = { op: string; path: string; value?: unknown };
@@ -108,7 +109,18 @@ class TestAppController extends AppController {
   }
 }
 
-async function startApp(opts: { workRoot: string; logger?: Logger; app?: Partial<Obj> }) {
+class TestRepositoryController extends PackageRepositoryController {
+  secretChanged(key: string): void {
+    this.fetchAgain([key]);
+  }
+}
+
+type Kind = 'App' | 'PackageRepository';
+
+/** An App (or a PackageRepository) with an inline fetch, and its controller on a fake API. */
+async function startApp(opts: { workRoot: string; logger?: Logger; app?: Partial<Obj>; kind?: Kind }) {
+  const kind = opts.kind ?? 'App';
+  const plural = kind === 'App' ? 'apps' : 'packagerepositories';
   const api = new FakeApi();
   let fetches = 0;
   const runners: StageRunners = {
@@ -132,17 +144,24 @@ async function startApp(opts: { workRoot: string; logger?: Logger; app?: Partial
       },
     ],
   };
-  api.put('apps', {
-    apiVersion: 'kappctrl.k14s.io/v1alpha1',
-    kind: 'App',
-    metadata: { namespace: 'ns', name: 'a', finalizers: [APP_FINALIZER] },
-    spec: {
-      fetch: [{ inline: { paths: { 'config.yml': 'a: 1\n' } } }],
-      template: [{ ytt: {} }],
-      deploy: [{ kapp: {} }],
-    },
-    ...opts.app,
-  });
+  const inline = { inline: { paths: { 'config.yml': 'a: 1\n' } } };
+  api.put(
+    plural,
+    kind === 'App'
+      ? {
+          apiVersion: 'kappctrl.k14s.io/v1alpha1',
+          kind,
+          metadata: { namespace: 'ns', name: 'a', finalizers: [APP_FINALIZER] },
+          spec: { fetch: [inline], template: [{ ytt: {} }], deploy: [{ kapp: {} }] },
+          ...opts.app,
+        }
+      : {
+          apiVersion: 'packaging.carvel.dev/v1alpha1',
+          kind,
+          metadata: { namespace: 'ns', name: 'a', finalizers: [PACKAGE_REPOSITORY_FINALIZER] },
+          spec: { fetch: inline },
+        },
+  );
   const client = api.client as unknown as KubeClient;
   const logger = opts.logger ?? silentLogger;
   const ctx = {
@@ -153,12 +172,19 @@ async function startApp(opts: { workRoot: string; logger?: Logger; app?: Partial
     concurrency: 2,
     resyncPeriodMs: 0,
   };
-  const controller = new TestAppController(ctx, { runners, workRoot: opts.workRoot });
+  const controller =
+    kind === 'App'
+      ? new TestAppController(ctx, { runners, workRoot: opts.workRoot })
+      : new TestRepositoryController(ctx, {
+          runners,
+          workRoot: opts.workRoot,
+          content: { sync: async () => ({ exitCode: 0 }) },
+        });
   return {
     api,
     controller,
     fetches: () => fetches,
-    status: () => api.read('apps', 'ns', 'a')?.status as RunStatus | undefined,
+    status: () => api.read(plural, 'ns', 'a')?.status as RunStatus | undefined,
     async start() {
       await controller.start();
       ctx.informers.start();
@@ -193,7 +219,7 @@ async function withWorkRoot(fn: (root: string) => Promise<void>): Promise<void> 
 }
 
 test('a run whose first writes or work dir fail is retried until the App has run', async (t) => {
-  const cases: Array<{ name: string; faults?: Fault[]; workDirMissingFor?: number }> = [
+  const cases: Array<{ name: string; faults?: Fault[]; workDirMissingFor?: number; kind?: Kind }> = [
     { name: 'the first status write fails', faults: [failFirst(1, isStatusWrite, unavailable)] },
     { name: 'the first two status writes fail', faults: [failFirst(2, isStatusWrite, unavailable)] },
     {
@@ -207,12 +233,22 @@ test('a run whose first writes or work dir fail is retried until the App has run
       ],
     },
     { name: 'the work dir cannot be made (mkdtemp fails)', workDirMissingFor: 150 },
+    {
+      name: 'PackageRepository: the first status write fails',
+      faults: [failFirst(1, isStatusWrite, unavailable)],
+      kind: 'PackageRepository',
+    },
+    {
+      name: 'PackageRepository: the work dir cannot be made (mkdtemp fails)',
+      workDirMissingFor: 150,
+      kind: 'PackageRepository',
+    },
   ];
   for (const c of cases) {
     await t.test(c.name, () =>
       withWorkRoot(async (root) => {
         const workRoot = c.workDirMissingFor ? join(root, 'not-yet') : root;
-        const app = await startApp({ workRoot });
+        const app = await startApp({ workRoot, kind: c.kind });
         app.api.faults.push(...(c.faults ?? []));
         await app.start();
         try {
