@@ -25,7 +25,7 @@ import { waitFor } from './wait.js';
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-const Namespaces: ResourceType = {
+export const Namespaces: ResourceType = {
   group: '',
   version: 'v1',
   plural: 'namespaces',
@@ -234,6 +234,8 @@ export interface Fanout {
   lagging(expected: Record<string, string>): Promise<string[]>;
   /** Waits until every placeholder of `namespaces` equals `expected`; resolves to the ms it took. */
   waitConverged(expected: Record<string, string>, timeoutMs?: number): Promise<number>;
+  /** True once the SecretExport's status has observed its generation and the source Secret's current resourceVersion. */
+  exportSettled(): Promise<boolean>;
 }
 
 /**
@@ -314,6 +316,17 @@ export async function createFanout(
     addNamespaces,
     read,
     lagging,
+    async exportSettled() {
+      const source = await client.get<V1Secret>(Secrets, sourceNamespace, 'creds');
+      const exp = await client.get<{
+        metadata?: { generation?: number };
+        status?: { observedGeneration?: number; observedSecretResourceVersion?: string };
+      }>(SecretExports, sourceNamespace, 'creds');
+      return (
+        exp?.status?.observedGeneration === exp?.metadata?.generation &&
+        exp?.status?.observedSecretResourceVersion === source?.metadata?.resourceVersion
+      );
+    },
     async waitConverged(expected, timeoutMs = 120_000) {
       const started = performance.now();
       let last: string[] = [];
@@ -621,6 +634,12 @@ export interface RotationCaseOptions {
   maxSecretWritesPerPlaceholder?: number;
   /** Accepted Secret writes allowed per changed placeholder (default 2). */
   maxAcceptedPerPlaceholder?: number;
+  /**
+   * Further conditions of a settled cluster, waited for after the placeholders
+   * converged and before the quiet window (e.g. deleted namespaces gone). The
+   * SecretExport's status observing the rotated Secret is always waited for.
+   */
+  settled?(): Promise<boolean>;
   quietMs?: number;
   convergeTimeoutMs?: number;
   /**
@@ -677,6 +696,12 @@ export async function runRotationCase(opts: RotationCaseOptions): Promise<Rotati
   await fanout.waitConverged(expected, opts.convergeTimeoutMs ?? 120_000);
   const convergedMs = Math.round(performance.now() - started);
   const recoveredMs = Math.round(performance.now() - faultEnded);
+  await waitFor('the SecretExport status to observe the rotated Secret', () => fanout.exportSettled(), {
+    timeoutMs: 30_000,
+    intervalMs: 100,
+  });
+  if (opts.settled)
+    await waitFor(`${opts.label}: settled`, () => opts.settled!(), { timeoutMs: 60_000, intervalMs: 200 });
   const quiet = await writesDuring(audit, users, opts.quietMs ?? 10_000);
   const counts = countWrites(operatorWrites(audit, users, offset));
   const summary =
