@@ -266,8 +266,8 @@ export class Informer<T extends KubernetesObject> {
         }
         if (signal.aborted) break;
         await this.watchOnce(signal, attempt);
-        // The server ended the watch (its timeout): resume at once if it was a working watch.
-        this.progressed();
+        // The server accepted the watch and ended it (its timeout): resume at once if it was a working watch.
+        this.connected();
         if (attempt.healthy) backoff.reset();
         else await sleep(backoff.next(), signal);
       } catch (err) {

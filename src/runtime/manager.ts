@@ -1,6 +1,14 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startHealthServer } from './health.js';
+import {
+  DEFAULT_HEALTH_BOUNDS,
+  EventLoopMonitor,
+  informerReadinessProblems,
+  livenessProblems,
+  startHealthServer,
+  type HealthBounds,
+  type NamedInformerHealth,
+} from './health.js';
 import type { InformerFactory } from './informer-factory.js';
 import {
   deletedCrdMessage,
@@ -10,8 +18,8 @@ import {
   type DiscoveryAnswer,
   type RequiredCrd,
 } from '../required-crds.js';
-import { sleep } from './backoff.js';
-import { isNotFound, type KubeClient } from './kube-client.js';
+import { AbortedError, sleep, untilAborted } from './backoff.js';
+import { ApiError, isNotFound, type KubeClient } from './kube-client.js';
 import type { LeaderElector } from './leader-election.js';
 import type { Logger } from './logger.js';
 import type { ControllerOperator } from './operator.js';
@@ -27,6 +35,13 @@ export interface CrdCheckOptions {
 }
 
 export const DEFAULT_CRD_CHECK: CrdCheckOptions = { waitMs: 15_000, intervalMs: 1000, recheckMs: 30_000 };
+
+export interface HealthOptions extends HealthBounds {
+  /** How often the manager asks the API server for /version, to tell an outage from a wedged informer. */
+  apiserverCheckMs: number;
+}
+
+export const DEFAULT_HEALTH: HealthOptions = { ...DEFAULT_HEALTH_BOUNDS, apiserverCheckMs: 30_000 };
 
 export interface LeaderElection {
   elector: LeaderElector;
@@ -61,6 +76,11 @@ export class Manager {
   private recheckTimer: NodeJS.Timeout | undefined;
   private readonly stopping = new AbortController();
   private workersStarted = false;
+  private readonly eventLoop: EventLoopMonitor;
+  private apiserverTimer: NodeJS.Timeout | undefined;
+  private apiserverAnsweredAt = -Infinity;
+  /** The informers registered when the caches first synced; readiness follows them. */
+  private requiredInformers: string[] = [];
 
   constructor(
     private readonly client: KubeClient,
@@ -70,13 +90,21 @@ export class Manager {
     private readonly crds: readonly RequiredCrd[] = [],
     private readonly crdCheck: CrdCheckOptions = DEFAULT_CRD_CHECK,
     private readonly leaderElection?: LeaderElection,
-  ) {}
+    private readonly health: HealthOptions = DEFAULT_HEALTH,
+  ) {
+    this.eventLoop = new EventLoopMonitor(health.eventLoopWindowMs);
+  }
 
   async start(health?: { port: number; host: string }): Promise<void> {
+    this.eventLoop.start();
+    void this.checkApiserver();
+    this.apiserverTimer = setInterval(() => void this.checkApiserver(), this.health.apiserverCheckMs);
+    this.apiserverTimer.unref();
     if (health) {
       this.server = await startHealthServer(health.port, health.host, {
         ready: () => this.isReady(),
         notReadyReason: () => this.notReadyReason(),
+        livenessProblems: () => this.livenessProblems(),
         metrics: () => this.metrics(),
       });
       const addr = this.server.address() as AddressInfo;
@@ -86,11 +114,15 @@ export class Manager {
     for (const controller of this.controllers) await controller.start();
     this.informers.start();
     const started = performance.now();
-    await this.informers.waitForSync();
+    // stop() while a cache still cannot sync ends start() instead of leaving it waiting forever.
+    await untilAborted(this.informers.waitForSync(), this.stopping.signal).catch((err: unknown) => {
+      throw err instanceof AbortedError ? new Error('stopped before the caches synced') : err;
+    });
     this.logger.info('caches synced', {
       ms: Math.round(performance.now() - started),
       informers: this.informers.all().map(({ name, informer }) => `${name}:${informer.size}`),
     });
+    this.requiredInformers = this.informers.all().map(({ name }) => name);
     this.ready = true;
     const election = this.leaderElection;
     if (!election) this.runWorkers();
@@ -126,12 +158,53 @@ export class Manager {
   }
 
   isReady(): boolean {
-    return this.ready && this.missingNow.size === 0;
+    return this.ready && this.missingNow.size === 0 && this.informerProblems().length === 0;
   }
 
   private notReadyReason(): string {
-    if (this.missingNow.size > 0) return [...this.missingNow.values()].map(deletedCrdMessage).join('\n');
-    return 'caches not synced';
+    const problems = [...this.missingNow.values()].map(deletedCrdMessage);
+    problems.push(...this.informerProblems());
+    if (problems.length === 0 && !this.ready) problems.push('caches not synced');
+    return problems.join('\n');
+  }
+
+  /**
+   * Before the first sync: every informer not synced yet. After it: the
+   * required informers (those registered then) that have been failing to
+   * list/watch for longer than the bound. Readiness does not depend on
+   * leadership, so a follower with warm caches stays ready.
+   */
+  private informerProblems(): string[] {
+    const all = this.informerHealth();
+    const checked = this.ready ? all.filter(({ name }) => this.requiredInformers.includes(name)) : all;
+    return informerReadinessProblems(performance.now(), checked, this.health);
+  }
+
+  private informerHealth(): NamedInformerHealth[] {
+    return this.informers.all().map(({ name, informer }) => ({ name, health: informer.health() }));
+  }
+
+  /** Why this process counts as wedged (/healthz fails); empty when live. */
+  livenessProblems(): string[] {
+    return livenessProblems(
+      {
+        now: performance.now(),
+        eventLoopMaxLagMs: this.eventLoop.maxLagMs(),
+        informers: this.informerHealth(),
+        apiserverAnsweredAt: this.apiserverAnsweredAt,
+      },
+      this.health,
+    );
+  }
+
+  /** Records whether the API server answers at all (any status counts). */
+  private async checkApiserver(): Promise<void> {
+    try {
+      await this.client.request('GET', '/version');
+      this.apiserverAnsweredAt = performance.now();
+    } catch (err) {
+      if (err instanceof ApiError) this.apiserverAnsweredAt = performance.now();
+    }
   }
 
   /** Resolves once discovery serves every required CRD; throws when one is still missing after waitMs. */
@@ -223,6 +296,8 @@ export class Manager {
     this.ready = false;
     this.stopping.abort();
     if (this.recheckTimer) clearInterval(this.recheckTimer);
+    clearInterval(this.apiserverTimer);
+    this.eventLoop.stop();
     // Drained while still renewing the Lease, so no follower starts before the last write.
     await Promise.all(this.controllers.map((c) => c.stop()));
     this.workersStarted = false;
@@ -254,9 +329,12 @@ export class Manager {
       'gauge',
       [[{ name: this.leaderElection?.name ?? 'regcred-operator' }, this.isLeading() ? 1 : 0]],
     );
-    metric('regcred_ready', 'Whether every cache has synced and every required CRD is served.', 'gauge', [
-      [{}, this.isReady() ? 1 : 0],
-    ]);
+    metric(
+      'regcred_ready',
+      'Whether every cache has synced, no required informer has been failing to list/watch for long, and every required CRD is served.',
+      'gauge',
+      [[{}, this.isReady() ? 1 : 0]],
+    );
     metric(
       'regcred_crd_missing',
       'Whether a CRD the selected controllers need is missing (deleted while running).',
@@ -282,6 +360,24 @@ export class Manager {
       'Objects held in each informer cache.',
       'gauge',
       this.informers.all().map(({ name, informer }) => [{ informer: name }, informer.size]),
+    );
+    metric(
+      'regcred_informer_watchdog_restarts_total',
+      'Watches restarted because they received nothing (no event, no bookmark) for longer than the idle bound.',
+      'counter',
+      this.informers.all().map(({ name, informer }) => [{ informer: name }, informer.stats.watchdogRestarts]),
+    );
+    metric(
+      'regcred_informer_handler_errors_total',
+      'Exceptions thrown by informer event handlers (logged; the other handlers still ran).',
+      'counter',
+      this.informers.all().map(({ name, informer }) => [{ informer: name }, informer.stats.handlerErrors]),
+    );
+    metric(
+      'regcred_event_loop_max_lag_seconds',
+      'Longest event-loop block within the liveness window.',
+      'gauge',
+      [[{}, Math.round(this.eventLoop.maxLagMs()) / 1000]],
     );
     metric(
       'regcred_api_requests_total',
