@@ -2,11 +2,12 @@
 // not also the top-level one: a second copy cost ~65 MB of RSS at start.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { loadKubeAuth } from './kubeconfig.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -58,6 +59,62 @@ register(${JSON.stringify(new URL(`file://${join(dir, 'hooks.mjs')}`).href)});`,
       'the framework was not loaded',
     );
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('loadKubeAuth adds the current cluster’s proxy-url, also from the second file of $KUBECONFIG', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kubeconfig-test-'));
+  const saved = process.env.KUBECONFIG;
+  try {
+    const first = join(dir, 'first');
+    const second = join(dir, 'second');
+    writeFileSync(
+      first,
+      `apiVersion: v1
+kind: Config
+current-context: b
+contexts: [{name: a, context: {cluster: a, user: u}}]
+clusters: [{name: a, cluster: {server: 'https://a.example', proxy-url: 'http://wrong:1'}}]
+users: [{name: u, user: {token: t}}]
+`,
+    );
+    writeFileSync(
+      second,
+      `apiVersion: v1
+kind: Config
+contexts: [{name: b, context: {cluster: b, user: v}}]
+clusters: [{name: b, cluster: {server: 'https://b.example', proxy-url: 'http://proxy.example:3128'}}]
+users: [{name: v, user: {token: t}}]
+`,
+    );
+    process.env.KUBECONFIG = `${first}:${second}`;
+    const kc = loadKubeAuth(undefined, process.env);
+    assert.equal(kc.getCurrentCluster()?.server, 'https://b.example');
+    assert.equal(kc.getCurrentCluster()?.proxyUrl, 'http://proxy.example:3128');
+    // One file, no proxy-url: none.
+    const plain = join(dir, 'plain');
+    writeFileSync(
+      plain,
+      readFileSync(first, 'utf8')
+        .replace('current-context: b', 'current-context: a')
+        .replace(", proxy-url: 'http://wrong:1'", ''),
+    );
+    assert.equal(loadKubeAuth(plain).getCurrentCluster()?.proxyUrl, undefined);
+    const bad = join(dir, 'bad');
+    writeFileSync(
+      bad,
+      readFileSync(first, 'utf8')
+        .replace('current-context: b', 'current-context: a')
+        .replace("'http://wrong:1'", '[1]'),
+    );
+    assert.throws(
+      () => loadKubeAuth(bad),
+      /kubeconfig .*bad: cluster "a" has a proxy-url that is not a string/,
+    );
+  } finally {
+    if (saved === undefined) delete process.env.KUBECONFIG;
+    else process.env.KUBECONFIG = saved;
     rmSync(dir, { recursive: true, force: true });
   }
 });
