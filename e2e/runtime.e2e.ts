@@ -6,11 +6,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createConnection, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import type { V1ConfigMap, V1Secret, KubernetesObject } from '@kubernetes/client-node';
 import { ResourceEventType } from '@dot-i/k8s-operator';
 import { EventRecorder } from '../src/runtime/events.js';
 import { InformerFactory } from '../src/runtime/informer-factory.js';
-import { Manager } from '../src/runtime/manager.js';
+import { DEFAULT_CRD_CHECK, DEFAULT_HEALTH, Manager } from '../src/runtime/manager.js';
 import { requiredCrds } from '../src/required-crds.js';
 import { Informer } from '../src/runtime/informer.js';
 import { ControllerOperator } from '../src/runtime/operator.js';
@@ -251,6 +252,138 @@ describe('informer', () => {
   });
 });
 
+/**
+ * A loopback TCP proxy that can stall a connection: it stays up but no byte
+ * reaches the client any more (a half-dead load balancer or NAT entry). New
+ * connections pass.
+ */
+class StallingProxy {
+  private readonly server = createNetServer((client) => {
+    const upstream = createConnection(this.targetPort, '127.0.0.1');
+    const pair = { client, upstream };
+    this.pairs.add(pair);
+    const cleanup = () => {
+      client.destroy();
+      upstream.destroy();
+      this.pairs.delete(pair);
+    };
+    client.on('error', cleanup).on('close', cleanup);
+    upstream.on('error', cleanup).on('close', cleanup);
+    client.pipe(upstream).pipe(client);
+  });
+  private readonly pairs = new Set<{ client: Socket; upstream: Socket }>();
+  port = 0;
+
+  constructor(private readonly targetPort: number) {}
+
+  async start(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  /** Stalls the newest connection (the watch, opened after the list's). */
+  stallNewest(): void {
+    const newest = [...this.pairs].at(-1);
+    if (!newest) throw new Error('no connection to stall');
+    newest.upstream.unpipe(newest.client);
+    newest.upstream.pause();
+  }
+
+  async stop(): Promise<void> {
+    this.server.close();
+    for (const { client, upstream } of this.pairs) {
+      client.destroy();
+      upstream.destroy();
+    }
+  }
+}
+
+describe('watch and health faults', () => {
+  test('a watch whose connection stalls (TCP up, no bytes) is restarted by the watchdog and catches up', async () => {
+    await namespace('inf-stall');
+    const stalling = new StallingProxy(Number(new URL(cluster.cp.server).port));
+    await stalling.start();
+    const config = join(cluster.cp.dir, 'stalling.kubeconfig');
+    writeFileSync(
+      config,
+      readFileSync(cluster.cp.kubeconfig, 'utf8').replace(
+        cluster.cp.server,
+        `https://127.0.0.1:${stalling.port}`,
+      ),
+    );
+    const client = await clientFor(config);
+    const informer = new Informer<V1ConfigMap>(client, {
+      resource: ConfigMaps,
+      namespace: 'inf-stall',
+      logger: silentLogger,
+      backoff: { baseMs: 50, maxMs: 200 },
+      watchIdleTimeoutMs: 2000,
+    });
+    try {
+      informer.start();
+      await informer.synced;
+      await new Promise((r) => setTimeout(r, 200));
+      stalling.stallNewest();
+      await cluster.client.create(ConfigMaps, cm('inf-stall', 'made-during-stall'));
+      await waitFor('the ConfigMap made while the watch was stalled', () =>
+        informer.get('inf-stall', 'made-during-stall'),
+      );
+      assert.ok(informer.stats.watchdogRestarts >= 1, JSON.stringify(informer.stats));
+    } finally {
+      await informer.stop();
+      client.close();
+      await stalling.stop();
+    }
+  });
+
+  test('/readyz fails naming the informer while the API server is unreachable past the bound; /healthz stays 200', async () => {
+    await namespace('health-cut');
+    const client = await clientFor(join(cluster.cp.dir, 'proxied.kubeconfig'));
+    const informers = new InformerFactory(client, silentLogger);
+    informers.get('configmaps:health-cut', {
+      resource: ConfigMaps,
+      namespace: 'health-cut',
+      backoff: { baseMs: 50, maxMs: 200 },
+    });
+    const port = await freePort();
+    const manager = new Manager(client, informers, [], silentLogger, [], DEFAULT_CRD_CHECK, undefined, {
+      ...DEFAULT_HEALTH,
+      informerFailingMs: 1000,
+      informerStalledMs: 1500,
+      apiserverAnsweredWithinMs: 500,
+      apiserverCheckMs: 200,
+    });
+    const get = async (path: string) => {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`);
+      return `${res.status} ${await res.text()}`;
+    };
+    try {
+      await manager.start({ port, host: '127.0.0.1' });
+      assert.equal(await get('/readyz'), '200 ok');
+      await waitFor('watch connection open', () => proxy.openConnections > 0);
+      proxy.cut();
+      await waitFor('/readyz 503', async () => (await get('/readyz')).startsWith('503'), {
+        timeoutMs: 10_000,
+      });
+      assert.match(
+        await get('/readyz'),
+        /^503 informer configmaps:health-cut has failed to list\/watch for \d+\.\ds \(over 1\.0s\): /,
+      );
+      // Past the stall bound too: an outage is no reason to restart the process.
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal(await get('/healthz'), '200 ok');
+      assert.match(manager.metrics(), /regcred_ready\{\} 0/);
+      proxy.restore();
+      await waitFor('/readyz 200 again', async () => (await get('/readyz')) === '200 ok', {
+        timeoutMs: 10_000,
+      });
+    } finally {
+      proxy.restore();
+      await manager.stop();
+    }
+  });
+});
+
 describe('operator process', () => {
   test('becomes ready once caches sync, serves metrics, and exits 0 on SIGTERM after draining', async () => {
     const port = await freePort();
@@ -343,8 +476,10 @@ describe('missing CRDs', () => {
       info: (message: string) => void logged.push({ level: 'info', message }),
       child: () => logger,
     };
-    const informers = new InformerFactory(cluster.client, silentLogger);
-    const manager = new Manager(cluster.client, informers, [], logger, requiredCrds(['app']), {
+    // A client of its own: stop() closes it for good.
+    const client = await clientFor(cluster.cp.kubeconfig);
+    const informers = new InformerFactory(client, silentLogger);
+    const manager = new Manager(client, informers, [], logger, requiredCrds(['app']), {
       waitMs: 5000,
       intervalMs: 200,
       recheckMs: 300,

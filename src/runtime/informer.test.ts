@@ -179,6 +179,31 @@ test('a watch that breaks before it delivered anything still backs off exponenti
   assert.ok(gaps[3]! > 3 * gaps[0]!, `reconnect gaps ${gaps.map(Math.round).join(',')} ms`);
 });
 
+test("a watch refused with 429 waits for the server's Retry-After before it tries again", async () => {
+  const watchTimes: number[] = [];
+  const api = await fakeApi((_req, res, url) => {
+    if (!isWatch(url)) return res.end(listBody([], '10'));
+    watchTimes.push(performance.now());
+    if (watchTimes.length === 1) {
+      res.writeHead(429, { 'Content-Type': 'application/json', 'Retry-After': '1' });
+      return res.end(
+        JSON.stringify({ kind: 'Status', code: 429, reason: 'TooManyRequests', message: 'slow down' }),
+      );
+    }
+    streamEvents(res, []);
+  });
+  const informer = new Informer<V1ConfigMap>(api.client, {
+    resource: ConfigMaps,
+    logger: silentLogger,
+    backoff: { baseMs: 10, maxMs: 50 },
+  });
+  informer.start();
+  await waitUntil('a second watch', () => watchTimes.length >= 2, 5000);
+  await informer.stop();
+  const gap = watchTimes[1]! - watchTimes[0]!;
+  assert.ok(gap >= 950, `retried after ${Math.round(gap)} ms`);
+});
+
 test('a watch that stays open but sends nothing is aborted and resumed from the last resourceVersion', async () => {
   const lines: string[] = [];
   const api = await fakeApi((_req, res, url) => {

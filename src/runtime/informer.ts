@@ -291,7 +291,7 @@ export class Informer<T extends KubernetesObject> {
             attempt: backoff.attempts + 1,
           });
         }
-        await sleep(backoff.next(), signal);
+        await sleep(restartDelayMs(backoff, err), signal);
       }
     }
   }
@@ -524,6 +524,15 @@ export class Informer<T extends KubernetesObject> {
     }
   }
 }
+
+/** The backoff's next delay, or the server's Retry-After (a 429 on a watch) when longer, up to 60 s. */
+export function restartDelayMs(backoff: Backoff, err: unknown): number {
+  const delay = backoff.next();
+  const retryAfterMs = err instanceof ApiError ? (err.retryAfterMs ?? 0) : 0;
+  return Math.max(delay, Math.min(retryAfterMs, MAX_RETRY_AFTER_MS));
+}
+
+const MAX_RETRY_AFTER_MS = 60_000;
 
 export const byNamespaceIndex = (obj: KubernetesObject): string[] =>
   obj.metadata?.namespace ? [obj.metadata.namespace] : [];
