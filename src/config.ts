@@ -17,6 +17,15 @@ export const CONTROLLER_NAMES = [
 ] as const;
 export type ControllerName = (typeof CONTROLLER_NAMES)[number];
 
+// Sized for a shared API server under API Priority and Fairness, where a
+// service account's requests share the workload-low priority level with every
+// other controller: at most 6 x 8 = 48 requests in flight (seats), and a
+// client-side limit that still lets a rotation to 1,000 placeholders run at
+// the API server's own pace. Throttling answers (429) are honoured on top.
+export const DEFAULT_CONCURRENCY = 8;
+export const DEFAULT_KUBE_API_QPS = 300;
+export const DEFAULT_KUBE_API_BURST = 600;
+
 export interface OperatorConfig {
   kubeconfig?: string;
   namespace: string;
@@ -59,9 +68,11 @@ const USAGE = `regcred-operator [flags]
   --log-level LEVEL              error|warn|info|debug (default: $LOG_LEVEL or info)
   --health-port PORT             /healthz, /readyz, /metrics port; 0 picks a free one (default 8081)
   --health-host HOST             address for the health server (default 0.0.0.0)
-  --concurrency N                workers per controller (default 32)
-  --kube-api-qps N               client-side rate limit, 0 disables (default 500)
-  --kube-api-burst N             client-side burst (default 1000)
+  --concurrency N                workers per controller; each holds at most one API request, so
+                                 N x controllers bounds the requests in flight (default ${DEFAULT_CONCURRENCY})
+  --kube-api-qps N               client-side rate limit, 0 disables; 429 answers are retried after their
+                                 Retry-After on top of it (default ${DEFAULT_KUBE_API_QPS})
+  --kube-api-burst N             client-side burst (default ${DEFAULT_KUBE_API_BURST})
   --resync-period DURATION       replay of cached objects, e.g. 10m, 0 disables (default 10m)
   --packaging-global-namespace NS  (default kapp-controller-packaging-global)
   --package-install-default-sync-period DURATION
@@ -291,9 +302,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     logLevel,
     healthPort: int('health-port', values['health-port'], 8081),
     healthHost: values['health-host'] ?? '0.0.0.0',
-    concurrency: int('concurrency', values.concurrency, 32, 1),
-    kubeApiQps: int('kube-api-qps', values['kube-api-qps'], 500),
-    kubeApiBurst: int('kube-api-burst', values['kube-api-burst'], 1000, 1),
+    concurrency: int('concurrency', values.concurrency, DEFAULT_CONCURRENCY, 1),
+    kubeApiQps: int('kube-api-qps', values['kube-api-qps'], DEFAULT_KUBE_API_QPS),
+    kubeApiBurst: int('kube-api-burst', values['kube-api-burst'], DEFAULT_KUBE_API_BURST, 1),
     resyncPeriodMs: parseDuration(values['resync-period'] ?? '10m'),
     packagingGlobalNamespace: values['packaging-global-namespace'] ?? 'kapp-controller-packaging-global',
     packageInstallDefaultSyncPeriod: goDuration(
