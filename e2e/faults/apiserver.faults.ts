@@ -9,7 +9,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { request } from 'node:https';
 import { connect } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { startTestCluster, type TestCluster } from '../harness/cluster.js';
@@ -21,10 +20,12 @@ import {
   grantClusterAdmin,
   killAllOperators,
   kubeconfigVia,
+  loadAsUser,
   runRotationCase,
   sleep,
   tightenFlowControl,
   type Fanout,
+  type LoadResult,
   type RotationCaseOptions,
 } from '../harness/faults.js';
 import { AuditLog } from '../harness/operator-env.js';
@@ -142,37 +143,34 @@ describe('API server faults during a rotation to 200 placeholders', () => {
       await waitFor(
         'the tightened priority level to answer 429',
         async () => {
-          const statuses = await Promise.all(
-            Array.from({ length: 24 }, () => fetchAsUser('/api/v1/namespaces?limit=500').catch(() => 0)),
-          );
-          return statuses.includes(429);
+          const probe = loadAsUser(cluster.cp, USER, { concurrency: 24 });
+          await sleep(300);
+          return (await probe.stop()).throttled > 0;
         },
         { timeoutMs: 20_000, intervalMs: 200 },
       );
-      // No further fault: the storm is the fault, from the first write of the fan-out on.
-      const result = await rotationCase('g. 429 storm (APF)', async () => undefined, {
-        faultAfterRotated: 0,
-      });
+      // The storm: other clients of the same user saturate its priority level for 6 s from the first
+      // write of the fan-out on; the operator's requests queue behind them or get 429 with Retry-After.
+      let load: LoadResult = { requests: 0, throttled: 0 };
+      const result = await rotationCase(
+        'g. 429 storm (APF)',
+        async () => {
+          const storm = loadAsUser(cluster.cp, USER, { concurrency: 16 });
+          await sleep(6000);
+          load = await storm.stop();
+        },
+        {
+          faultAfterRotated: 0,
+          // Retries of the throttled placeholders are paced by the process-wide retry bucket (client-go's
+          // 10/s after a burst of 100), reserved during the storm: up to ~20 s of them after it ends.
+          maxRecoveryMs: 45_000,
+        },
+      );
+      console.log(`# g. the storm's own requests: ${load.requests}, ${load.throttled} answered 429`);
+      assert.ok(load.throttled > 0, 'the priority level was saturated');
       assert.ok(result.counts.throttled > 0, 'the operator’s writes met 429s');
     } finally {
       await flowControl.remove();
     }
   });
 });
-
-/** GET as the operator's user, straight to the API server; resolves to the HTTP status. */
-async function fetchAsUser(path: string): Promise<number> {
-  const token = /token: (\S+)/.exec(readFileSync(cluster.cp.kubeconfigFor(USER), 'utf8'))![1]!;
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${cluster.cp.server}${path}`,
-      { ca: readFileSync(cluster.cp.caFile), headers: { Authorization: `Bearer ${token}` } },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
-}

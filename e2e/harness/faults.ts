@@ -72,7 +72,10 @@ export interface OperatorProcessOptions {
   logLevel?: string;
 }
 
-/** `node --import tsx src/main.ts` with its own user and health port; stderr goes to `<dir>/<user>-<n>.log`. */
+/**
+ * `node --import tsx src/main.ts` with its own user and health port; its output goes to
+ * `<control plane dir or $E2E_FAULTS_LOG_DIR>/<user>-<n>.log`.
+ */
 export class OperatorProcess {
   readonly child: ChildProcess;
   readonly exited: Promise<number | null>;
@@ -86,7 +89,11 @@ export class OperatorProcess {
     cp: ControlPlane,
     opts: OperatorProcessOptions,
   ) {
-    this.logPath = join(cp.dir, `${opts.user}-${++OperatorProcess.started}.log`);
+    // E2E_FAULTS_LOG_DIR keeps the logs (the control plane's directory is removed at the end).
+    this.logPath = join(
+      process.env.E2E_FAULTS_LOG_DIR ?? cp.dir,
+      `${opts.user}-${++OperatorProcess.started}.log`,
+    );
     this.out = createWriteStream(this.logPath);
     this.child = spawn(
       process.execPath,
@@ -643,8 +650,8 @@ export interface RotationCaseOptions {
   quietMs?: number;
   convergeTimeoutMs?: number;
   /**
-   * Longest allowed time from the end of the fault to convergence (default 20 s:
-   * client-go's reflector backoff of 0.8 s doubling to 30 s, seen across a 10 s outage, plus the fan-out).
+   * Longest allowed time from the end of the fault to convergence (default 30 s: client-go's
+   * reflector backoff, 0.8 s doubling, is capped at 30 s; a longer gap after the API is back is a defect).
    */
   maxRecoveryMs?: number;
 }
@@ -710,7 +717,7 @@ export async function runRotationCase(opts: RotationCaseOptions): Promise<Rotati
     `(Secrets ${counts.secretWrites}, accepted ${counts.secretWritesAccepted}, 429 ${counts.throttled}; ` +
     `by user ${JSON.stringify(counts.byUser)}); after convergence ${quiet.length} in ${(opts.quietMs ?? 10_000) / 1000} s`;
   console.log(`# ${summary}`);
-  const maxRecoveryMs = opts.maxRecoveryMs ?? 20_000;
+  const maxRecoveryMs = opts.maxRecoveryMs ?? 30_000;
   if (recoveredMs > maxRecoveryMs)
     throw new Error(
       `${opts.label}: converged ${recoveredMs} ms after the fault ended (> ${maxRecoveryMs} ms)`,
@@ -732,4 +739,56 @@ export async function runRotationCase(opts: RotationCaseOptions): Promise<Rotati
   if (other > 20 + Math.ceil(n / 10))
     throw new Error(`${opts.label}: ${other} non-Secret writes during the case`);
   return { password, rotatedAtFault: rotated, convergedMs, recoveredMs, counts, summary };
+}
+
+export interface LoadResult {
+  requests: number;
+  /** Answered 429. */
+  throttled: number;
+}
+
+/**
+ * `concurrency` loops of GET `path` as `user`, straight to the API server, until
+ * stop(): other clients of the same priority level (and flow) saturating it,
+ * so the operator's own requests meet 429s.
+ */
+export function loadAsUser(
+  cp: ControlPlane,
+  user: string,
+  { concurrency = 16, path = '/api/v1/namespaces?limit=500' } = {},
+): { stop(): Promise<LoadResult> } {
+  const token = /token: (\S+)/.exec(readFileSync(cp.kubeconfigFor(user), 'utf8'))![1]!;
+  const ca = readFileSync(cp.caFile);
+  const result: LoadResult = { requests: 0, throttled: 0 };
+  let stopped = false;
+  const once = () =>
+    new Promise<void>((resolve) => {
+      const req = httpsRequest(
+        `${cp.server}${path}`,
+        { ca, headers: { Authorization: `Bearer ${token}` }, timeout: 10_000 },
+        (res) => {
+          result.requests += 1;
+          if (res.statusCode === 429) result.throttled += 1;
+          res.resume();
+          res.on('end', resolve).on('error', () => resolve());
+        },
+      );
+      req.on('error', () => resolve());
+      req.on('timeout', () => req.destroy());
+      req.end();
+    });
+  const loops = Array.from({ length: concurrency }, async () => {
+    while (!stopped) {
+      await once();
+      // A throttled client of a real storm comes straight back; keep a floor so this loop is not a busy one.
+      await sleep(5);
+    }
+  });
+  return {
+    async stop() {
+      stopped = true;
+      await Promise.all(loops);
+      return result;
+    },
+  };
 }
