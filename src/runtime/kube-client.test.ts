@@ -602,3 +602,23 @@ test('a proxy that refuses the tunnel fails the request with a clear error, with
     await server.close();
   }
 });
+
+test('a plain-http API server behind proxy-url is reached through a CONNECT tunnel too', async () => {
+  const api = await apiServer((_req, res) => answer(res, 200));
+  const proxy = await connectProxy();
+  const auth = fakeAuth(api.url);
+  const client = await KubeClient.create(
+    { ...auth, getCurrentCluster: () => ({ server: api.url, proxyUrl: `127.0.0.1:${proxy.port}` }) },
+    OPTIONS,
+  );
+  try {
+    await client.get(ConfigMaps, 'ns', 'x');
+    await client.get(ConfigMaps, 'ns', 'x');
+    assert.deepEqual(proxy.tunnels, [new URL(api.url).host]);
+    assert.equal(api.seen.length, 2);
+  } finally {
+    client.close();
+    await proxy.close();
+    await api.close();
+  }
+});
