@@ -85,6 +85,8 @@ const isWatch = (url: URL) => url.searchParams.get('watch') === 'true';
 
 function streamEvents(res: ServerResponse, events: Array<{ type: string; object: unknown }>) {
   res.writeHead(200, { 'Content-Type': 'application/json' });
+  // As the API server does: the 200 goes out at once, before any event.
+  res.flushHeaders();
   for (const e of events) res.write(JSON.stringify(e) + '\n');
 }
 
@@ -272,6 +274,55 @@ test('bookmarks keep a quiet watch alive past the idle bound', async () => {
   assert.equal(watches, 1);
   assert.equal(informer.stats.watchdogRestarts, 0);
   assert.ok(Number(informer.lastResourceVersion) >= 10, informer.lastResourceVersion);
+});
+
+test('a watch connection attempt that hangs does not count as a recovery', async () => {
+  let mode: 'fail' | 'hang' = 'fail';
+  const api = await fakeApi((_req, res, url) => {
+    if (!isWatch(url)) return res.end(listBody([], '10'));
+    if (mode === 'fail') {
+      res.writeHead(500, { 'Content-Type': 'application/json' });
+      return res.end(JSON.stringify({ kind: 'Status', code: 500, message: 'etcdserver: request timed out' }));
+    }
+    // No status line, no headers: the attempt hangs.
+  });
+  const informer = new Informer<V1ConfigMap>(api.client, {
+    resource: ConfigMaps,
+    logger: silentLogger,
+    backoff: { baseMs: 10, maxMs: 20 },
+    watchHealthyAfterMs: 50,
+  });
+  informer.start();
+  await waitUntil('failing', () => informer.health().failingSince !== undefined);
+  assert.equal(informer.health().lastError, 'etcdserver: request timed out');
+  mode = 'hang';
+  await new Promise((r) => setTimeout(r, 300));
+  assert.notEqual(informer.health().failingSince, undefined);
+  await informer.stop();
+});
+
+test('failing from the first error until the server accepts a watch again (its 200, not a later event)', async () => {
+  let failing = true;
+  const api = await fakeApi((_req, res, url) => {
+    if (!isWatch(url)) return res.end(listBody([], '10'));
+    if (failing) {
+      res.writeHead(500, { 'Content-Type': 'application/json' });
+      return res.end(JSON.stringify({ kind: 'Status', code: 500, message: 'etcdserver: request timed out' }));
+    }
+    streamEvents(res, []);
+  });
+  const informer = new Informer<V1ConfigMap>(api.client, {
+    resource: ConfigMaps,
+    logger: silentLogger,
+    backoff: { baseMs: 10, maxMs: 20 },
+  });
+  informer.start();
+  await waitUntil('failing', () => informer.health().failingSince !== undefined);
+  failing = false;
+  // Well before the default 5 s "healthy" bound, and with no event at all.
+  await waitUntil('recovered', () => informer.health().failingSince === undefined, 1000);
+  assert.equal(informer.health().lastError, undefined);
+  await informer.stop();
 });
 
 test('stop() during a paginated list returns at once and leaves the cache as it was', async () => {

@@ -54,8 +54,8 @@ export interface InformerOptions<T extends KubernetesObject> {
   watchIdleTimeoutMs?: number;
   /**
    * A watch counts as healthy once it delivered an event or bookmark, or stayed
-   * open this long; the reconnect backoff restarts from its base after a
-   * healthy watch, however it ended.
+   * open this long after the server accepted it; the reconnect backoff
+   * restarts from its base after a healthy watch, however it ended.
    */
   watchHealthyAfterMs?: number;
   logger: Logger;
@@ -82,12 +82,12 @@ export interface InformerHealth {
   synced: boolean;
   /**
    * Last time the list/watch loop made progress: a list page or a watch event
-   * or bookmark arrived, a watch stayed up or ended cleanly, or the API server
-   * answered with an error. Only a loop that hangs, or fails without ever
+   * or bookmark arrived, the server accepted or ended a watch, or it answered
+   * with an error. Only a loop that hangs, or fails without ever
    * reaching the server, stops advancing it.
    */
   lastProgressAt: number;
-  /** Since when list/watch has been failing (unset while it works). */
+  /** Since when list/watch has been failing (unset once a list succeeds or the server accepts a watch). */
   failingSince: number | undefined;
   lastError: string | undefined;
 }
@@ -381,12 +381,15 @@ export class Informer<T extends KubernetesObject> {
       idleTimer.unref();
     };
     const markHealthy = () => {
-      if (attempt.healthy) return;
       attempt.healthy = true;
-      this.connected();
     };
-    const healthyTimer = setTimeout(markHealthy, healthyAfterMs);
-    healthyTimer.unref();
+    // Counted from the server's 200, so a connection attempt that hangs is never "up for a while".
+    let healthyTimer: NodeJS.Timeout | undefined;
+    const onConnected = () => {
+      this.connected();
+      healthyTimer = setTimeout(markHealthy, healthyAfterMs);
+      healthyTimer.unref();
+    };
     armWatchdog();
     try {
       await this.client.watch<T>(
@@ -398,6 +401,7 @@ export class Informer<T extends KubernetesObject> {
           metadataOnly: this.options.metadataOnly,
           resourceVersion: this.resourceVersion,
           timeoutSeconds,
+          onConnected,
         },
         (event) => {
           armWatchdog();

@@ -72,6 +72,8 @@ export interface ListOptions {
 export interface WatchOptions extends Omit<ListOptions, 'limit' | 'continue'> {
   resourceVersion: string;
   timeoutSeconds?: number;
+  /** Called once the server accepted the watch (200), before any event. */
+  onConnected?: () => void;
 }
 
 export interface WatchEvent<T> {
@@ -599,6 +601,7 @@ export class KubeClient {
         this.noteThrottled(code, 'WATCH', url.pathname, err.retryAfterMs);
       throw err;
     }
+    opts.onConnected?.();
     await new Promise<void>((resolve, reject) => {
       let buffered = '';
       // An exception from onEvent (e.g. an ERROR event) ends the stream with that error.
