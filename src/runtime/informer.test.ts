@@ -327,11 +327,13 @@ test('failing from the first error until the server accepts a watch again (its 2
 
 test('stop() during a paginated list returns at once and leaves the cache as it was', async () => {
   let secondPageAsked = false;
+  let secondPageCancelled = false;
   const api = await fakeApi((_req, res, url) => {
     if (isWatch(url)) return streamEvents(res, []);
     if (!url.searchParams.get('continue')) return res.end(listBody([cm('p1', '1')], '3', 'next'));
     secondPageAsked = true;
-    // A slow page: answered after stop() was called.
+    res.on('close', () => (secondPageCancelled = !res.writableEnded));
+    // A slow page: would be answered after stop() was called.
     setTimeout(() => res.end(listBody([cm('p2', '2')], '3')), 600);
   });
   const informer = new Informer<V1ConfigMap>(api.client, { resource: ConfigMaps, logger: silentLogger });
@@ -343,6 +345,7 @@ test('stop() during a paginated list returns at once and leaves the cache as it 
   await informer.stop();
   const took = performance.now() - started;
   assert.ok(took < 300, `stop() took ${Math.round(took)} ms`);
+  await waitUntil('the slow page request cancelled', () => secondPageCancelled, 300);
   await new Promise((r) => setTimeout(r, 800));
   assert.equal(informer.size, 0);
   assert.equal(informer.hasSynced(), false);

@@ -319,7 +319,7 @@ export class Informer<T extends KubernetesObject> {
     let cont: string | undefined;
     let rv: string;
     do {
-      // Stopping does not wait for a slow page; its answer is dropped.
+      // Stopping cancels the page's request and does not wait for it (nor for a rate-limit token).
       const page = await untilAborted(
         this.client.list<T>(this.options.resource, {
           namespace: this.options.namespace,
@@ -328,6 +328,7 @@ export class Informer<T extends KubernetesObject> {
           metadataOnly: this.options.metadataOnly,
           limit: this.options.pageSize ?? 500,
           continue: cont,
+          signal,
         }),
         signal,
       );

@@ -67,9 +67,11 @@ export interface ListOptions {
   continue?: string;
   /** Ask for PartialObjectMetadata only: a fraction of the bytes for large objects. */
   metadataOnly?: boolean;
+  /** Cancels the request (and any wait before a retry). */
+  signal?: AbortSignal;
 }
 
-export interface WatchOptions extends Omit<ListOptions, 'limit' | 'continue'> {
+export interface WatchOptions extends Omit<ListOptions, 'limit' | 'continue' | 'signal'> {
   resourceVersion: string;
   timeoutSeconds?: number;
   /** Called once the server accepted the watch (200), before any event. */
@@ -489,6 +491,7 @@ export class KubeClient {
           continue: opts.continue,
         },
         accept: opts.metadataOnly ? METADATA_ACCEPT : undefined,
+        signal: opts.signal,
       },
     ).then((body) => ({
       items: body.items ?? [],
