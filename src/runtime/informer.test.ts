@@ -325,6 +325,27 @@ test('failing from the first error until the server accepts a watch again (its 2
   await informer.stop();
 });
 
+test('a watch line that is not JSON is reported without quoting it (it may hold Secret data)', async () => {
+  const lines: string[] = [];
+  const api = await fakeApi((_req, res, url) => {
+    if (!isWatch(url)) return res.end(listBody([], '1'));
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end('{"type":"ADDED","object":{"data":{"password":hunter2-secret}}}\n');
+  });
+  const informer = new Informer<V1ConfigMap>(api.client, {
+    resource: ConfigMaps,
+    logger: recordingLogger(lines),
+    backoff: { baseMs: 20, maxMs: 50 },
+  });
+  informer.start();
+  await waitUntil('a failed watch', () => informer.stats.watchRestartsAfterError >= 1);
+  const health = informer.health();
+  await informer.stop();
+  assert.equal(health.lastError, 'the API server sent a response that is not valid JSON');
+  assert.ok(lines.length > 0);
+  assert.ok(!lines.some((l) => l.includes('hunter2')), lines.join('\n'));
+});
+
 test('stop() during a paginated list returns at once and leaves the cache as it was', async () => {
   let secondPageAsked = false;
   let secondPageCancelled = false;

@@ -287,7 +287,7 @@ export class Informer<T extends KubernetesObject> {
           this.stats.watchRestartsAfterError += 1;
           logger.warn('list/watch failed; restarting with backoff', {
             informer: this.description,
-            error: errorMessage(err),
+            error: safeErrorMessage(err),
             attempt: backoff.attempts + 1,
           });
         }
@@ -311,7 +311,7 @@ export class Informer<T extends KubernetesObject> {
     // An answer from the API server (even an error) shows the loop is not hung.
     if (err instanceof ApiError || err instanceof GoneError) this.progressed();
     this.failingSince ??= performance.now();
-    this.lastError = errorMessage(err).slice(0, 300);
+    this.lastError = safeErrorMessage(err).slice(0, 300);
   }
 
   private async listAndReplace(signal: AbortSignal): Promise<void> {
@@ -528,6 +528,15 @@ export class Informer<T extends KubernetesObject> {
       }
     }
   }
+}
+
+/**
+ * An error's message for logs and /readyz. JSON.parse quotes the text it
+ * failed on, which may be a Secret's data: such errors are not quoted.
+ */
+export function safeErrorMessage(err: unknown): string {
+  if (err instanceof SyntaxError) return 'the API server sent a response that is not valid JSON';
+  return errorMessage(err);
 }
 
 /** The backoff's next delay, or the server's Retry-After (a 429 on a watch) when longer, up to 60 s. */
