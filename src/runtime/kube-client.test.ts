@@ -622,3 +622,22 @@ test('a plain-http API server behind proxy-url is reached through a CONNECT tunn
     await api.close();
   }
 });
+
+test('a success answer that is not JSON fails with a fixed message that quotes none of the body (it may be Secret data)', async () => {
+  const api = await apiServer((_req, res) => {
+    res.setHeader('Content-Type', 'application/json');
+    res.end('{"data":{".dockerconfigjson":"c2VjcmV0LXZhbHVl"'); // cut short
+  });
+  const client = await KubeClient.create(fakeAuth(api.url), OPTIONS);
+  try {
+    const err = await client.get(ConfigMaps, 'ns', 'x').then(
+      () => assert.fail('resolved'),
+      (e: unknown) => e as Error,
+    );
+    assert.match(err.message, /the API server sent a response that is not valid JSON$/);
+    assert.doesNotMatch(err.message, /c2VjcmV0|dockerconfigjson/);
+  } finally {
+    client.close();
+    await api.close();
+  }
+});

@@ -386,7 +386,7 @@ export class KubeClient {
       const code = res.statusCode ?? 0;
       if (code >= 200 && code < 300) {
         this.noteUnthrottled();
-        return (text ? JSON.parse(text) : undefined) as T;
+        return (text ? parseResponseBody(text, method, path) : undefined) as T;
       }
       const err = toApiError(code, text, method, path, res.headers);
       if (code === 401 && !reauthenticated) {
@@ -687,6 +687,15 @@ function readBody(res: IncomingMessage): Promise<string> {
     res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     res.on('error', reject);
   });
+}
+
+/** JSON.parse errors quote the text they failed on, which may be Secret data: report a fixed message instead. */
+function parseResponseBody(text: string, method: string, path: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`${method} ${path}: the API server sent a response that is not valid JSON`);
+  }
 }
 
 function toApiError(
