@@ -416,6 +416,7 @@ describe('operator process', () => {
       assert.equal(healthz.status, 200);
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       assert.match(metrics, /regcred_ready\{\} 1/);
+      assert.match(metrics, /regcred_workqueue_stale_reads_total\{queue="[^"]+"\} 0/);
       child.kill('SIGTERM');
       assert.equal(await exited, 0, logs);
       const lines = logs

@@ -347,10 +347,17 @@ export class Manager {
       'gauge',
       this.controllers.map((c) => [{ queue: c.queue.name }, c.queue.length]),
     );
-    for (const field of ['added', 'processed', 'failures', 'retries'] as const) {
+    const queueCounters = [
+      ['added', 'added', 'Keys added'],
+      ['processed', 'processed', 'Reconciles run'],
+      ['failures', 'failures', 'Reconciles that failed'],
+      ['retries', 'retries', 'Retries scheduled after a failure'],
+      ['staleReads', 'stale_reads', 'Writes refused because the cached object was stale (retried quietly)'],
+    ] as const;
+    for (const [field, name, help] of queueCounters) {
       metric(
-        `regcred_workqueue_${field}_total`,
-        `Work queue ${field} per controller.`,
+        `regcred_workqueue_${name}_total`,
+        `${help}, per controller queue.`,
         'counter',
         this.controllers.map((c) => [{ queue: c.queue.name }, c.queue.stats[field]]),
       );

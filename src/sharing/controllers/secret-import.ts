@@ -2,7 +2,8 @@ import type { V1Namespace, V1Secret } from '@kubernetes/client-node';
 import type { SecretExport, SecretImport } from '../../../generated/index.js';
 import { commonStatus } from '../../runtime/conditions.js';
 import { byNamespaceIndex, splitKey, type Informer } from '../../runtime/informer.js';
-import { isAlreadyExists, isConflict, isNotFound } from '../../runtime/kube-client.js';
+import { isStaleWrite } from '../../runtime/api-errors.js';
+import { isAlreadyExists, isNotFound } from '../../runtime/kube-client.js';
 import { ControllerOperator, type OperatorContext } from '../../runtime/operator.js';
 import {
   namespacesInformer,
@@ -195,7 +196,9 @@ export class SecretImportController extends ControllerOperator {
       }
     } catch (err) {
       // Someone changed the Secret since the cache saw it: the watch event requeues with the new state.
-      if (isConflict(err) || isAlreadyExists(err) || isNotFound(err)) {
+      // A plain stale write goes to the queue as is, which retries it quietly.
+      if (isStaleWrite(err)) throw err;
+      if (isAlreadyExists(err) || isNotFound(err)) {
         throw new Error(`Secret changed while being written, retrying: ${(err as Error).message}`, {
           cause: err,
         });
