@@ -444,7 +444,10 @@ async function main(): Promise<number> {
         metadata: { name, namespace: ns.name },
         spec: {
           serviceAccountName: 'default',
-          syncPeriod: '10m',
+          // Every run of these Apps fails at the unsupported template step, so failures pile up and the
+          // retry backoff (2^n s) sits at the sync period: after a registry fault an App fetches again
+          // within a minute, not ten.
+          syncPeriod: '1m',
           fetch: [{ image: { url: appImage, secretRef: { name: secretName } } }],
           template: [{ ytt: {} }],
           deploy: [{ kapp: {} }],
@@ -480,7 +483,9 @@ async function main(): Promise<number> {
       model.namespaces.set(ns.name, ns);
       await addPlaceholder(ns);
       if (rng.chance(0.5)) await addPlaceholder(ns);
-      const exp = rng.pick(mutableExports());
+      // An import, mostly of an export that reaches the new namespace (so a copy is expected).
+      const reaching = mutableExports().filter((e) => model.reaches(e, ns));
+      const exp = rng.pick(reaching.length > 0 && rng.chance(0.7) ? reaching : mutableExports());
       if (exp && rng.chance(0.6)) await addImport(ns, exp);
       if (rng.chance(0.5) && appCount() < 8) await addApp(ns);
     };
