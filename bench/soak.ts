@@ -770,9 +770,13 @@ async function main(): Promise<number> {
 
     const sampler = (async () => {
       while (!samplingOver) {
-        counter.poll();
-        if (await op.restartIfExited())
-          log(`the operator exited on its own; restarted (incarnation ${op.incarnation})`);
+        try {
+          counter.poll();
+          if (await op.restartIfExited())
+            log(`the operator exited on its own; restarted (incarnation ${op.incarnation})`);
+        } catch (err) {
+          errors.push(`sampler: ${err instanceof Error ? err.message : String(err)}`);
+        }
         const pid = op.pid;
         if (pid !== undefined) {
           try {
@@ -798,15 +802,21 @@ async function main(): Promise<number> {
         let start = 0;
         const startS = elapsedS();
         const seen = new Promise<void>((done) => probeWaiters.push({ password, done }));
-        await serial.run(async () => {
-          probeExport.password = password;
-          await api('probe rotation', () => {
-            start = performance.now();
-            return client.mergePatch(SecretsResource, PROBE_SRC_NS, 'probe', {
-              data: sourceData(probeExport),
+        try {
+          await serial.run(async () => {
+            probeExport.password = password;
+            await api('probe rotation', () => {
+              start = performance.now();
+              return client.mergePatch(SecretsResource, PROBE_SRC_NS, 'probe', {
+                data: sourceData(probeExport),
+              });
             });
           });
-        });
+        } catch (err) {
+          errors.push(`probe: ${err instanceof Error ? err.message : String(err)}`);
+          await sleep(5000);
+          continue;
+        }
         const timedOut = await Promise.race([seen.then(() => false), sleep(120_000).then(() => true)]);
         const ms = performance.now() - start;
         const duringFault = faultOn || startS - lastFaultEnd < 30;
@@ -884,12 +894,12 @@ async function main(): Promise<number> {
     stopping = true;
     await Promise.all([faulter, prober]);
     const churnStoppedAt = performance.now();
-    let verification = await verify(client, model, registryHost);
+    let verification = await verifySafely(client, model, registryHost);
     const convergeDeadline = performance.now() + (SHORT ? 180_000 : 300_000);
     while (verification.problems.length > 0 && performance.now() < convergeDeadline) {
       await sleep(5000);
       await op.restartIfExited();
-      verification = await verify(client, model, registryHost);
+      verification = await verifySafely(client, model, registryHost);
     }
     const convergedS = verification.problems.length === 0 ? (performance.now() - churnStoppedAt) / 1000 : NaN;
     log(
@@ -909,7 +919,7 @@ async function main(): Promise<number> {
     // step is not supported) runs again after a backoff of 2^n s, two status writes a run; more than
     // that in the window is a hot loop.
     const hotLoop = idleWrites.filter(([key, n]) => (/^apps/.test(key.split(' ')[1] ?? '') ? n > 8 : true));
-    const finalVerification = await verify(client, model, registryHost);
+    const finalVerification = await verifySafely(client, model, registryHost);
     samplingOver = true;
     await sampler.catch(() => undefined);
 
@@ -1210,6 +1220,23 @@ async function verify(
     }
   }
   return { problems, checked, tally };
+}
+
+/** verify(), with a failure to read the cluster reported as a problem rather than ending the run. */
+async function verifySafely(
+  client: KubeClient,
+  model: SoakModel,
+  registryHost: string,
+): ReturnType<typeof verify> {
+  try {
+    return await verify(client, model, registryHost);
+  } catch (err) {
+    return {
+      problems: [`could not read the cluster: ${err instanceof Error ? err.message : String(err)}`],
+      checked: 0,
+      tally: {},
+    };
+  }
 }
 
 function sortKeys(data: Record<string, string> | undefined): Array<[string, string]> {
