@@ -27,7 +27,7 @@ export interface FaultContext {
   rng: Random;
   /** A rotation of the credential exported to "*": every placeholder must be rewritten and every App fetch again. */
   rotateRegistryCredential(): Promise<void>;
-  /** A few churn steps (creates, deletes, rotations), for faults that must see changes during a gap. */
+  /** Churn steps for faults that must see changes during a gap: a delete of each kind first, then random ones. */
   churnBurst(steps: number): Promise<void>;
 }
 
@@ -117,14 +117,14 @@ export const FAULTS: Fault[] = [
       let revision: number;
       try {
         // Changes, deletes among them, while the operator cannot watch; then that history is compacted away.
-        await ctx.churnBurst(6);
+        await ctx.churnBurst(8);
         await ctx.rotateRegistryCredential();
         await sleep(1000);
         revision = await compactEtcd(ctx.cluster.cp);
       } finally {
         ctx.apiProxy.restore();
       }
-      return `watches cut, 6 churn steps + a rotation, etcd compacted at revision ${revision}`;
+      return `watches cut, 8 churn steps (deletes among them) + a rotation, etcd compacted at revision ${revision}`;
     },
   },
   {

@@ -663,9 +663,12 @@ async function main(): Promise<number> {
       ],
     ];
 
-    const churnStep = () =>
+    /** One step: `only` (when its weight allows it) or a random one. */
+    const churnStep = (only?: string) =>
       serial.run(async () => {
-        const step = rng.weighted(steps.map(([name, weight]) => [name, weight()] as const));
+        const step = rng.weighted(
+          steps.map(([name, weight]) => [name, only === undefined || only === name ? weight() : 0] as const),
+        );
         if (!step) return;
         await steps.find(([name]) => name === step)![2]();
         actionCounts[step] = (actionCounts[step] ?? 0) + 1;
@@ -835,7 +838,15 @@ async function main(): Promise<number> {
       rng: faultRng,
       rotateRegistryCredential,
       async churnBurst(n) {
-        for (let i = 0; i < n; i++) await churnStep();
+        // Deletes among them: an informer that relists after 410 must notice what vanished meanwhile.
+        for (const only of [
+          'delete-export',
+          'delete-or-restore-source',
+          'delete-placeholder',
+          'delete-import',
+        ])
+          await churnStep(only);
+        for (let i = 4; i < n; i++) await churnStep();
       },
     };
     const faulter = (async () => {
