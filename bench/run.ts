@@ -1,4 +1,4 @@
-// npm run bench [-- --namespaces 1000 --new-namespaces 100 --idle-seconds 60 --unrelated-secrets 10000
+// npm run bench [-- --operator-args "--concurrency 16" --namespaces 1000 --new-namespaces 100 --idle-seconds 60 --unrelated-secrets 10000
 //                  --references 2000]
 // Secret-sharing benchmarks against a real local control plane (etcd with
 // fsync on). The operator runs as its own process (`node dist/src/main.js`,
@@ -32,6 +32,8 @@ const { values: args } = parseArgs({
     references: { type: 'string', default: '2000' },
     /** V8 flags for the operator process, space-separated (e.g. what the Deployment sets). */
     'operator-node-flags': { type: 'string' },
+    /** Extra operator flags, space-separated (e.g. "--concurrency 16"); the operator's defaults otherwise. */
+    'operator-args': { type: 'string', default: '' },
     /** Directory for heap snapshots of the operator, taken after the idle and the references phases. */
     'heap-snapshots': { type: 'string', default: '' },
   },
@@ -47,6 +49,7 @@ const OPERATOR_NODE_FLAGS = (args['operator-node-flags'] ?? startScriptNodeFlags
   .split(' ')
   .filter(Boolean);
 const HEAP_SNAPSHOTS = args['heap-snapshots'];
+const OPERATOR_ARGS = args['operator-args'].split(' ').filter(Boolean);
 
 /** The node flags between `node` and the script in package.json's start script. */
 function startScriptNodeFlags(): string {
@@ -164,6 +167,7 @@ async function startOperatorProcess(kubeconfig: string): Promise<OperatorProcess
       '127.0.0.1',
       '--log-level',
       'warn',
+      ...OPERATOR_ARGS,
     ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
@@ -395,6 +399,7 @@ async function main(): Promise<void> {
     machine: { cores: (await import('node:os')).cpus().length, node: process.version },
     parameters: {
       operatorNodeFlags: OPERATOR_NODE_FLAGS.join(' '),
+      operatorArgs: OPERATOR_ARGS.join(' '),
       namespaces: N,
       newNamespaces: NEW_NS,
       idleSeconds: IDLE_S,

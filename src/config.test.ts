@@ -13,9 +13,10 @@ test('with no flags and no environment every controller runs with the documented
   assert.equal(config.namespace, 'regcred-operator');
   assert.equal(config.logLevel, 'info');
   assert.equal(config.healthPort, 8081);
-  assert.equal(config.concurrency, 8);
-  assert.equal(config.kubeApiQps, 300);
-  assert.equal(config.kubeApiBurst, 600);
+  assert.equal(config.concurrency, 32);
+  assert.equal(config.kubeApiQps, 500);
+  assert.equal(config.kubeApiBurst, 1000);
+  assert.equal(config.kubeApiMaxInFlight, 64);
   assert.equal(config.resyncPeriodMs, 600_000);
   assert.equal(config.configSecretName, 'regcred-operator-config');
   assert.equal(config.fetchTimeoutMs, 300_000);
@@ -27,20 +28,30 @@ test('overrides replace defaults and leave the rest', () => {
   const config = defaultConfig({ healthPort: 0, concurrency: 8 });
   assert.equal(config.healthPort, 0);
   assert.equal(config.concurrency, 8);
-  assert.equal(config.kubeApiQps, 300);
+  assert.equal(config.kubeApiQps, 500);
 });
 
 test('API pressure defaults fit a shared API server and the help text states them', () => {
   const config = defaultConfig();
-  // Every controller's workers together, each with at most one request in flight: what APF meters.
-  assert.ok(config.concurrency * CONTROLLER_NAMES.length <= 64, 'requests in flight');
-  // A rotation to 1,000 placeholders is not held back: ~1,000 writes within ~2 s.
-  assert.ok(config.kubeApiBurst + 2 * config.kubeApiQps >= 1000, 'rotation throughput');
+  // What APF meters is requests in flight: one cap for the whole process, below the workers' sum.
+  assert.ok(config.kubeApiMaxInFlight > 0 && config.kubeApiMaxInFlight <= 64, 'requests in flight');
+  assert.ok(config.kubeApiMaxInFlight < config.concurrency * CONTROLLER_NAMES.length);
+  // A rotation to 1,000 placeholders (1,001 writes in about a second) is not held back by the client-side bucket.
+  assert.ok(config.kubeApiBurst + config.kubeApiQps >= 1001, 'rotation throughput');
   const help = parseConfig(['--help'], {});
   assert.ok('help' in help);
-  assert.match(help.help, /--concurrency N {16}workers per controller;[^]*\(default 8\)\n/);
-  assert.match(help.help, /--kube-api-qps N {15}client-side rate limit, 0 disables;[^]*\(default 300\)\n/);
-  assert.match(help.help, /--kube-api-burst N {13}client-side burst \(default 600\)\n/);
+  assert.match(help.help, /--concurrency N {16}workers per controller \(default 32\)/);
+  assert.match(help.help, /--kube-api-qps N {15}client-side rate limit, 0 disables;[^]*\(default 500\)\n/);
+  assert.match(help.help, /--kube-api-burst N {13}client-side burst \(default 1000\)\n/);
+  assert.match(help.help, /--kube-api-max-in-flight N {5}API requests in flight at once[^]*\(default 64\)\n/);
+  assert.deepEqual(
+    (parseConfig(['--kube-api-max-in-flight', '0'], {}) as { kubeApiMaxInFlight: number }).kubeApiMaxInFlight,
+    0,
+  );
+  assert.throws(
+    () => parseConfig(['--kube-api-max-in-flight=-1'], {}),
+    /--kube-api-max-in-flight must be an integer >= 0/,
+  );
 });
 
 test('flags and environment are read, and bad values are refused with the flag named', () => {

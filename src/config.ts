@@ -22,9 +22,10 @@ export type ControllerName = (typeof CONTROLLER_NAMES)[number];
 // other controller: at most 6 x 8 = 48 requests in flight (seats), and a
 // client-side limit that still lets a rotation to 1,000 placeholders run at
 // the API server's own pace. Throttling answers (429) are honoured on top.
-export const DEFAULT_CONCURRENCY = 8;
-export const DEFAULT_KUBE_API_QPS = 300;
-export const DEFAULT_KUBE_API_BURST = 600;
+export const DEFAULT_CONCURRENCY = 32;
+export const DEFAULT_KUBE_API_QPS = 500;
+export const DEFAULT_KUBE_API_BURST = 1000;
+export const DEFAULT_KUBE_API_MAX_IN_FLIGHT = 64;
 
 export interface OperatorConfig {
   kubeconfig?: string;
@@ -36,6 +37,8 @@ export interface OperatorConfig {
   concurrency: number;
   kubeApiQps: number;
   kubeApiBurst: number;
+  /** Non-watch API requests in flight at once across the process (API Priority and Fairness seats); 0: no cap. */
+  kubeApiMaxInFlight: number;
   resyncPeriodMs: number;
   packagingGlobalNamespace: string;
   /** syncPeriod of PackageInstalls (and their Apps) that set none, a Go duration. */
@@ -68,11 +71,13 @@ const USAGE = `regcred-operator [flags]
   --log-level LEVEL              error|warn|info|debug (default: $LOG_LEVEL or info)
   --health-port PORT             /healthz, /readyz, /metrics port; 0 picks a free one (default 8081)
   --health-host HOST             address for the health server (default 0.0.0.0)
-  --concurrency N                workers per controller; each holds at most one API request, so
-                                 N x controllers bounds the requests in flight (default ${DEFAULT_CONCURRENCY})
+  --concurrency N                workers per controller (default ${DEFAULT_CONCURRENCY}); a fan-out uses them, and
+                                 --kube-api-max-in-flight bounds the requests of all of them together
   --kube-api-qps N               client-side rate limit, 0 disables; 429 answers are retried after their
                                  Retry-After on top of it (default ${DEFAULT_KUBE_API_QPS})
   --kube-api-burst N             client-side burst (default ${DEFAULT_KUBE_API_BURST})
+  --kube-api-max-in-flight N     API requests in flight at once, watches aside: what API Priority and
+                                 Fairness meters (seats); 0 disables (default ${DEFAULT_KUBE_API_MAX_IN_FLIGHT})
   --resync-period DURATION       replay of cached objects, e.g. 10m, 0 disables (default 10m)
   --packaging-global-namespace NS  (default kapp-controller-packaging-global)
   --package-install-default-sync-period DURATION
@@ -226,6 +231,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
       concurrency: { type: 'string' },
       'kube-api-qps': { type: 'string' },
       'kube-api-burst': { type: 'string' },
+      'kube-api-max-in-flight': { type: 'string' },
       'resync-period': { type: 'string' },
       'packaging-global-namespace': { type: 'string' },
       'package-install-default-sync-period': { type: 'string' },
@@ -305,6 +311,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     concurrency: int('concurrency', values.concurrency, DEFAULT_CONCURRENCY, 1),
     kubeApiQps: int('kube-api-qps', values['kube-api-qps'], DEFAULT_KUBE_API_QPS),
     kubeApiBurst: int('kube-api-burst', values['kube-api-burst'], DEFAULT_KUBE_API_BURST, 1),
+    kubeApiMaxInFlight: int(
+      'kube-api-max-in-flight',
+      values['kube-api-max-in-flight'],
+      DEFAULT_KUBE_API_MAX_IN_FLIGHT,
+    ),
     resyncPeriodMs: parseDuration(values['resync-period'] ?? '10m'),
     packagingGlobalNamespace: values['packaging-global-namespace'] ?? 'kapp-controller-packaging-global',
     packageInstallDefaultSyncPeriod: goDuration(

@@ -31,6 +31,7 @@ export async function startOperator(
   const client = await KubeClient.create(kc, {
     qps: config.kubeApiQps,
     burst: config.kubeApiBurst,
+    maxInFlight: config.kubeApiMaxInFlight,
     timeoutMs: 30_000,
     userAgent: 'regcred-operator/0.1.0',
     logger,

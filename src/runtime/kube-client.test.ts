@@ -641,3 +641,25 @@ test('a success answer that is not JSON fails with a fixed message that quotes n
     await api.close();
   }
 });
+
+test('maxInFlight caps the requests the API server sees at once (what Priority and Fairness meters)', async () => {
+  let open = 0;
+  let most = 0;
+  const api = await apiServer((_req, res) => {
+    open += 1;
+    most = Math.max(most, open);
+    setTimeout(() => {
+      open -= 1;
+      answer(res, 200);
+    }, 20);
+  });
+  const client = await KubeClient.create(fakeAuth(api.url), { ...OPTIONS, maxInFlight: 3 });
+  try {
+    await Promise.all(Array.from({ length: 20 }, () => client.get(ConfigMaps, 'ns', 'x')));
+    assert.equal(api.seen.length, 20);
+    assert.equal(most, 3);
+  } finally {
+    client.close();
+    await api.close();
+  }
+});

@@ -10,7 +10,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { HttpsTunnelAgent, HttpTunnelAgent, proxyFor, redactProxyUrl } from './http-proxy.js';
 import type { KubeAuth } from './kubeconfig.js';
 import type { Logger } from './logger.js';
-import { TokenBucket } from './rate-limiter.js';
+import { InFlightLimit, TokenBucket } from './rate-limiter.js';
 
 /** What the client needs to know to build a resource's REST path. */
 export interface ResourceType {
@@ -100,6 +100,8 @@ export interface ClientOptions {
   logger?: Pick<Logger, 'warn' | 'info'>;
   /** Environment for HTTPS_PROXY / HTTP_PROXY / NO_PROXY (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** Non-watch requests in flight at once across the client (API Priority and Fairness seats); <= 0 or unset: no cap. */
+  maxInFlight?: number;
 }
 
 /** What the TLS layer presents and trusts; a change rebuilds the connection pools. */
@@ -213,6 +215,7 @@ export class KubeClient {
   private agent: Agent | HttpAgent;
   private watchAgent: Agent | HttpAgent;
   private readonly limiter: TokenBucket;
+  private readonly inFlight: InFlightLimit;
   private readonly server: URL;
   private readonly proxy: URL | undefined;
   private tls: TlsCredentials;
@@ -236,6 +239,7 @@ export class KubeClient {
     this.tls = tls;
     [this.agent, this.watchAgent] = this.buildAgents();
     this.limiter = new TokenBucket(options.qps, options.burst);
+    this.inFlight = new InFlightLimit(options.maxInFlight ?? 0);
     // Every request waiting for a Retry-After listens on it.
     setMaxListeners(0, this.closed.signal);
   }
@@ -373,16 +377,15 @@ export class KubeClient {
         headers['Content-Type'] = opts.contentType ?? 'application/json';
         headers['Content-Length'] = String(payload.length);
       }
-      const res = await this.send(
-        url,
-        method,
-        headers,
-        payload,
-        this.agent,
-        this.options.timeoutMs,
-        opts.signal,
-      );
-      const text = await readBody(res);
+      const release = await this.inFlight.acquire();
+      let res: IncomingMessage;
+      let text: string;
+      try {
+        res = await this.send(url, method, headers, payload, this.agent, this.options.timeoutMs, opts.signal);
+        text = await readBody(res);
+      } finally {
+        release();
+      }
       const code = res.statusCode ?? 0;
       if (code >= 200 && code < 300) {
         this.noteUnthrottled();

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backoffDelay } from './backoff.js';
-import { TokenBucket } from './rate-limiter.js';
+import { InFlightLimit, TokenBucket } from './rate-limiter.js';
 
 test('the bucket lets a burst through at once, then paces at qps', async () => {
   // Slow rates so that a loaded machine's scheduling delays cannot blur burst and pacing.
@@ -39,4 +39,27 @@ test('backoff doubles per attempt within [d/2, d] and stops at the cap', () => {
       c.expected,
       JSON.stringify(c),
     );
+});
+
+test('InFlightLimit: at most `limit` hold a slot, waiters are served in order, a double release frees one slot', async () => {
+  const limit = new InFlightLimit(2);
+  const first = await limit.acquire();
+  const second = await limit.acquire();
+  const order: string[] = [];
+  const third = limit.acquire().then((release) => (order.push('third'), release));
+  const fourth = limit.acquire().then((release) => (order.push('fourth'), release));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(order, []);
+  assert.equal(limit.inFlight, 2);
+  first();
+  first();
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(order, ['third']);
+  second();
+  (await third)();
+  (await fourth)();
+  assert.equal(limit.inFlight, 0);
+  const unlimited = new InFlightLimit(0);
+  await Promise.all(Array.from({ length: 100 }, () => unlimited.acquire()));
+  assert.equal(unlimited.inFlight, 100);
 });

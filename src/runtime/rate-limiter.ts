@@ -52,3 +52,38 @@ export class TokenBucket {
     }, wait);
   }
 }
+
+/**
+ * At most `limit` requests in flight at once, served in arrival order. API
+ * Priority and Fairness meters seats (requests in flight), so this bounds
+ * what the whole process can take from its priority level however many
+ * workers are busy; limit <= 0 disables it.
+ */
+export class InFlightLimit {
+  private active = 0;
+  private readonly waiters: Array<() => void> = [];
+
+  constructor(readonly limit: number) {}
+
+  get inFlight(): number {
+    return this.active;
+  }
+
+  /** Resolves with the release function once a slot is free. */
+  async acquire(): Promise<() => void> {
+    if (this.limit > 0 && this.active >= this.limit) {
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    } else {
+      this.active += 1;
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiters.shift();
+      // The slot passes straight to the next waiter, so `active` stays counted.
+      if (next) next();
+      else this.active -= 1;
+    };
+  }
+}
