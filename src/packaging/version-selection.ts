@@ -231,7 +231,7 @@ function hasConstraint(sel: { constraints?: string } | null | undefined): sel is
   return typeof sel?.constraints === 'string' && sel.constraints.trim() !== '';
 }
 
-function prereleaseAllowed(v: SemVer, prereleases: Prereleases | null | undefined): boolean {
+export function prereleaseAllowed(v: SemVer, prereleases: Prereleases | null | undefined): boolean {
   if (v.prerelease.length === 0) return true;
   if (prereleases === null || prereleases === undefined) return false;
   const identifiers = prereleases.identifiers ?? [];
