@@ -103,3 +103,50 @@ export function selectTag(tags: readonly string[], selection: SemverTagSelection
   }
   return { ok: true, tag: best.tag };
 }
+
+/** `tagSelection` needs a repository: a tag or digest in the reference would contradict it. */
+export function namesTagOrDigest(image: string): boolean {
+  const lastSegment = image.slice(image.lastIndexOf('/') + 1);
+  return lastSegment.includes(':') || lastSegment.includes('@');
+}
+
+/**
+ * The stage's tagSelection, read and checked against its image reference;
+ * undefined when the stage has none. Errors only a spec change can fix.
+ */
+export function stageTagSelection(
+  kind: 'image' | 'imgpkgBundle',
+  image: string,
+  tagSelection: unknown,
+): { ok: true; semver: SemverTagSelection } | { ok: false; error: string } | undefined {
+  if (tagSelection === undefined || tagSelection === null) return undefined;
+  const field = `${kind}.tagSelection`;
+  const parsed = parseTagSelection(tagSelection, field);
+  if (!parsed.ok) return parsed;
+  if (namesTagOrDigest(image)) {
+    const imageField = kind === 'image' ? 'image.url' : 'imgpkgBundle.image';
+    return { ok: false, error: `${imageField} must name no tag or digest when ${field} is set` };
+  }
+  return parsed;
+}
+
+export type SelectedImage =
+  { ok: true; image: string; tag: string; tags: number } | { ok: false; error: string };
+
+/** Lists the repository's tags (errors propagate) and picks one: `<image>:<tag>`. */
+export async function selectImageTag<O extends { signal?: AbortSignal }>(
+  lister: { listTags(image: string, options: O): Promise<string[]> },
+  image: string,
+  selection: SemverTagSelection,
+  options: O,
+): Promise<SelectedImage> {
+  const tags = await lister.listTags(image, options);
+  const chosen = selectTag(tags, selection);
+  if (!chosen.ok) return { ok: false, error: `${image}: tagSelection: ${chosen.message}` };
+  return { ok: true, image: `${image}:${chosen.tag}`, tag: chosen.tag, tags: tags.length };
+}
+
+/** How a fetch's stdout reports the tag tagSelection chose (users look for the tag there). */
+export function selectedTagNote(selected: { tag: string; tags: number }): string {
+  return `tag ${selected.tag}, selected by tagSelection among ${selected.tags} tags; `;
+}
