@@ -548,7 +548,7 @@ export class RegistryClient {
         this.logger?.warn('unusable registry credential', { image, problem });
     }
     if (session.base.protocol === 'http:' && session.credential.kind !== 'anonymous') {
-      this.logger?.warn('sending registry credentials over plain http (plainHttp)', {
+      this.logger?.warn('sending registry credentials over plain http (dangerousAllowInsecureRegistries)', {
         registry: ref.registry,
       });
     }
