@@ -491,11 +491,13 @@ describe('Package changes', () => {
       'downgrade',
       'dg',
       'downgrade refused',
-      (p) => failedWith(SEE)(p) && (p.status?.usefulErrorMessage ?? '').startsWith('Refusing to downgrade'),
+      (p) =>
+        failedWith(SEE)(p) &&
+        (p.status?.usefulErrorMessage ?? '').startsWith('Stopped installing matched version'),
     );
     assert.equal(
       refused.status?.usefulErrorMessage,
-      "Refusing to downgrade: matched version '1.0.0' is lower than last attempted version '2.0.0'.\nhint: add annotation packaging.carvel.dev/downgradable: \"\" to the PackageInstall to allow the downgrade",
+      "Stopped installing matched version '1.0.0' since last attempted version '2.0.0' is higher.\nhint: Add annotation packaging.carvel.dev/downgradable: \"\" to PackageInstall to proceed with downgrade",
     );
     assert.equal(refused.status?.friendlyDescription, `Reconcile failed: ${SEE}`);
     assert.equal(refused.status?.version, '2.0.0');

@@ -16,6 +16,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -103,7 +104,8 @@ async function stopProcess(child: ChildProcess, graceMs: number): Promise<void> 
 
 function probe(url: string, ca: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { ca, timeout: 2000 }, (res) => {
+    const send = url.startsWith('http:') ? httpRequest : request;
+    const req = send(url, { ca, timeout: 2000 }, (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);
     });
@@ -114,12 +116,14 @@ function probe(url: string, ca: string): Promise<number> {
 }
 
 /**
- * Starts `docker-registry serve` with TLS and htpasswd auth. stop() ends the
- * process (SIGTERM, then SIGKILL) and removes its temporary directory.
+ * Starts `docker-registry serve` with TLS and htpasswd auth (or, with
+ * `plainHttp`, a local mirror as many run one: plain HTTP, anonymous). stop()
+ * ends the process (SIGTERM, then SIGKILL) and removes its temporary directory.
  */
 export async function startRegistry(
-  options: { users?: RegistryUser[]; log?: (line: string) => void } = {},
+  options: { users?: RegistryUser[]; log?: (line: string) => void; plainHttp?: boolean } = {},
 ): Promise<TestRegistry> {
+  const plainHttp = options.plainHttp === true;
   const missing = await missingTools();
   if (missing.length > 0) {
     throw new Error(
@@ -161,14 +165,18 @@ storage:
 http:
   addr: ${host}
   secret: ${randomBytes(16).toString('hex')}
-  tls:
+${
+  plainHttp
+    ? ''
+    : `  tls:
     certificate: ${certs.certFile}
     key: ${certs.keyFile}
 auth:
   htpasswd:
     realm: test
     path: ${join(dir, 'htpasswd')}
-`;
+`
+}`;
     writeFileSync(join(dir, 'config.yml'), config);
     const out = createWriteStream(join(dir, 'registry.log'));
     const started = performance.now();
@@ -187,8 +195,8 @@ auth:
       if (proc.exitCode !== null || proc.signalCode !== null)
         throw new Error('docker-registry exited during startup');
       try {
-        const status = await probe(`https://${host}/v2/`, caCert);
-        if (status === 401) break;
+        const status = await probe(`${plainHttp ? 'http' : 'https'}://${host}/v2/`, caCert);
+        if (status === (plainHttp ? 200 : 401)) break;
         last = `HTTP ${status}`;
       } catch (err) {
         last = err instanceof Error ? err.message : String(err);
@@ -196,7 +204,9 @@ auth:
       if (Date.now() > deadline) throw new Error(`timed out waiting for GET /v2/ to answer 401: ${last}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    log(`registry ready in ${Math.round(performance.now() - started)} ms at https://${host}`);
+    log(
+      `registry ready in ${Math.round(performance.now() - started)} ms at ${plainHttp ? 'http' : 'https'}://${host}`,
+    );
 
     const skopeo = async (args: string[]) => {
       const { stdout } = await execFileAsync('skopeo', ['--insecure-policy', ...args], {
@@ -215,9 +225,12 @@ auth:
       dir,
       async push(layoutDir, tag, repository, user = defaultUser) {
         const digestFile = join(dir, `digest-${randomBytes(4).toString('hex')}`);
+        const destination = plainHttp
+          ? ['--dest-tls-verify=false']
+          : ['--dest-cert-dir', caDir, '--dest-creds', `${user.username}:${user.password}`];
         // prettier-ignore
-        await skopeo(['copy', '--quiet', '--dest-cert-dir', caDir, '--dest-creds', `${user.username}:${user.password}`,
-          '--digestfile', digestFile, `oci:${layoutDir}:${tag}`, `docker://${host}/${repository}:${tag}`]);
+        await skopeo(['copy', '--quiet', ...destination, '--digestfile', digestFile,
+          `oci:${layoutDir}:${tag}`, `docker://${host}/${repository}:${tag}`]);
         const digest = readFileSync(digestFile, 'utf8').trim();
         rmSync(digestFile);
         return digest;

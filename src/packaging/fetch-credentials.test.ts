@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { credentialHint, credentialsFromSecret } from './fetch-credentials.js';
+import { selectCredential, type RegistryCredential } from '../registry/auth-match.js';
+import { parseImageRef } from '../registry/image-ref.js';
+import { credentialHint, credentialsFromSecret, type FetchCredentials } from './fetch-credentials.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 const dockerConfig = (value: unknown) => ({
@@ -76,6 +78,102 @@ describe('credentialsFromSecret', () => {
   });
 });
 
+/** What the registry client sends to `image` with these credentials (as RegistryClient.session picks it). */
+function sentTo(credentials: FetchCredentials, image: string): RegistryCredential {
+  if (credentials.credential) return credentials.credential;
+  return selectCredential(credentials.auths ?? [], parseImageRef(image)).credential;
+}
+
+describe('credentialsFromSecret: generic fetch Secrets', () => {
+  const opaque = (data: Record<string, string>) => ({
+    type: 'Opaque',
+    data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, b64(v)])),
+  });
+  const basic: RegistryCredential = { kind: 'basic', username: 'u', password: 'p' };
+  const anonymous: RegistryCredential = { kind: 'anonymous' };
+  const cases: Array<{
+    name: string;
+    data: Record<string, string>;
+    /** image -> what is sent there */
+    sends: Record<string, RegistryCredential>;
+  }> = [
+    {
+      name: 'username/password without hostname go to any registry (as upstream)',
+      data: { username: 'u', password: 'p' },
+      sends: { '127.0.0.1:5000/a:1': basic, 'other.io/b:1': basic },
+    },
+    {
+      name: 'username/password with hostname go only to that host and port',
+      data: { username: 'u', password: 'p', hostname: '127.0.0.1:5000' },
+      sends: {
+        '127.0.0.1:5000/a:1': basic,
+        '127.0.0.1:5001/a:1': anonymous,
+        '127.0.0.1/a:1': anonymous,
+        'other.io/a:1': anonymous,
+      },
+    },
+    {
+      name: 'a hostname without port never matches a registry on a port',
+      data: { username: 'u', password: 'p', hostname: 'registry.corp' },
+      sends: { 'registry.corp/a:1': basic, 'registry.corp:5000/a:1': anonymous },
+    },
+    {
+      name: 'a hostname written as a URL with /v2/ is read as an auths key is',
+      data: { username: 'u', password: 'p', hostname: 'https://Registry.Corp:5000/v2/' },
+      sends: { 'registry.corp:5000/a:1': basic, 'evil.io/registry.corp/a:1': anonymous },
+    },
+    {
+      name: 'token with hostname is a bearer token for that registry only',
+      data: { token: 't0k', hostname: 'r.io' },
+      sends: { 'r.io/a:1': { kind: 'registryToken', token: 't0k' }, 's.io/a:1': anonymous },
+    },
+    {
+      name: 'token wins over username/password',
+      data: { token: 't0k', username: 'u', password: 'p' },
+      sends: { 'r.io/a:1': { kind: 'registryToken', token: 't0k' } },
+    },
+    {
+      name: 'identity-token is a refresh token, scoped by hostname',
+      data: {
+        'identity-token': 'refresh',
+        username: '00000000-0000-0000-0000-000000000000',
+        hostname: 'r.io',
+      },
+      sends: { 'r.io/a:1': { kind: 'identityToken', token: 'refresh' }, 's.io/a:1': anonymous },
+    },
+    {
+      name: 'a hostname alone (no credential) is anonymous everywhere',
+      data: { hostname: 'r.io' },
+      sends: { 'r.io/a:1': anonymous },
+    },
+    {
+      name: 'a blank hostname is no hostname',
+      data: { username: 'u', password: 'p', hostname: '  ' },
+      sends: { 'any.io/a:1': basic },
+    },
+  ];
+  for (const { name, data, sends } of cases) {
+    it(name, () => {
+      const result = credentialsFromSecret(opaque(data), 's');
+      assert.ok(result.ok, JSON.stringify(result));
+      for (const [image, want] of Object.entries(sends)) {
+        assert.deepEqual(sentTo(result.credentials, image), want, image);
+      }
+    });
+  }
+
+  it('rejects a hostname that names no registry, without the credential in the message', () => {
+    const result = credentialsFromSecret(
+      opaque({ username: 'u', password: 'hunter2', hostname: 'a:b:c' }),
+      's',
+    );
+    assert.deepEqual(result, {
+      ok: false,
+      error: 'Secret s, key hostname: "a:b:c" is not a registry host (host or host:port)',
+    });
+  });
+});
+
 describe('credentialHint', () => {
   const auths = [{ registry: '127.0.0.1:5000', entry: { username: 'u', password: 'p' } }];
 
@@ -126,6 +224,22 @@ describe('credentialHint', () => {
         `"${issueKey}": a host label of the key has more than 4 "*" wildcards; ` +
         '"https://***@q.io": no credential (none of username, password, auth, identitytoken, registrytoken); ' +
         '"x1.io": no credential (none of username, password, auth, identitytoken, registrytoken); and 2 more)',
+    );
+  });
+
+  it('says which hostname a generic Secret scopes its credential to', () => {
+    const result = credentialsFromSecret(
+      { type: 'Opaque', data: { username: b64('u'), password: b64('p'), hostname: b64('127.0.0.1:5000') } },
+      'creds',
+    );
+    assert.ok(result.ok);
+    assert.equal(
+      credentialHint('UNAUTHORIZED', '127.0.0.1:5000/repo:1', 'creds', result.credentials),
+      ' (sent the credentials of Secret creds, key hostname "127.0.0.1:5000")',
+    );
+    assert.equal(
+      credentialHint('UNAUTHORIZED', '127.0.0.1:5001/repo:1', 'creds', result.credentials),
+      ' (sent no credentials: Secret creds holds credentials only for hostname "127.0.0.1:5000")',
     );
   });
 

@@ -2,9 +2,10 @@
 // which credentials a rejected pull sent. Pure; nothing here puts a secret
 // value into a message (they name Secrets, keys and registries only).
 
-import { selectCredential, type RegistryCredential } from '../registry/auth-match.js';
+import { parseRegistryKey, selectCredential, type RegistryCredential } from '../registry/auth-match.js';
 import {
   parseDockerConfigJson,
+  type DockerConfigEntry,
   type DockerConfigRegistry,
   type SkippedRegistry,
 } from '../registry/dockerconfig.js';
@@ -24,6 +25,8 @@ export interface FetchSecretLike {
 export interface FetchCredentials {
   auths?: DockerConfigRegistry[];
   credential?: RegistryCredential;
+  /** The `hostname` a generic Secret scopes its credential to (then `auths` holds that one entry); only for messages. */
+  scopedTo?: string;
   /** `auths` entries left out (no credential, key beyond the caps); only for messages, the client ignores it. */
   skipped?: SkippedRegistry[];
 }
@@ -48,8 +51,9 @@ function fromDockerConfig(text: string, what: string): FetchCredentialsResult {
  * Credentials from a fetch Secret, as kapp-controller accepts them:
  * `kubernetes.io/dockerconfigjson` (one credential per `auths` key; `{}` or
  * `{"auths":{}}` is anonymous), the legacy `kubernetes.io/dockercfg`, or any
- * other type with keys `username`/`password` (or `token`) used for every
- * registry. `secretName` names the Secret in messages.
+ * other type with keys `username`/`password`, `token` or `identity-token`,
+ * optionally scoped by `hostname` (fromGenericSecret). `secretName` names
+ * the Secret in messages.
  */
 export function credentialsFromSecret(secret: FetchSecretLike, secretName: string): FetchCredentialsResult {
   const where = `Secret ${secretName}`;
@@ -69,16 +73,62 @@ export function credentialsFromSecret(secret: FetchSecretLike, secretName: strin
     }
     return fromDockerConfig(JSON.stringify({ auths }), `${where}, key ${DOCKER_CFG_KEY}`);
   }
-  const token = decoded(secret, 'token');
-  if (token !== undefined && token !== '')
-    return { ok: true, credentials: { credential: { kind: 'registryToken', token } } };
-  const username = decoded(secret, 'username');
-  const password = decoded(secret, 'password');
-  if (username === undefined && password === undefined) return { ok: true, credentials: {} };
-  return {
-    ok: true,
-    credentials: { credential: { kind: 'basic', username: username ?? '', password: password ?? '' } },
+  return fromGenericSecret(secret, where);
+}
+
+/** The keys of a fetch Secret of any other type (kapp-controller's fetch docs format). */
+export const GENERIC_SECRET_KEYS = Object.freeze({
+  username: 'username',
+  password: 'password',
+  token: 'token',
+  identityToken: 'identity-token',
+  hostname: 'hostname',
+});
+
+/**
+ * `token` (a bearer token sent as is), `identity-token` (an OAuth2 refresh
+ * token exchanged at the registry's token realm) or `username`/`password`,
+ * in that order of precedence. With `hostname` the credential becomes a
+ * single `auths` entry, so it reaches only the registry that key matches
+ * (host and port equal, as for a `.dockerconfigjson` key); without it, the
+ * credential goes to whatever registry the stage names, as upstream does.
+ */
+function fromGenericSecret(secret: FetchSecretLike, where: string): FetchCredentialsResult {
+  const keys = GENERIC_SECRET_KEYS;
+  const filled = (key: string): string | undefined => {
+    const value = decoded(secret, key);
+    return value === undefined || value === '' ? undefined : value;
   };
+  const token = filled(keys.token);
+  const identityToken = filled(keys.identityToken);
+  const username = decoded(secret, keys.username);
+  const password = decoded(secret, keys.password);
+  let credential: RegistryCredential | undefined;
+  let entry: DockerConfigEntry | undefined;
+  if (token !== undefined) {
+    credential = { kind: 'registryToken', token };
+    entry = { registrytoken: token };
+  } else if (identityToken !== undefined) {
+    credential = { kind: 'identityToken', token: identityToken };
+    entry = { identitytoken: identityToken };
+  } else if (username !== undefined || password !== undefined) {
+    credential = { kind: 'basic', username: username ?? '', password: password ?? '' };
+    entry = { username: username ?? '', password: password ?? '' };
+  }
+  const hostname = decoded(secret, keys.hostname)?.trim();
+  if (hostname === undefined || hostname === '') {
+    return { ok: true, credentials: credential ? { credential } : {} };
+  }
+  const key = parseRegistryKey(hostname);
+  if (key === undefined) {
+    return {
+      ok: false,
+      error: `${where}, key ${keys.hostname}: ${JSON.stringify(displayRegistryKey(hostname))} is not a registry host (host or host:port)`,
+    };
+  }
+  // No credential: anonymous everywhere, whatever the hostname says.
+  if (!entry) return { ok: true, credentials: {} };
+  return { ok: true, credentials: { auths: [{ registry: hostname, entry }], scopedTo: hostname } };
 }
 
 const AUTH_CODES = new Set(['UNAUTHORIZED', 'DENIED']);
@@ -102,6 +152,13 @@ export function credentialHint(
     const ref = parseImageRef(image);
     registry = ref.registry;
     const { key } = selectCredential(credentials.auths ?? [], ref);
+    const scopedTo = credentials.scopedTo;
+    if (scopedTo !== undefined) {
+      const shown = JSON.stringify(displayRegistryKey(scopedTo));
+      return key !== undefined
+        ? ` (sent the credentials of Secret ${secretName}, key hostname ${shown})`
+        : ` (sent no credentials: Secret ${secretName} holds credentials only for hostname ${shown})`;
+    }
     if (key !== undefined)
       return ` (sent the credentials of entry "${displayRegistryKey(key)}" of Secret ${secretName})`;
   } catch {

@@ -5,6 +5,10 @@
 // Keys (in `data`, base64, as kapp-controller reads them):
 //   caCerts                 PEM certificates added to the trusted roots
 //   dangerousSkipTLSVerify  comma list of `host` or `host:port`
+//   dangerousAllowInsecureRegistries
+//                           comma list of `host` or `host:port` reached over
+//                           plain http (the only hosts credentials may reach
+//                           unencrypted); the client's `plainHttp`
 //   httpProxy, httpsProxy   `http://[user:pass@]host:port`
 //   noProxy                 comma list of exclusions
 // Other keys (kapp-controller has more, e.g. kappDeployRawOptions) are
@@ -16,13 +20,28 @@ import type { TransportOptions } from '../registry/http.js';
 export const REGISTRY_CONFIG_KEYS = [
   'caCerts',
   'dangerousSkipTLSVerify',
+  'dangerousAllowInsecureRegistries',
   'httpProxy',
   'httpsProxy',
   'noProxy',
 ] as const;
 export type RegistryConfigKey = (typeof REGISTRY_CONFIG_KEYS)[number];
 
-export type RegistryTransportOptions = Pick<TransportOptions, RegistryConfigKey>;
+/** The transport option each key sets. */
+const OPTION_OF_KEY = {
+  caCerts: 'caCerts',
+  dangerousSkipTLSVerify: 'dangerousSkipTLSVerify',
+  dangerousAllowInsecureRegistries: 'plainHttp',
+  httpProxy: 'httpProxy',
+  httpsProxy: 'httpsProxy',
+  noProxy: 'noProxy',
+} as const satisfies Record<RegistryConfigKey, keyof TransportOptions>;
+
+/** The transport options the config Secret sets (the registry config leaves these to it). */
+export const REGISTRY_CONFIG_OPTIONS = Object.values(OPTION_OF_KEY);
+export type RegistryConfigOption = (typeof OPTION_OF_KEY)[RegistryConfigKey];
+
+export type RegistryTransportOptions = { [K in RegistryConfigOption]?: string };
 
 export interface OperatorConfigSecretLike {
   data?: Record<string, string> | undefined;
@@ -70,7 +89,7 @@ export function parseOperatorConfigSecret(
       continue;
     }
     if (text.trim() === '') continue;
-    options[key] = key === 'caCerts' ? text : text.trim();
+    options[OPTION_OF_KEY[key]] = key === 'caCerts' ? text : text.trim();
   }
   const fingerprint = createHash('sha256').update(JSON.stringify({ options, problems })).digest('hex');
   return { options, fingerprint, problems };

@@ -102,16 +102,92 @@ describe('RegistryFetchRunner', () => {
     });
   });
 
-  it('refuses tagSelection and a subPath outside the image', async () => {
-    assert.deepEqual(await runner.run(request({ image: { url: 'r.io/a', tagSelection: { semver: {} } } })), {
+  it('refuses tagSelection on a reference naming a tag, a non-semver tagSelection, and a subPath outside the image', async () => {
+    assert.deepEqual(
+      await runner.run(request({ image: { url: 'r.io/a:1', tagSelection: { semver: {} } } })),
+      {
+        exitCode: 1,
+        error: 'image.url must name no tag or digest when image.tagSelection is set',
+        awaitsInputChange: true,
+      },
+    );
+    assert.deepEqual(await runner.run(request({ imgpkgBundle: { image: 'r.io/a', tagSelection: {} } })), {
       exitCode: 1,
-      error: 'tagSelection is not supported yet: name a tag or a digest in the image reference',
+      error: 'imgpkgBundle.tagSelection: only semver selection is supported (tagSelection.semver)',
       awaitsInputChange: true,
     });
     assert.deepEqual(await runner.run(request({ image: { url: 'r.io/a:1', subPath: '../up' } })), {
       exitCode: 1,
       error: 'image.subPath "../up" must be a relative path inside the image',
       awaitsInputChange: true,
+    });
+  });
+
+  describe('with a registry', () => {
+    const pulls: Array<{ image: string; options: Record<string, unknown> }> = [];
+    const lists: Array<{ image: string; options: Record<string, unknown> }> = [];
+    const fakeClient = {
+      listTags: async (image: string, options: Record<string, unknown>) => {
+        lists.push({ image, options });
+        return ['latest', '1.0.0', '1.2.0', '2.0.0-rc.1', 'v0.9.0'];
+      },
+      pull: async (image: string, options: Record<string, unknown>) => {
+        pulls.push({ image, options });
+        return {
+          pinned: `r.io/a@sha256:${'1'.repeat(64)}`,
+          files: 1,
+          bytes: 2,
+          diskBytes: 4096,
+          skipped: [],
+        };
+      },
+    };
+    const withRegistry = new RegistryFetchRunner({
+      registry: { lease: async () => ({ client: fakeClient as never, release: () => undefined }) },
+      readSecret: async (ns, name) =>
+        name === 'scoped'
+          ? { type: 'Opaque', data: { username: b64('u'), password: b64('p'), hostname: b64('r.io') } }
+          : readSecret(ns, name),
+    });
+
+    it('pulls the highest tag tagSelection matches and reports it', async () => {
+      pulls.length = 0;
+      const stage = {
+        imgpkgBundle: { image: 'r.io/a', tagSelection: { semver: { constraints: '<2.0.0' } } },
+      };
+      assert.deepEqual(await withRegistry.run(request(stage)), {
+        exitCode: 0,
+        stdout: `Fetched imgpkgBundle r.io/a@sha256:${'1'.repeat(64)} (tag 1.2.0, selected by tagSelection among 5 tags; 1 files, 2 bytes)`,
+      });
+      assert.deepEqual(
+        pulls.map((p) => p.image),
+        ['r.io/a:1.2.0'],
+      );
+    });
+
+    it("fails with version selection's message when no tag matches, without pulling (tags may still come)", async () => {
+      pulls.length = 0;
+      const stage = { image: { url: 'r.io/a', tagSelection: { semver: { constraints: '>=3.0.0' } } } };
+      assert.deepEqual(await withRegistry.run(request(stage)), {
+        exitCode: 1,
+        error:
+          'r.io/a: tagSelection: Expected to find at least one version, but did not ' +
+          '(details: all=4 -> after-prereleases-filter=3 -> after-constraints-filter=0)',
+      });
+      assert.equal(pulls.length, 0);
+    });
+
+    it('hands a hostname-scoped Secret to the client as a single auths entry, never as a credential for any host', async () => {
+      pulls.length = 0;
+      lists.length = 0;
+      const stage = { image: { url: 'r.io/a', tagSelection: { semver: {} } } };
+      assert.equal((await withRegistry.run(request(stage, 'scoped'))).exitCode, 0);
+      for (const call of [...lists, ...pulls]) {
+        assert.equal(call.options['credential'], undefined);
+        assert.deepEqual(call.options['auths'], [
+          { registry: 'r.io', entry: { username: 'u', password: 'p' } },
+        ]);
+      }
     });
   });
 

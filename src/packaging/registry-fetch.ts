@@ -21,6 +21,7 @@ import {
 } from './fetch-credentials.js';
 import { currentFetchPermit, formatBytes, type FetchPermit } from './fetch-limiter.js';
 import { fetchStageKind } from './fetch-secrets.js';
+import { selectedTagNote, selectImageTag, stageTagSelection } from './tag-selection.js';
 import type { FetchStage } from './types.js';
 
 /** A registry client for the duration of one fetch (the configuration may replace it meanwhile). */
@@ -89,11 +90,8 @@ export class RegistryFetchRunner implements FetchStageRunner {
     const kind = fetchStageKind(stage) === 'image' ? 'image' : 'imgpkgBundle';
     const image = kind === 'image' ? stage.image?.url : stage.imgpkgBundle?.image;
     if (!image) return awaitingChange(`${kind}.${kind === 'image' ? 'url' : 'image'} is required`);
-    if (stage[kind]?.tagSelection) {
-      return awaitingChange(
-        'tagSelection is not supported yet: name a tag or a digest in the image reference',
-      );
-    }
+    const tagSelection = stageTagSelection(kind, image, stage[kind]?.tagSelection);
+    if (tagSelection && !tagSelection.ok) return awaitingChange(tagSelection.error);
     const subPath = kind === 'image' ? stage.image?.subPath : undefined;
     let subPathComponents: string[] = [];
     if (subPath) {
@@ -123,7 +121,15 @@ export class RegistryFetchRunner implements FetchStageRunner {
       if (subPathComponents.length > 0) {
         staging = await mkdtemp(join(this.options.tmpDir ?? tmpdir(), 'regcred-image-'));
       }
-      const result = await lease.client.pull(image, {
+      const signal = permit ? { signal: permit.signal } : {};
+      const selected = tagSelection
+        ? await selectImageTag(lease.client, image, tagSelection.semver, {
+            ...credentials.credentials,
+            ...signal,
+          })
+        : undefined;
+      if (selected && !selected.ok) return failed(selected.error);
+      const result = await lease.client.pull(selected?.image ?? image, {
         kind,
         targetDir: staging ?? request.directory,
         ...credentials.credentials,
@@ -141,7 +147,7 @@ export class RegistryFetchRunner implements FetchStageRunner {
         result.skipped.length > 0 ? `, skipped ${result.skipped.length} links or special files` : '';
       return {
         exitCode: 0,
-        stdout: `Fetched ${kind} ${result.pinned} (${result.files} files, ${result.bytes} bytes${skipped})`,
+        stdout: `Fetched ${kind} ${result.pinned} (${selected ? selectedTagNote(selected) : ''}${result.files} files, ${result.bytes} bytes${skipped})`,
       };
     } catch (err) {
       const timedOut = deadlineMessage(permit);

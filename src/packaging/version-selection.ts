@@ -231,7 +231,7 @@ function hasConstraint(sel: { constraints?: string } | null | undefined): sel is
   return typeof sel?.constraints === 'string' && sel.constraints.trim() !== '';
 }
 
-function prereleaseAllowed(v: SemVer, prereleases: Prereleases | null | undefined): boolean {
+export function prereleaseAllowed(v: SemVer, prereleases: Prereleases | null | undefined): boolean {
   if (v.prerelease.length === 0) return true;
   if (prereleases === null || prereleases === undefined) return false;
   const identifiers = prereleases.identifiers ?? [];
@@ -394,7 +394,8 @@ export function checkDowngrade(
     ok: false,
     message: SEE_USEFUL_ERROR_MESSAGE,
     usefulErrorMessage:
-      `Refusing to downgrade: matched version '${chosen}' is lower than last attempted version '${lastAttemptedVersion}'.` +
-      `\nhint: add annotation ${DOWNGRADABLE_ANNOTATION}: "" to the PackageInstall to allow the downgrade`,
+      // Upstream's exact wording (users' scripts match on it).
+      `Stopped installing matched version '${chosen}' since last attempted version '${lastAttemptedVersion}' is higher.` +
+      `\nhint: Add annotation ${DOWNGRADABLE_ANNOTATION}: "" to PackageInstall to proceed with downgrade`,
   };
 }

@@ -1,7 +1,19 @@
 import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 
-import { credentialFingerprint, parseWwwAuthenticate, TokenCache, type Challenge } from './auth.js';
+import type { RegistryCredential } from './auth-match.js';
+
+import {
+  CLIENT_ID,
+  credentialFingerprint,
+  parseWwwAuthenticate,
+  RegistryAuth,
+  TokenCache,
+  type Challenge,
+} from './auth.js';
+import { HttpTransport, type SendOptions } from './http.js';
 
 describe('parseWwwAuthenticate', () => {
   const cases: Array<{ name: string; header: string | string[] | undefined; want: Challenge[] }> = [
@@ -87,5 +99,142 @@ describe('credentialFingerprint', () => {
       credentialFingerprint({ kind: 'registryToken', token: 't' }),
     );
     assert.ok(!a.includes('Secr3t'));
+  });
+});
+
+interface SentRequest {
+  method: string;
+  url: string;
+  authorization?: string;
+  form?: Record<string, string>;
+}
+
+/** A transport answering token requests from a script, recording what was sent. */
+class FakeTokenTransport extends HttpTransport {
+  readonly sent: SentRequest[] = [];
+
+  constructor(
+    private readonly answers: (request: SentRequest) => { status: number; body: unknown },
+    plainHttp: string[] = [],
+  ) {
+    super({ plainHttp });
+  }
+
+  override async send(url: URL, options: SendOptions = {}): Promise<IncomingMessage> {
+    const request: SentRequest = { method: options.method ?? 'GET', url: url.href };
+    const authorization = options.headers?.['Authorization'];
+    if (authorization !== undefined) request.authorization = authorization;
+    if (options.body !== undefined)
+      request.form = Object.fromEntries(new URLSearchParams(options.body.toString()));
+    this.sent.push(request);
+    const { status, body } = this.answers(request);
+    const response = Readable.from([Buffer.from(JSON.stringify(body))]) as unknown as IncomingMessage;
+    response.statusCode = status;
+    response.headers = {};
+    return response;
+  }
+}
+
+describe('RegistryAuth: answering a Bearer challenge', () => {
+  const challenge =
+    'Bearer realm="https://auth.example/token",service="reg",scope="repository:team/app:pull"';
+  const request = (credential: RegistryCredential) => ({
+    origin: 'https://reg.example',
+    credential,
+    repository: 'team/app',
+  });
+  const retry = { retries: 0, baseDelayMs: 1, maxDelayMs: 1 };
+  const cases: Array<{
+    name: string;
+    credential: RegistryCredential;
+    answers: (r: SentRequest) => { status: number; body: unknown };
+    want: string;
+    sent: SentRequest[];
+  }> = [
+    {
+      name: 'an identity token is exchanged with grant_type=refresh_token (POST, form)',
+      credential: { kind: 'identityToken', token: 'refresh-1' },
+      answers: () => ({ status: 200, body: { access_token: 'access-1' } }),
+      want: 'Bearer access-1',
+      sent: [
+        {
+          method: 'POST',
+          url: 'https://auth.example/token',
+          form: {
+            grant_type: 'refresh_token',
+            refresh_token: 'refresh-1',
+            client_id: CLIENT_ID,
+            scope: 'repository:team/app:pull',
+            service: 'reg',
+          },
+        },
+      ],
+    },
+    {
+      name: 'a token server without OAuth2 (405) gets the GET form instead',
+      credential: { kind: 'identityToken', token: 'refresh-1' },
+      answers: (r) =>
+        r.method === 'POST' ? { status: 405, body: {} } : { status: 200, body: { token: 't' } },
+      want: 'Bearer t',
+      sent: [
+        {
+          method: 'POST',
+          url: 'https://auth.example/token',
+          form: {
+            grant_type: 'refresh_token',
+            refresh_token: 'refresh-1',
+            client_id: CLIENT_ID,
+            scope: 'repository:team/app:pull',
+            service: 'reg',
+          },
+        },
+        { method: 'GET', url: 'https://auth.example/token?service=reg&scope=repository%3Ateam%2Fapp%3Apull' },
+      ],
+    },
+    {
+      name: 'username/password go to the realm as Basic with account',
+      credential: { kind: 'basic', username: 'u', password: 'p' },
+      answers: () => ({ status: 200, body: { token: 't' } }),
+      want: 'Bearer t',
+      sent: [
+        {
+          method: 'GET',
+          url: 'https://auth.example/token?service=reg&scope=repository%3Ateam%2Fapp%3Apull&account=u',
+          authorization: `Basic ${Buffer.from('u:p').toString('base64')}`,
+        },
+      ],
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const transport = new FakeTokenTransport(c.answers);
+      const auth = new RegistryAuth(transport, retry);
+      assert.equal(await auth.answer(request(c.credential), challenge), c.want);
+      assert.deepEqual(transport.sent, c.sent);
+      transport.close();
+    });
+  }
+
+  it('sends a refresh token to a plain-http realm only when that host is allowed plain http', async () => {
+    const plainChallenge = 'Bearer realm="http://auth.local:8080/token",service="reg"';
+    const refused = new FakeTokenTransport(() => ({ status: 200, body: { token: 't' } }));
+    await assert.rejects(
+      new RegistryAuth(refused, retry).answer(request({ kind: 'identityToken', token: 'r' }), plainChallenge),
+      /refusing to send credentials to the plain-http token realm http:\/\/auth\.local:8080\/token/,
+    );
+    assert.deepEqual(refused.sent, []);
+    const allowed = new FakeTokenTransport(
+      () => ({ status: 200, body: { access_token: 'a' } }),
+      ['auth.local:8080'],
+    );
+    assert.equal(
+      await new RegistryAuth(allowed, retry).answer(
+        request({ kind: 'identityToken', token: 'r' }),
+        plainChallenge,
+      ),
+      'Bearer a',
+    );
+    refused.close();
+    allowed.close();
   });
 });

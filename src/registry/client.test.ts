@@ -25,7 +25,13 @@ import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
 
 import type { RegistryCredential } from './auth-match.js';
-import { IMGPKG_BUNDLE_LABEL, MEDIA_TYPES, RegistryClient, type RegistryClientOptions } from './client.js';
+import {
+  IMGPKG_BUNDLE_LABEL,
+  MAX_TAG_PAGES,
+  MEDIA_TYPES,
+  RegistryClient,
+  type RegistryClientOptions,
+} from './client.js';
 import type { DockerConfigRegistry } from './dockerconfig.js';
 import { RegistryError } from './errors.js';
 
@@ -119,6 +125,10 @@ class FakeRegistry {
   endlessErrors = false;
   /** Slow responses still being sent. */
   slowResponses = 0;
+  /** Tags per tags/list page (the registry's own page size wins over a larger `n`). */
+  tagPageSize = 2;
+  /** Overrides the Link of every tags/list page (hostile registries). */
+  tagLink: string | undefined;
   port = 0;
   storagePort = 0;
 
@@ -154,6 +164,8 @@ class FakeRegistry {
     this.hang = false;
     this.trickle = undefined;
     this.endlessErrors = false;
+    this.tagPageSize = 2;
+    this.tagLink = undefined;
   }
 
   /** Sends `body` one byte every 300 ms (forever when `body` is undefined). */
@@ -241,6 +253,11 @@ class FakeRegistry {
       this.serveToken(req, url, res);
       return;
     }
+    const tagList = /^\/v2\/(.+)\/tags\/list$/.exec(url.pathname);
+    if (tagList) {
+      this.serveTags(req, res, url, tagList[1]!);
+      return;
+    }
     const match = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/.exec(url.pathname);
     if (!match) {
       sendError(res, 404, 'NOT_FOUND', 'not found');
@@ -286,6 +303,27 @@ class FakeRegistry {
     }
     res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': blob.length });
     res.end(blob);
+  }
+
+  private serveTags(req: http.IncomingMessage, res: http.ServerResponse, url: URL, repo: string): void {
+    if (!this.authorized(req, repo)) {
+      this.challenge(res, repo);
+      return;
+    }
+    const all = [...this.manifests.keys()]
+      .filter((k) => k.startsWith(`${repo}@`) && !k.startsWith(`${repo}@sha256:`))
+      .map((k) => k.slice(repo.length + 1))
+      .sort();
+    const last = url.searchParams.get('last');
+    const n = Math.min(Number(url.searchParams.get('n') ?? this.tagPageSize), this.tagPageSize);
+    const rest = last === null ? all : all.filter((t) => t > last);
+    const page = rest.slice(0, n);
+    const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+    if (this.tagLink !== undefined) headers['Link'] = this.tagLink;
+    else if (rest.length > n)
+      headers['Link'] = `</v2/${repo}/tags/list?n=${n}&last=${page[page.length - 1]}>; rel="next"`;
+    res.writeHead(200, headers);
+    res.end(JSON.stringify({ name: repo, tags: page }));
   }
 
   private serveStorage(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -1091,5 +1129,43 @@ describe('RegistryClient TLS and proxies', () => {
     assert.deepEqual(connects, []);
     await client({ httpProxy: `127.0.0.1:${proxyPort}` }).resolve(`${registry.host}/team/bundle:1.0.0`);
     assert.deepEqual(connects, [`GET http://${registry.host}/v2/team/bundle/manifests/1.0.0`]);
+  });
+});
+
+describe('RegistryClient lists tags', () => {
+  before(() => {
+    for (const tag of ['1.1.0', '2.0.0', 'latest', '0.1.0']) registry.push('team/tags', tag, bundle);
+  });
+
+  it('follows Link pages on the registry, with Bearer auth, and returns every tag', async () => {
+    registry.auth = 'bearer';
+    const tags = await client().listTags(`${registry.host}/team/tags`, { credential: alice });
+    assert.deepEqual(tags, ['0.1.0', '1.1.0', '2.0.0', 'latest']);
+    assert.equal(registry.countLog(/^GET \/v2\/team\/tags\/tags\/list/), 3, 'one 401, then two pages');
+    assert.ok(
+      registry.log
+        .filter((r) => r.path.endsWith('/tags/list'))
+        .slice(1)
+        .every((r) => r.authorization),
+      'every page after the challenge is authorized',
+    );
+  });
+
+  it('refuses a next page on another origin (the credentials would go there)', async () => {
+    registry.tagLink = `<http://localhost:${registry.storagePort}/v2/team/tags/tags/list?last=z>; rel="next"`;
+    await assertRegistryError(client().listTags(`${registry.host}/team/tags`, { credential: alice }), {
+      code: 'UNSUPPORTED',
+      message: /links its next page to another origin/,
+    });
+    assert.equal(registry.storageLog.length, 0);
+  });
+
+  it('stops after MAX_TAG_PAGES pages of a registry that links to itself forever', async () => {
+    registry.tagLink = '</v2/team/tags/tags/list?n=2>; rel="next"';
+    await assertRegistryError(client().listTags(`${registry.host}/team/tags`), {
+      code: 'LIMIT_EXCEEDED',
+      message: new RegExp(`more than ${MAX_TAG_PAGES} pages`),
+    });
+    assert.equal(registry.countLog(/tags\/list/), MAX_TAG_PAGES);
   });
 });

@@ -275,6 +275,67 @@ export function selectFromIndex(manifests: readonly Descriptor[], want: Platform
   });
 }
 
+/** Tags asked for per page; registries may send fewer (and a Link to the next page). */
+const TAG_PAGE_SIZE = 1000;
+export const MAX_TAG_PAGES = 50;
+export const MAX_TAGS = 10_000;
+/** The distribution spec's longest tag. */
+const MAX_TAG_LENGTH = 128;
+
+/** The tags of one `tags/list` page; tags that cannot be tags (too long, not strings) are dropped. */
+function tagsOfPage(body: Buffer, host: string): string[] {
+  let document: unknown;
+  try {
+    document = JSON.parse(body.toString('utf8'));
+  } catch {
+    document = undefined;
+  }
+  const tags = isObject(document) ? document['tags'] : undefined;
+  if (tags === null) return []; // an empty repository
+  if (!Array.isArray(tags)) {
+    throw new RegistryError({
+      code: 'UNSUPPORTED',
+      reason: 'the tag list is not a JSON object with a "tags" array',
+      host,
+    });
+  }
+  return tags.filter((t): t is string => typeof t === 'string' && t !== '' && t.length <= MAX_TAG_LENGTH);
+}
+
+/**
+ * The next page named by a `Link: <url>; rel="next"` header, resolved
+ * against the page; undefined at the end. Only the registry's own origin is
+ * followed (the credentials go there).
+ */
+export function nextPage(link: string | string[] | undefined, page: URL, base: URL): URL | undefined {
+  const values = typeof link === 'string' ? link.split(',') : (link ?? []).flatMap((l) => l.split(','));
+  for (const value of values) {
+    const open = value.indexOf('<');
+    const close = value.indexOf('>', open + 1);
+    if (open === -1 || close === -1) continue;
+    const params = value
+      .slice(close + 1)
+      .toLowerCase()
+      .replace(/\s+/g, '');
+    if (!params.split(';').some((p) => p === 'rel="next"' || p === 'rel=next')) continue;
+    let next: URL;
+    try {
+      next = new URL(value.slice(open + 1, close).trim(), page);
+    } catch {
+      return undefined;
+    }
+    if (next.origin !== base.origin) {
+      throw new RegistryError({
+        code: 'UNSUPPORTED',
+        reason: `the tag list links its next page to another origin (${next.protocol}//${next.host})`,
+        host: base.host,
+      });
+    }
+    return next;
+  }
+  return undefined;
+}
+
 export class RegistryClient {
   private readonly transport: HttpTransport;
   private readonly auth: RegistryAuth;
@@ -317,6 +378,62 @@ export class RegistryClient {
     try {
       const session = await this.session(image, options);
       return await this.resolveSession(session);
+    } catch (err) {
+      throw toRegistryError(err, image);
+    }
+  }
+
+  /**
+   * The tags of the image's repository (`/v2/<repository>/tags/list`),
+   * following `Link: <…>; rel="next"` pages on the registry's own origin.
+   * Bounded: at most MAX_TAG_PAGES pages of maxManifestBytes each and
+   * MAX_TAGS tags (beyond that, fails rather than choose from a partial list).
+   */
+  async listTags(image: string, options: CredentialOptions = {}): Promise<string[]> {
+    try {
+      const session = await this.session(image, options);
+      const tags: string[] = [];
+      let next: URL | undefined = new URL(
+        `/v2/${session.ref.repository}/tags/list?n=${TAG_PAGE_SIZE}`,
+        session.base,
+      );
+      for (let page = 0; next; page++) {
+        if (page >= MAX_TAG_PAGES) {
+          throw new RegistryError({
+            code: 'LIMIT_EXCEEDED',
+            reason: `the tag list of ${session.ref.repository} has more than ${MAX_TAG_PAGES} pages`,
+            host: session.base.host,
+          });
+        }
+        const request = 'listing tags';
+        const url: URL = next;
+        const { body, link } = await this.registryGetAt(
+          session,
+          url,
+          'application/json',
+          request,
+          async (response) => ({
+            body: await readBody(response, this.limits.maxManifestBytes, {
+              host: session.base.host,
+              request,
+              throughput: this.transport.throughput,
+            }),
+            link: response.headers.link,
+          }),
+        );
+        for (const tag of tagsOfPage(body, session.base.host)) {
+          if (tags.length >= MAX_TAGS) {
+            throw new RegistryError({
+              code: 'LIMIT_EXCEEDED',
+              reason: `${session.ref.repository} has more than ${MAX_TAGS} tags`,
+              host: session.base.host,
+            });
+          }
+          tags.push(tag);
+        }
+        next = nextPage(link, url, session.base);
+      }
+      return tags;
     } catch (err) {
       throw toRegistryError(err, image);
     }
@@ -431,7 +548,7 @@ export class RegistryClient {
         this.logger?.warn('unusable registry credential', { image, problem });
     }
     if (session.base.protocol === 'http:' && session.credential.kind !== 'anonymous') {
-      this.logger?.warn('sending registry credentials over plain http (plainHttp)', {
+      this.logger?.warn('sending registry credentials over plain http (dangerousAllowInsecureRegistries)', {
         registry: ref.registry,
       });
     }
@@ -630,6 +747,17 @@ export class RegistryClient {
     consume: (response: IncomingMessage) => Promise<T>,
   ): Promise<T> {
     const url = new URL(`/v2/${session.ref.repository}/${path}`, session.base);
+    return this.registryGetAt(session, url, accept, request, consume);
+  }
+
+  /** registryGet of a URL on the registry's origin. */
+  private async registryGetAt<T>(
+    session: Session,
+    url: URL,
+    accept: string,
+    request: string,
+    consume: (response: IncomingMessage) => Promise<T>,
+  ): Promise<T> {
     const context = { host: session.base.host, request, throughput: this.transport.throughput };
     const retry = session.signal ? { ...this.retry, signal: session.signal } : this.retry;
     return withRetries(async () => {

@@ -114,6 +114,7 @@ describe('errorFromNetwork', () => {
     const err = errorFromNetwork(nodeError('EPROTO', 'wrong version number'), 'r.io:5000');
     assert.equal(err.code, 'TLS');
     assert.match(err.message, /does the registry serve HTTPS/);
+    assert.match(err.message, /must be listed in dangerousAllowInsecureRegistries/);
   });
 });
 

@@ -264,7 +264,10 @@ export function errorFromNetwork(err: unknown, host: string): RegistryError {
   if (code === 'EPROTO' || code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number/i.test(message)) {
     return new RegistryError({
       code: 'TLS',
-      reason: `TLS handshake with ${host} failed: ${message}; does the registry serve HTTPS on this port?`,
+      reason:
+        `TLS handshake with ${host} failed: ${message}; does the registry serve HTTPS on this port?` +
+        ` (a registry that only speaks plain HTTP must be listed in dangerousAllowInsecureRegistries` +
+        ` of the operator configuration)`,
       host,
       cause: err,
     });

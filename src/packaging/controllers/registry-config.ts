@@ -1,5 +1,5 @@
 // The registry client, built from the operator config Secret (caCerts,
-// dangerousSkipTLSVerify, proxies) and rebuilt when that Secret changes: no
+// dangerousSkipTLSVerify, dangerousAllowInsecureRegistries, proxies) and rebuilt when that Secret changes: no
 // restart needed. The Secret is read through a single-Secret watch; a fetch
 // leases the current client, and a replaced client is closed once its last
 // lease ends. An unusable configuration never crashes anything: it is
@@ -11,7 +11,7 @@ import { RegistryClient, type RegistryClientOptions } from '../../registry/clien
 import type { Logger } from '../../runtime/logger.js';
 import type { OperatorContext } from '../../runtime/operator.js';
 import { namedSecretWatches, type NamedSecretWatches } from '../../sharing/controllers/named-secrets.js';
-import { parseOperatorConfigSecret } from '../operator-config.js';
+import { parseOperatorConfigSecret, type RegistryConfigOption } from '../operator-config.js';
 import { ConfigurationError, type RegistryAccess, type RegistryLease } from '../registry-fetch.js';
 
 export interface RegistryConfigOptions {
@@ -19,10 +19,7 @@ export interface RegistryConfigOptions {
   namespace: string;
   secretName: string;
   /** Options the Secret does not set (timeouts, retries, limits, tmpDir). */
-  clientDefaults?: Omit<
-    RegistryClientOptions,
-    'caCerts' | 'dangerousSkipTLSVerify' | 'httpProxy' | 'httpsProxy' | 'noProxy'
-  >;
+  clientDefaults?: Omit<RegistryClientOptions, RegistryConfigOption>;
 }
 
 interface Generation {
