@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import type { RegistryClient } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
 import { diskBlocks, ExtractError, safePathComponents } from '../registry/extract.js';
+import { relocateBundle, RelocationError } from './bundle-relocation.js';
 import type { FetchRequest, FetchStageRunner, StageOutcome } from './app-pipeline.js';
 import {
   credentialHint,
@@ -145,13 +146,28 @@ export class RegistryFetchRunner implements FetchStageRunner {
       }
       const skipped =
         result.skipped.length > 0 ? `, skipped ${result.skipped.length} links or special files` : '';
+      // A bundle copied with `imgpkg copy` names its images where they were before the copy.
+      const relocation =
+        kind === 'imgpkgBundle'
+          ? await relocateBundle({
+              registry: lease.client,
+              directory: request.directory,
+              pinned: result.pinned,
+              credentials: credentials.credentials,
+              ...(permit ? { signal: permit.signal } : {}),
+              ...(this.options.tmpDir ? { tmpDir: this.options.tmpDir } : {}),
+            })
+          : undefined;
       return {
         exitCode: 0,
-        stdout: `Fetched ${kind} ${result.pinned} (${selected ? selectedTagNote(selected) : ''}${result.files} files, ${result.bytes} bytes${skipped})`,
+        stdout:
+          `Fetched ${kind} ${result.pinned} (${selected ? selectedTagNote(selected) : ''}${result.files} files, ${result.bytes} bytes${skipped})` +
+          (relocation ? `; ${relocation}` : ''),
       };
     } catch (err) {
       const timedOut = deadlineMessage(permit);
       if (timedOut !== undefined) return failed(`${image}: ${timedOut}`);
+      if (err instanceof RelocationError) return failed(`${image}: ${err.message}`);
       if (err instanceof RegistryError) {
         const hint = /maxDiskBytes/.test(err.reason) ? diskShareHint(permit) : '';
         return failed(

@@ -439,6 +439,23 @@ export class RegistryClient {
     }
   }
 
+  /**
+   * Whether the registry has a manifest for `image` (fetched, bounded, never
+   * its layers). 404, 401 and 403 mean absent, as imgpkg reads them; other
+   * failures throw.
+   */
+  async hasManifest(image: string, options: CredentialOptions = {}): Promise<boolean> {
+    try {
+      const session = await this.session(image, options);
+      await this.fetchManifest(session, manifestReference(session.ref));
+      return true;
+    } catch (err) {
+      const error = toRegistryError(err, image);
+      if (error.status === 404 || error.status === 401 || error.status === 403) return false;
+      throw error;
+    }
+  }
+
   /** Pulls an image or imgpkg bundle by tag or digest and extracts its layers into `targetDir`. */
   async pull(image: string, options: PullOptions): Promise<PullResult> {
     let staging: string | undefined;

@@ -15,6 +15,8 @@ import {
   type RepositoryObject,
 } from '../repository-content.js';
 import { readRepositoryDocuments } from '../repository-files.js';
+import { readImagesLock, RelocationError } from '../bundle-relocation.js';
+import { IMAGES_LOCK_PATH, imageResolution, resolvePackageImages } from '../relocation.js';
 import type { PackageRepository } from '../types.js';
 import type { RepositoryContentSync } from './package-repository.js';
 import { PackageMetadatas, Packages, type Kube } from './resources.js';
@@ -32,6 +34,15 @@ export class ApiRepositoryContentSync implements RepositoryContentSync {
     const repo = { namespace, name: pkgr.metadata?.name ?? '' };
     const read = await readRepositoryDocuments(directory, { owner: namespace });
     if (!read.ok) return { exitCode: 1, error: read.message };
+    // Package image references that the bundle's (relocated) images.yml lists are fetched from where it says.
+    let resolved = 0;
+    try {
+      const lock = await readImagesLock(directory);
+      if (lock) resolved = resolvePackageImages(read.documents, imageResolution(lock));
+    } catch (err) {
+      if (err instanceof RelocationError) return { exitCode: 1, error: err.message };
+      throw err;
+    }
     const content = processRepositoryContent(repo, read.documents, read.sources);
     if (!content.ok) return { exitCode: 1, error: content.message };
 
@@ -71,7 +82,8 @@ export class ApiRepositoryContentSync implements RepositoryContentSync {
     const summary =
       `${content.packages.length} Packages and ${content.packageMetadatas.length} PackageMetadatas: ` +
       `${plan.create.length} created, ${plan.update.length} updated, ${plan.unchanged} unchanged, ` +
-      `${plan.keptByOther} provided by another repository, ${plan.prune.length} deleted`;
+      `${plan.keptByOther} provided by another repository, ${plan.prune.length} deleted` +
+      (resolved > 0 ? `; ${resolved} image references resolved from ${IMAGES_LOCK_PATH}` : '');
     if (plan.create.length + plan.update.length + plan.prune.length > 0) {
       this.log.info('applied repository content', { pkgr: `${namespace}/${repo.name}`, summary });
     }
