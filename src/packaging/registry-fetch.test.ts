@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import type { RegistryClient } from '../registry/client.js';
 import type { FetchRequest } from './app-pipeline.js';
 import type { FetchSecretLike } from './fetch-credentials.js';
 import { FetchLimiter } from './fetch-limiter.js';
@@ -200,6 +201,79 @@ describe('RegistryFetchRunner', () => {
       exitCode: 1,
       error: 'config is invalid: caCerts: bad',
       awaitsInputChange: true,
+    });
+  });
+});
+
+describe('RegistryFetchRunner and relocated bundles', () => {
+  const digest = (c: string) => `sha256:${c.repeat(64)}`;
+  const MIRROR = 'mirror.example.com/copied/repo';
+  const imagesLock = (image: string) =>
+    `---\napiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages:\n- image: ${image}\n`;
+  /** A registry whose pull writes `images` as the bundle's images.yml and that has every manifest in `present`. */
+  function fakeRegistry(images: string, present: string[]) {
+    const requests: string[] = [];
+    const client = {
+      async pull(image: string, options: { targetDir: string; kind: string }) {
+        requests.push(`pull ${image}`);
+        mkdirSync(join(options.targetDir, '.imgpkg'), { recursive: true });
+        writeFileSync(join(options.targetDir, '.imgpkg', 'images.yml'), images);
+        return {
+          pinned: `${MIRROR}@${digest('b')}`,
+          files: 1,
+          bytes: images.length,
+          diskBytes: 4096,
+          skipped: [],
+        };
+      },
+      async hasManifest(image: string) {
+        requests.push(`manifest ${image}`);
+        return present.includes(image);
+      },
+    };
+    const registry: RegistryAccess = {
+      lease: async () => ({ client: client as unknown as RegistryClient, release: () => undefined }),
+    };
+    return { registry, requests };
+  }
+
+  it('an imgpkgBundle pull rewrites images.yml to the bundle repository and says so', async () => {
+    const lockText = imagesLock(`unreachable.invalid/app@${digest('1')}`);
+    const { registry, requests } = fakeRegistry(lockText, [`${MIRROR}@${digest('1')}`]);
+    const req = request({ imgpkgBundle: { image: `${MIRROR}:1.0.0` } });
+    assert.deepEqual(await new RegistryFetchRunner({ registry, readSecret }).run(req), {
+      exitCode: 0,
+      stdout:
+        `Fetched imgpkgBundle ${MIRROR}@${digest('b')} (1 files, ${lockText.length} bytes)` +
+        `; .imgpkg/images.yml: 1 image relocated to ${MIRROR} (each found there by digest)`,
+    });
+    assert.match(
+      readFileSync(join(req.directory, '.imgpkg', 'images.yml'), 'utf8'),
+      new RegExp(`image: ${MIRROR}@${digest('1')}`),
+    );
+    assert.deepEqual(requests, [
+      `pull ${MIRROR}:1.0.0`,
+      `manifest ${MIRROR}:sha256-${'b'.repeat(64)}.image-locations.imgpkg`,
+      `manifest ${MIRROR}@${digest('1')}`,
+    ]);
+  });
+
+  it('an image pull leaves images.yml alone (imgpkg relocates bundles only)', async () => {
+    const { registry, requests } = fakeRegistry(imagesLock(`unreachable.invalid/app@${digest('1')}`), []);
+    const req = request({ image: { url: `${MIRROR}:1.0.0` } });
+    const outcome = await new RegistryFetchRunner({ registry, readSecret }).run(req);
+    assert.equal(outcome.exitCode, 0);
+    assert.deepEqual(requests, [`pull ${MIRROR}:1.0.0`]);
+  });
+
+  it('an unusable images.yml fails the fetch naming the bundle and the entry', async () => {
+    const { registry } = fakeRegistry(imagesLock('unreachable.invalid/app:1.0.0'), []);
+    const outcome = await new RegistryFetchRunner({ registry, readSecret }).run(
+      request({ imgpkgBundle: { image: `${MIRROR}:1.0.0` } }),
+    );
+    assert.deepEqual(outcome, {
+      exitCode: 1,
+      error: `${MIRROR}:1.0.0: .imgpkg/images.yml: images[0].image "unreachable.invalid/app:1.0.0" must be a digest reference`,
     });
   });
 });

@@ -809,6 +809,25 @@ describe('RegistryClient errors and retries', () => {
     c.close();
   });
 
+  it('hasManifest: true when the manifest is there, false on 404, 401 and 403 (as imgpkg reads them), and throws on others', async () => {
+    const c = client({ retries: 0 });
+    assert.equal(await c.hasManifest(`${registry.host}/team/bundle@${bundle.digest}`), true);
+    assert.equal(await c.hasManifest(`${registry.host}/team/bundle:9.9.9`), false);
+    assert.equal(await c.hasManifest(`${registry.host}/nobody/here@${bundle.digest}`), false);
+    for (const status of [401, 403]) {
+      registry.failures.push({ match: /manifests/, status, times: 1 });
+      assert.equal(await c.hasManifest(`${registry.host}/team/bundle:1.0.0`), false, `HTTP ${status}`);
+    }
+    registry.failures.push({ match: /manifests/, status: 500, times: 1, body: 'oops' });
+    await assertRegistryError(c.hasManifest(`${registry.host}/team/bundle:1.0.0`), {
+      code: 'SERVER_ERROR',
+      status: 500,
+    });
+    // Only manifests were fetched, never a blob.
+    assert.equal(registry.countLog(/blobs/), 0);
+    c.close();
+  });
+
   it('does not retry 401 and 403', async () => {
     registry.failures.push({
       match: /manifests/,
