@@ -175,6 +175,14 @@ describe('relocateBundle', () => {
       error: '.imgpkg/images.yml is larger than the limit of 1048576 bytes',
     },
     {
+      name: 'an images.yml that is an alias bomb (parsed in the bounded parser worker)',
+      imagesLock:
+        'a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n' +
+        'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n',
+      error:
+        'Invalid bundle content: .imgpkg/images.yml (document 1): Excessive alias count indicates a resource exhaustion attack (at most 100 alias expansions per document)',
+    },
+    {
       name: 'a locations image without image-locations.yml',
       locations: { 'other.yml': 'a: 1\n' },
       error: `the locations image ${LOCATIONS} has no image-locations.yml`,

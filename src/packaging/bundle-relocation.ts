@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import type { CredentialOptions, PullOptions, PullResult } from '../registry/client.js';
+import { parseYamlFile } from './repository-files.js';
 import {
   bundleRepository,
   IMAGES_LOCK_PATH,
@@ -23,8 +24,8 @@ import {
   LOCATIONS_FILE,
   MAX_IMAGES_LOCK_BYTES,
   MAX_LOCATIONS_BYTES,
-  parseImageLocations,
-  parseImagesLock,
+  imageLocations,
+  imagesLockEntries,
   relocatedRef,
   renderRelocatedImagesLock,
   unlistedInLocations,
@@ -55,6 +56,8 @@ export interface RelocateBundleOptions {
   tmpDir?: string;
   /** Lookups in flight at once when there is no locations image. */
   concurrency?: number;
+  /** The fetching namespace: shares the one YAML parser fairly. */
+  owner?: string;
 }
 
 /** Whether a regular file exists at `path` (links are not followed). */
@@ -81,18 +84,45 @@ async function readBounded(path: string, limit: number): Promise<string | undefi
   }
 }
 
-/** The entries of `<directory>/.imgpkg/images.yml`; undefined without one. Throws RelocationError when unusable. */
-export async function readImagesLock(directory: string): Promise<ImagesLockEntry[] | undefined> {
-  const path = join(directory, IMAGES_LOCK_PATH);
+/** What a bundle's files are called when they cannot be used. */
+const INVALID_BUNDLE = 'Invalid bundle content';
+
+/** Reads a regular file of at most `limit` bytes and parses it in the bounded YAML parser. */
+async function readYaml(
+  path: string,
+  label: string,
+  limit: number,
+  owner: string | undefined,
+): Promise<{ ok: true; documents: unknown[] } | { ok: false; error: string }> {
+  const tooLarge = { ok: false as const, error: `${label} is larger than the limit of ${limit} bytes` };
   const file = await regularFile(path);
-  if (!file) return undefined;
-  const tooLarge = `${IMAGES_LOCK_PATH} is larger than the limit of ${MAX_IMAGES_LOCK_BYTES} bytes`;
-  if (file.size > MAX_IMAGES_LOCK_BYTES) throw new RelocationError(tooLarge);
-  const text = await readBounded(path, MAX_IMAGES_LOCK_BYTES);
-  if (text === undefined) throw new RelocationError(tooLarge);
-  const parsed = parseImagesLock(text);
-  if (!parsed.ok) throw new RelocationError(parsed.error);
-  return parsed.value;
+  if (!file) return { ok: false, error: `${label} is missing` };
+  if (file.size > limit) return tooLarge;
+  const text = await readBounded(path, limit);
+  if (text === undefined) return tooLarge;
+  const parsed = await parseYamlFile(label, text, {
+    invalid: INVALID_BUNDLE,
+    ...(owner !== undefined ? { owner } : {}),
+  });
+  return parsed.ok ? parsed : { ok: false, error: parsed.message };
+}
+
+/**
+ * The entries of `<directory>/.imgpkg/images.yml`; undefined without one.
+ * Throws RelocationError when it is unusable. `owner` (the fetching
+ * namespace) shares the one YAML parser fairly.
+ */
+export async function readImagesLock(
+  directory: string,
+  owner?: string,
+): Promise<ImagesLockEntry[] | undefined> {
+  const path = join(directory, IMAGES_LOCK_PATH);
+  if (!(await regularFile(path))) return undefined;
+  const read = await readYaml(path, IMAGES_LOCK_PATH, MAX_IMAGES_LOCK_BYTES, owner);
+  if (!read.ok) throw new RelocationError(read.error);
+  const entries = imagesLockEntries(read.documents);
+  if (!entries.ok) throw new RelocationError(entries.error);
+  return entries.value;
 }
 
 /** The images the locations record lists; undefined when the bundle has no locations image. */
@@ -110,13 +140,10 @@ async function fetchLocations(options: RelocateBundleOptions): Promise<string[] 
       maxDiskBytes: 2 * MAX_LOCATIONS_BYTES,
     });
     const path = join(staging, LOCATIONS_FILE);
-    const file = await regularFile(path);
-    if (!file) throw new RelocationError(`the locations image ${reference} has no ${LOCATIONS_FILE}`);
-    const text = await readBounded(path, MAX_LOCATIONS_BYTES);
-    const parsed =
-      text === undefined
-        ? { ok: false as const, error: `its ${LOCATIONS_FILE} is larger than ${MAX_LOCATIONS_BYTES} bytes` }
-        : parseImageLocations(text);
+    if (!(await regularFile(path)))
+      throw new RelocationError(`the locations image ${reference} has no ${LOCATIONS_FILE}`);
+    const read = await readYaml(path, LOCATIONS_FILE, MAX_LOCATIONS_BYTES, options.owner);
+    const parsed = read.ok ? imageLocations(read.documents) : read;
     if (!parsed.ok) throw new RelocationError(`the locations image ${reference}: ${parsed.error}`);
     return parsed.value;
   } finally {
@@ -156,7 +183,7 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
  * for another reason than absence.
  */
 export async function relocateBundle(options: RelocateBundleOptions): Promise<string | undefined> {
-  const entries = await readImagesLock(options.directory);
+  const entries = await readImagesLock(options.directory, options.owner);
   if (!entries || entries.length === 0) return undefined;
   const repository = bundleRepository(options.pinned);
   if (entries.every((entry) => entry.image === relocatedRef(repository, entry))) {

@@ -154,6 +154,7 @@ export class RegistryFetchRunner implements FetchStageRunner {
               directory: request.directory,
               pinned: result.pinned,
               credentials: credentials.credentials,
+              owner: request.namespace,
               ...(permit ? { signal: permit.signal } : {}),
               ...(this.options.tmpDir ? { tmpDir: this.options.tmpDir } : {}),
             })

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 
 import {
   bundleRepository,
   imageResolution,
   locationsImageRef,
-  parseImageLocations,
-  parseImagesLock,
+  imageLocations,
+  imagesLockEntries,
   renderRelocatedImagesLock,
   resolveImage,
   resolvePackageImages,
@@ -18,10 +18,14 @@ import {
 const D1 = `sha256:${'1'.repeat(64)}`;
 const D2 = `sha256:${'2'.repeat(64)}`;
 const D3 = `sha256:${'3'.repeat(64)}`;
+/** The documents of a file, as the bounded parser gives them. */
+const documents = (text: string): unknown[] => parseAllDocuments(text).map((d) => d.toJS() as unknown);
+const parseImagesLock = (text: string, maxEntries?: number) => imagesLockEntries(documents(text), maxEntries);
+const parseImageLocations = (text: string) => imageLocations(documents(text));
 const lock = (images: string) =>
   `---\napiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages:\n${images}`;
 
-describe('parseImagesLock', () => {
+describe('imagesLockEntries', () => {
   const cases: Array<{ name: string; text: string; want: ImagesLockEntry[] | string }> = [
     {
       name: 'entries with digests and kbld annotations (non-string annotations dropped)',
@@ -65,7 +69,7 @@ describe('parseImagesLock', () => {
     { name: 'not a mapping', text: '- a\n', want: '.imgpkg/images.yml is not a YAML mapping' },
     {
       name: 'an invalid reference',
-      text: lock("- image: a.example.com/x@sha256:abc\n"),
+      text: lock('- image: a.example.com/x@sha256:abc\n'),
       want: '.imgpkg/images.yml: images[0].image is not a valid reference: ',
     },
   ];
@@ -81,31 +85,19 @@ describe('parseImagesLock', () => {
     });
   }
 
-  it('refuses more entries than the limit and a file over the byte limit, before using them', () => {
+  it('refuses more entries than the limit', () => {
     const three = lock(
       `- image: a.example.com/a@${D1}\n- image: a.example.com/a@${D2}\n- image: a.example.com/a@${D3}\n`,
     );
-    assert.deepEqual(parseImagesLock(three, { bytes: 10_000, entries: 2 }), {
+    assert.deepEqual(parseImagesLock(three, 2), {
       ok: false,
       error: '.imgpkg/images.yml lists 3 images, over the limit of 2',
     });
-    assert.deepEqual(parseImagesLock(three, { bytes: 50, entries: 10 }), {
-      ok: false,
-      error: '.imgpkg/images.yml is larger than the limit of 50 bytes',
-    });
-  });
-
-  it('refuses alias bombs', () => {
-    const bomb =
-      'a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n' +
-      'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n' +
-      'e: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\nf: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n';
-    const got = parseImagesLock(bomb);
-    assert.ok(!got.ok && got.error.startsWith('.imgpkg/images.yml is not valid YAML'), JSON.stringify(got));
+    assert.equal(parseImagesLock(three, 3).ok, true);
   });
 });
 
-describe('parseImageLocations', () => {
+describe('imageLocations', () => {
   const cases: Array<{ name: string; text: string; want: string[] | string }> = [
     {
       name: 'the document imgpkg copy writes',
@@ -116,11 +108,6 @@ describe('parseImageLocations', () => {
       name: 'another kind',
       text: '---\napiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages: []\n',
       want: "the locations image's image-locations.yml is not an ImageLocations document of imgpkg.carvel.dev/v1alpha1",
-    },
-    {
-      name: 'over the size limit',
-      text: `---\napiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImageLocations\nimages: []\n${'#'.repeat(2 * 1024 * 1024)}\n`,
-      want: "the locations image's image-locations.yml is larger than the limit of 1048576 bytes",
     },
   ];
   for (const c of cases) {
@@ -208,7 +195,7 @@ describe('renderRelocatedImagesLock', () => {
     const reparsed = parseImagesLock(text);
     assert.ok(reparsed.ok);
     assert.deepEqual(
-      reparsed.value.map((e) => e.digest),
+      reparsed.value.map((e: ImagesLockEntry) => e.digest),
       [D1, D2],
     );
   });

@@ -2,9 +2,9 @@
 // in `.imgpkg/images.yml` is copied by digest into the bundle's own
 // repository, while the file (and the Packages of a repository bundle) still
 // name the original locations. This module holds the pure decisions:
-//   - parsing images.yml (an ImagesLock) and imgpkg's locations record (an
+//   - reading images.yml (an ImagesLock) and imgpkg's locations record (an
 //     ImageLocations document, found in the image tagged
-//     `sha256-<bundle digest hex>.image-locations.imgpkg`), both bounded;
+//     `sha256-<bundle digest hex>.image-locations.imgpkg`), once parsed;
 //   - where each image lives after relocation (`<bundle-repo>@<digest>`) and
 //     the rewritten images.yml;
 //   - replacing the image references of a repository's Packages that
@@ -13,7 +13,7 @@
 // The registry lookups that pick between "relocated" and "original" are in
 // bundle-relocation.ts.
 
-import { parse, stringify } from 'yaml';
+import { stringify } from 'yaml';
 
 import { ImageRefError, parseImageRef } from '../registry/image-ref.js';
 
@@ -29,8 +29,6 @@ export const MAX_IMAGES_LOCK_BYTES = 1024 * 1024;
 export const MAX_IMAGES_LOCK_ENTRIES = 2000;
 /** Bytes of the locations image's `image-locations.yml`, and the disk its pull may use. */
 export const MAX_LOCATIONS_BYTES = 1024 * 1024;
-/** Alias expansions in either file ("billion laughs" guard). */
-const MAX_YAML_ALIASES = 100;
 
 export interface ImagesLockEntry {
   /** The reference as images.yml writes it (always by digest). */
@@ -46,27 +44,25 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function parseYaml(text: string, what: string): Parsed<Record<string, unknown>> {
-  let document: unknown;
-  try {
-    document = parse(text, { maxAliasCount: MAX_YAML_ALIASES, prettyErrors: false });
-  } catch (err) {
-    const reason = err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err);
-    return { ok: false, error: `${what} is not valid YAML: ${reason}` };
-  }
+/** The one document of a file parsed by the caller (imgpkg reads the first). */
+function firstMapping(documents: readonly unknown[], what: string): Parsed<Record<string, unknown>> {
+  const document = documents[0];
   if (!isObject(document)) return { ok: false, error: `${what} is not a YAML mapping` };
   return { ok: true, value: document };
 }
 
-/** The entries of an images.yml, or why it is unusable (size, count, shape, a reference without digest). */
-export function parseImagesLock(
-  text: string,
-  limits = { bytes: MAX_IMAGES_LOCK_BYTES, entries: MAX_IMAGES_LOCK_ENTRIES },
+/**
+ * The entries of an images.yml, from its parsed documents (the caller parses
+ * it bounded, see repository-files.ts), or why it is unusable: another kind,
+ * over `maxEntries`, an entry without an image or with a reference that has
+ * no digest.
+ */
+export function imagesLockEntries(
+  documents: readonly unknown[],
+  maxEntries = MAX_IMAGES_LOCK_ENTRIES,
 ): Parsed<ImagesLockEntry[]> {
   const what = IMAGES_LOCK_PATH;
-  if (Buffer.byteLength(text) > limits.bytes)
-    return { ok: false, error: `${what} is larger than the limit of ${limits.bytes} bytes` };
-  const parsed = parseYaml(text, what);
+  const parsed = firstMapping(documents, what);
   if (!parsed.ok) return parsed;
   const lock = parsed.value;
   if (lock['apiVersion'] !== IMAGES_LOCK_API_VERSION || lock['kind'] !== 'ImagesLock') {
@@ -74,8 +70,8 @@ export function parseImagesLock(
   }
   const images = lock['images'] ?? [];
   if (!Array.isArray(images)) return { ok: false, error: `${what}: images is not a list` };
-  if (images.length > limits.entries) {
-    return { ok: false, error: `${what} lists ${images.length} images, over the limit of ${limits.entries}` };
+  if (images.length > maxEntries) {
+    return { ok: false, error: `${what} lists ${images.length} images, over the limit of ${maxEntries}` };
   }
   const entries: ImagesLockEntry[] = [];
   for (const [index, item] of images.entries()) {
@@ -103,12 +99,10 @@ export function parseImagesLock(
   return { ok: true, value: entries };
 }
 
-/** The images imgpkg's locations record lists (their original references), or why it is unusable. */
-export function parseImageLocations(text: string, maxBytes = MAX_LOCATIONS_BYTES): Parsed<string[]> {
+/** The images imgpkg's locations record lists (their original references), from its parsed documents. */
+export function imageLocations(documents: readonly unknown[]): Parsed<string[]> {
   const what = `the locations image's ${LOCATIONS_FILE}`;
-  if (Buffer.byteLength(text) > maxBytes)
-    return { ok: false, error: `${what} is larger than the limit of ${maxBytes} bytes` };
-  const parsed = parseYaml(text, what);
+  const parsed = firstMapping(documents, what);
   if (!parsed.ok) return parsed;
   const doc = parsed.value;
   if (doc['apiVersion'] !== IMAGES_LOCK_API_VERSION || doc['kind'] !== 'ImageLocations') {

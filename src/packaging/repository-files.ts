@@ -215,7 +215,12 @@ function parserWorkerMain(
 const yamlModulePath = createRequire(import.meta.url).resolve('yaml');
 
 /** Parses the files in a fresh worker with a bounded heap and a deadline; the worker ends with the job. */
-function parseInWorker(job: ParseJob, limits: RepositoryReadLimits): Promise<ParsedFile[] | string> {
+function parseInWorker(
+  job: ParseJob,
+  limits: RepositoryReadLimits,
+  invalid = INVALID,
+  where = 'packages/',
+): Promise<ParsedFile[] | string> {
   // A bundler may wrap functions with a `__name` helper (tsx does); give the worker a no-op one.
   const source =
     `var __name = (fn) => fn;\n(${parserWorkerMain.toString()})(require, ` +
@@ -238,10 +243,10 @@ function parseInWorker(job: ParseJob, limits: RepositoryReadLimits): Promise<Par
       void worker.terminate();
       resolve(outcome);
     };
-    const current = () => job[results.length]?.file ?? 'packages/';
+    const current = () => job[results.length]?.file ?? where;
     const deadline = setTimeout(() => {
       finish(
-        `${INVALID}: parsing packages/ took longer than the limit of ${limits.parseTimeMs / 1000} s (stopped in ${current()})`,
+        `${invalid}: parsing ${where} took longer than the limit of ${limits.parseTimeMs / 1000} s (stopped in ${current()})`,
       );
     }, limits.parseTimeMs);
     const next = () => {
@@ -256,11 +261,11 @@ function parseInWorker(job: ParseJob, limits: RepositoryReadLimits): Promise<Par
     worker.on('error', (err: Error & { code?: string }) => {
       finish(
         err.code === 'ERR_WORKER_OUT_OF_MEMORY'
-          ? `${INVALID}: parsing ${current()} needs more than the parser's memory limit of ${limits.parserHeapMb} MiB; split or simplify the file`
-          : `${INVALID}: parsing ${current()} failed: ${err.message}`,
+          ? `${invalid}: parsing ${current()} needs more than the parser's memory limit of ${limits.parserHeapMb} MiB; split or simplify the file`
+          : `${invalid}: parsing ${current()} failed: ${err.message}`,
       );
     });
-    worker.on('exit', () => finish(`${INVALID}: parsing ${current()} stopped unexpectedly`));
+    worker.on('exit', () => finish(`${invalid}: parsing ${current()} stopped unexpectedly`));
     next();
   });
 }
@@ -341,4 +346,26 @@ export async function readRepositoryDocuments(
   });
   if (problems.length > 0) return { ok: false, message: `${INVALID}: ${problems.join('\n')}` };
   return { ok: true, documents: out, sources };
+}
+
+/**
+ * The documents of one YAML file that is not part of `packages/` (a bundle's
+ * `.imgpkg/images.yml`), parsed like them: in the shared parser worker with
+ * its heap, time, alias and depth limits, fair by `owner`. The caller bounds
+ * the text's size. Failures are "<file> (document N): <reason>" or the
+ * worker's limit, prefixed with `invalid`.
+ */
+export async function parseYamlFile(
+  file: string,
+  text: string,
+  options: { owner?: string; invalid: string },
+): Promise<{ ok: true; documents: unknown[] } | { ok: false; message: string }> {
+  const limits = DEFAULT_REPOSITORY_READ_LIMITS;
+  const parsed = await parseSlot.run(options.owner ?? '', () =>
+    parseInWorker([{ file, text }], limits, options.invalid, file),
+  );
+  if (typeof parsed === 'string') return { ok: false, message: parsed };
+  const problems = parsed.flatMap((p) => p.problems);
+  if (problems.length > 0) return { ok: false, message: `${options.invalid}: ${problems.join('\n')}` };
+  return { ok: true, documents: parsed.flatMap((p) => p.documents) };
 }

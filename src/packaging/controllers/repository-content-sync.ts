@@ -37,7 +37,7 @@ export class ApiRepositoryContentSync implements RepositoryContentSync {
     // Package image references that the bundle's (relocated) images.yml lists are fetched from where it says.
     let resolved = 0;
     try {
-      const lock = await readImagesLock(directory);
+      const lock = await readImagesLock(directory, namespace);
       if (lock) resolved = resolvePackageImages(read.documents, imageResolution(lock));
     } catch (err) {
       if (err instanceof RelocationError) return { exitCode: 1, error: err.message };
