@@ -110,9 +110,13 @@ const imageLocations = (images: Array<{ image: string; isBundle: boolean }>) =>
   `---\n${stringify({ apiVersion: 'imgpkg.carvel.dev/v1alpha1', images, kind: 'ImageLocations' })}`;
 
 /** Builds an OCI layout; returns its directory and manifest digest (which skopeo keeps on push). */
-async function layout(files: Record<string, string>, options: { bundle: boolean }) {
+async function layout(files: Record<string, string>, options: { bundle: boolean; docker?: boolean }) {
   const dir = join(work, `layout-${++layouts}`);
-  const built = await writeOciLayout(dir, files, { tag: 'build', bundle: options.bundle });
+  const built = await writeOciLayout(dir, files, {
+    tag: 'build',
+    bundle: options.bundle,
+    ...(options.docker ? { dockerMediaTypes: true } : {}),
+  });
   return { dir, digest: built.manifestDigest };
 }
 
@@ -184,7 +188,11 @@ async function copyRepository(
       [repoBundle, [{ image: originalPkg, isBundle: true }]],
       [pkgBundle, [{ image: originalImage, isBundle: false }]],
     ] as const) {
-      const record = await layout({ 'image-locations.yml': imageLocations([...listed]) }, { bundle: false });
+      // A plain image with one Docker layer holding image-locations.yml, as imgpkg pushes it.
+      const record = await layout(
+        { 'image-locations.yml': imageLocations([...listed]) },
+        { bundle: false, docker: true },
+      );
       await pushAs(record, repository, [`sha256-${hex(bundle.digest)}.image-locations.imgpkg`]);
     }
   }

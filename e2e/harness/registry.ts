@@ -34,6 +34,12 @@ const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
 const OCI_LAYER_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
+// Docker schema 2, as go-containerregistry (so imgpkg) writes by default.
+const DOCKER_MEDIA_TYPES = {
+  manifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  config: 'application/vnd.docker.container.image.v1+json',
+  layer: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+};
 
 export interface RegistryUser {
   username: string;
@@ -272,6 +278,8 @@ export interface LayoutOptions {
   evilLayer?: boolean;
   /** Further raw layers, applied after the files layer. */
   extraLayers?: LayoutEntry[][];
+  /** Docker schema 2 media types instead of OCI ones (imgpkg's locations images use them). */
+  dockerMediaTypes?: boolean;
 }
 
 export interface BuiltLayout {
@@ -349,7 +357,8 @@ export async function writeOciLayout(
   for (const entries of layerEntries) {
     const tar = await tarLayer(entries);
     diffIds.push(`sha256:${sha256(tar)}`);
-    layers.push({ mediaType: OCI_LAYER_GZIP, ...writeBlob(gzipSync(tar)) });
+    const mediaType = options.dockerMediaTypes ? DOCKER_MEDIA_TYPES.layer : OCI_LAYER_GZIP;
+    layers.push({ mediaType, ...writeBlob(gzipSync(tar)) });
   }
   const config = Buffer.from(
     JSON.stringify({
@@ -360,11 +369,15 @@ export async function writeOciLayout(
       rootfs: { type: 'layers', diff_ids: diffIds },
     }),
   );
+  const manifestType = options.dockerMediaTypes ? DOCKER_MEDIA_TYPES.manifest : OCI_MANIFEST;
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: { mediaType: OCI_CONFIG, ...writeBlob(config) },
+      mediaType: manifestType,
+      config: {
+        mediaType: options.dockerMediaTypes ? DOCKER_MEDIA_TYPES.config : OCI_CONFIG,
+        ...writeBlob(config),
+      },
       layers,
     }),
   );
@@ -377,6 +390,7 @@ export async function writeOciLayout(
       mediaType: OCI_INDEX,
       manifests: [
         {
+          // skopeo's oci: transport looks up OCI-typed entries only; it reads the real type from the blob.
           mediaType: OCI_MANIFEST,
           ...manifestBlob,
           annotations: { 'org.opencontainers.image.ref.name': options.tag },
