@@ -214,6 +214,34 @@ describe('relocateBundle', () => {
     assert.equal(readFileSync(join(dir, '.imgpkg', 'images.yml'), 'utf8'), IMAGES_LOCK);
   });
 
+  it('lookups stop at the first missing image or failed lookup', async () => {
+    const many = `---\napiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages:\n${Array.from(
+      { length: 50 },
+      (_, i) => `- image: unreachable.invalid/app@sha256:${i.toString(16).padStart(64, '0')}\n`,
+    ).join('')}`;
+    const absent = new FakeRegistry(new Set());
+    await relocate(absent, bundle(many));
+    // The locations lookup, then one round of the 2 workers.
+    assert.equal(absent.requests.length, 1 + 2);
+    // The first image lookup fails, every other image exists.
+    const requests: string[] = [];
+    let lookups = 0;
+    const failing: RelocationRegistry = {
+      hasManifest: async (image) => {
+        requests.push(image);
+        if (image === LOCATIONS) return false;
+        if (++lookups === 1) throw new RegistryError({ code: 'SERVER_ERROR', reason: 'boom', status: 500 });
+        await new Promise((resolve) => setImmediate(resolve));
+        return true;
+      },
+      pull: () => Promise.reject(new Error('no locations image here')),
+    };
+    await assert.rejects(relocate(failing, bundle(many)), /boom/);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // a worker left running would go on meanwhile
+    // The locations lookup, then the 2 lookups already in flight when the first failed.
+    assert.equal(requests.length, 1 + 2);
+  });
+
   it('a link at .imgpkg/images.yml is not followed', async () => {
     const dir = bundle(undefined);
     const { symlinkSync } = await import('node:fs');

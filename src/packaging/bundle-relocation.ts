@@ -160,11 +160,18 @@ async function firstMissing(
   const request = { ...options.credentials, ...(options.signal ? { signal: options.signal } : {}) };
   let next = 0;
   let missing: ImagesLockEntry | undefined;
+  let failed = false;
   const worker = async () => {
-    while (missing === undefined && next < entries.length) {
+    // Stops at the first missing image or failed lookup: no request after the answer is known.
+    while (missing === undefined && !failed && next < entries.length) {
       const entry = entries[next++]!;
-      if (!(await options.registry.hasManifest(relocatedRef(repository, entry), request))) {
-        missing ??= entry;
+      try {
+        if (!(await options.registry.hasManifest(relocatedRef(repository, entry), request))) {
+          missing ??= entry;
+        }
+      } catch (err) {
+        failed = true;
+        throw err;
       }
     }
   };
