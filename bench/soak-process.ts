@@ -25,6 +25,8 @@ export interface OperatorOptions {
   /** The operator's stderr (JSON log lines) is appended here. */
   logFile: string;
   extraArgs?: string[];
+  /** --log-level of the operator (info shows watch relists after 410 Gone). */
+  logLevel?: string;
 }
 
 /** One operator process at a time; start() after a kill gives a new incarnation (new pid). */
@@ -61,7 +63,7 @@ export class OperatorProcess {
         '--health-host',
         '127.0.0.1',
         '--log-level',
-        'warn',
+        this.options.logLevel ?? 'warn',
         ...(this.options.extraArgs ?? []),
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
@@ -100,6 +102,27 @@ export class OperatorProcess {
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     await exited;
     clearTimeout(timer);
+  }
+
+  /** How many log lines of every incarnation so far carry each of `messages`. */
+  countLogMessages(messages: string[]): Record<string, number> {
+    const counts: Record<string, number> = Object.fromEntries(messages.map((m) => [m, 0]));
+    let text: string;
+    try {
+      text = readFileSync(this.options.logFile, 'utf8');
+    } catch {
+      return counts;
+    }
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        const message = (JSON.parse(line) as { message?: string }).message;
+        if (message !== undefined && message in counts) counts[message]!++;
+      } catch {
+        // a line cut by SIGKILL
+      }
+    }
+    return counts;
   }
 
   async close(): Promise<void> {

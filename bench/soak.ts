@@ -739,6 +739,7 @@ async function main(): Promise<number> {
       nodeFlags: OPERATOR_NODE_FLAGS,
       logFile: join(dirname(REPORT_FILE), `${basenameOf(REPORT_FILE)}.operator.log`),
       extraArgs: ['--fetch-timeout', FETCH_TIMEOUT],
+      logLevel: 'info',
     });
     mkdirSync(dirname(REPORT_FILE), { recursive: true });
     log(`starting the operator (node ${OPERATOR_NODE_FLAGS.join(' ')})`);
@@ -1037,6 +1038,12 @@ async function main(): Promise<number> {
       },
       operatorProcesses: perProcess,
       unexpectedExits: op.unexpectedExits,
+      /** Operator log lines that show how the faults were seen (e.g. relists after 410 Gone). */
+      operatorLog: op.countLogMessages([
+        'watch resourceVersion expired; relisting',
+        'list/watch failed; restarting with backoff',
+        'reconcile failed; will retry',
+      ]),
       failures,
       samples: samples.map((s) => ({ ...s, atS: round1(s.atS), rssMb: round1(s.rssMb) })),
       probes,
