@@ -1271,6 +1271,7 @@ function printSummary(r: {
   convergedSeconds: number;
   objectsChecked: number;
   checkedByKind: Record<string, number>;
+  operatorLog: Record<string, number>;
   latency: Record<string, { count: number; timedOut: number; p50Ms: number; p99Ms: number; maxMs: number }>;
   writes: { total: number; rejected429: number; idle: Record<string, number>; idleWindowS: number };
   operatorProcesses: Array<{
@@ -1317,6 +1318,12 @@ function printSummary(r: {
       `p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms, max ${l.maxMs} ms (${l.count} probes, ${l.timedOut} timed out)`,
     ]);
   }
+  rows.push([
+    'operator log',
+    Object.entries(r.operatorLog)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join('; '),
+  ]);
   rows.push([
     'operator writes (audit log)',
     `${r.writes.total} (+${r.writes.rejected429} rejected with 429)`,
