@@ -16,6 +16,7 @@ import {
 } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import { connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -1073,6 +1074,21 @@ describe('RegistryClient TLS and proxies', () => {
       targetDir: dir,
     });
     assert.deepEqual(readTree(dir), FILES);
+  });
+
+  it('builds the TLS context of caCerts once, not once per connection (each holds every root certificate)', async (t) => {
+    if (!certs) return t.skip('openssl not available');
+    const client = tlsClient({ caCerts: certs.ca });
+    const original = tls.createSecureContext;
+    let contexts = 0;
+    tls.createSecureContext = (options) => ((contexts += 1), original(options));
+    try {
+      // Concurrent requests open several connections.
+      await Promise.all(Array.from({ length: 6 }, () => client.resolve(`${secure.host}/team/bundle:1.0.0`)));
+    } finally {
+      tls.createSecureContext = original;
+    }
+    assert.equal(contexts, 0);
   });
 
   it('skips verification for a host:port listed in dangerousSkipTLSVerify, and only there', async (t) => {

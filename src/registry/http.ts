@@ -200,6 +200,7 @@ export class HttpTransport {
   readonly timeoutMs: number;
   readonly throughput: ThroughputRule;
   private readonly userAgent: string;
+  private readonly secureContext: tls.SecureContext | undefined;
   private readonly verifyingAgent: https.Agent;
   private readonly skippingAgent: https.Agent;
   private readonly plainAgent: http.Agent;
@@ -217,8 +218,11 @@ export class HttpTransport {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.throughput = { ...DEFAULT_THROUGHPUT_RULE, ...options.throughput };
     this.userAgent = options.userAgent ?? DEFAULT_USER_AGENT;
+    // One TLS context for the extra CAs: with `ca` on the agent, Node builds a new context holding
+    // every root certificate per connection (hundreds of KB each; hundreds of MB during a registry outage).
+    this.secureContext = this.ca ? tls.createSecureContext({ ca: this.ca }) : undefined;
     const agentOptions: https.AgentOptions = { keepAlive: true, maxSockets: 16 };
-    if (this.ca) agentOptions.ca = this.ca;
+    if (this.secureContext) agentOptions.secureContext = this.secureContext;
     this.verifyingAgent = new https.Agent({ ...agentOptions, rejectUnauthorized: true });
     this.skippingAgent = new https.Agent({ ...agentOptions, rejectUnauthorized: false });
     this.plainAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
@@ -303,7 +307,7 @@ export class HttpTransport {
         rejectUnauthorized: !this.skipsTLSVerify(url),
       };
       if (isIP(hostname) === 0) tlsOptions.servername = hostname;
-      if (this.ca) tlsOptions.ca = this.ca;
+      if (this.secureContext) tlsOptions.secureContext = this.secureContext;
       const tlsSocket = tls.connect(tlsOptions);
       // The request's own `timeout` does not reach a socket it did not open:
       // without this, a registry behind the tunnel could stall us forever.
