@@ -5,7 +5,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const suites: Record<string, { roots: string[]; pattern: RegExp; concurrency: number }> = {
-  unit: { roots: ['src', 'scripts'], pattern: /\.test\.ts$/, concurrency: 4 },
+  unit: { roots: ['src', 'scripts', 'bench'], pattern: /\.test\.ts$/, concurrency: 4 },
   // e2e suites share one control plane per file; run files one at a time on 2 cores.
   e2e: { roots: ['e2e'], pattern: /\.e2e\.ts$/, concurrency: 1 },
   // Fault injection against a real control plane and registry (e2e/faults).
