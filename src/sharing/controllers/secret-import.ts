@@ -3,7 +3,7 @@ import type { SecretExport, SecretImport } from '../../../generated/index.js';
 import { commonStatus } from '../../runtime/conditions.js';
 import { byNamespaceIndex, splitKey, type Informer } from '../../runtime/informer.js';
 import { isStaleWrite } from '../../runtime/api-errors.js';
-import { isAlreadyExists, isNotFound } from '../../runtime/kube-client.js';
+import { ApiError, isAlreadyExists, isNotFound } from '../../runtime/kube-client.js';
 import { ControllerOperator, type OperatorContext } from '../../runtime/operator.js';
 import {
   namespacesInformer,
@@ -199,9 +199,16 @@ export class SecretImportController extends ControllerOperator {
       // A plain stale write goes to the queue as is, which retries it quietly.
       if (isStaleWrite(err)) throw err;
       if (isAlreadyExists(err) || isNotFound(err)) {
-        throw new Error(`Secret changed while being written, retrying: ${(err as Error).message}`, {
-          cause: err,
-        });
+        // Typically our own previous write that the watch has not delivered yet (more so after a
+        // reconnect): a stale read, retried quietly like a conflict.
+        const apiErr = err as ApiError;
+        throw new ApiError(
+          409,
+          `Secret changed since it was cached (${apiErr.message}); reconciling again`,
+          'Conflict',
+          apiErr.method,
+          apiErr.path,
+        );
       }
       throw err;
     }
