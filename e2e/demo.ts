@@ -34,6 +34,10 @@ import { startRegistry, writeOciLayout, type RegistryUser, type TestRegistry } f
 
 const once = process.argv.includes('--once');
 const STEP_TIMEOUT_MS = Number(process.env['REGCRED_DEMO_STEP_TIMEOUT_MS'] ?? 60_000);
+if (!Number.isFinite(STEP_TIMEOUT_MS) || STEP_TIMEOUT_MS <= 0) {
+  console.error('REGCRED_DEMO_STEP_TIMEOUT_MS must be a positive number of milliseconds');
+  process.exit(2);
+}
 
 /** The public registry the repository was published to: it never resolves, like from an air-gapped cluster. */
 const ORIGINAL_HOST = 'public-registry.invalid';
@@ -315,12 +319,13 @@ async function main(): Promise<void> {
         say(
           `Everything now lives in ONE repository of the private registry, ${r.host}/${MIRROR_REPOSITORY}:`,
         );
-        say(`  :1.0.0 and @${repo.digest}  the repository bundle`);
-        say(`  @${pkg.digest}  the package bundle (tag ${pkg.digest.replace(':', '-')}.imgpkg)`);
-        say(`  @${app!.digest}  the app image (tag ${app!.digest.replace(':', '-')}.imgpkg)`);
-        say(
-          `  :${repo.digest.replace(':', '-')}.image-locations.imgpkg  the locations image imgpkg writes on copy`,
-        );
+        const tags = (digest: string) => `${digest.replace(':', '-')}.imgpkg`;
+        const locations = (digest: string) => `${digest.replace(':', '-')}.image-locations.imgpkg`;
+        say(`  @${repo.digest}  the repository bundle, tags 1.0.0 and ${tags(repo.digest)}`);
+        say(`  @${pkg.digest}  the package bundle, tag ${tags(pkg.digest)}`);
+        say(`  @${app!.digest}  the app image, tag ${tags(app!.digest)}`);
+        say(`  :${locations(repo.digest)}  locations image of the repository bundle`);
+        say(`  :${locations(pkg.digest)}  locations image of the package bundle`);
         say(`The bundles' .imgpkg/images.yml and the Package inside still name the original host:`);
         say(`  ${pkg.originalRef}`);
         say(
@@ -352,21 +357,30 @@ async function main(): Promise<void> {
       "Applying the docs page's examples, with its registry names replaced by the local registry",
       async () => {
         let yaml = readFileSync(join(REPO_ROOT, 'e2e', 'fixtures', 'seed-examples.yaml'), 'utf8');
+        // [in the page, here, as printed]
         const replacements: Array<[string, string, string]> = [
-          ['"index.docker.io"', `"${r.host}"`, 'registry of the exported credential'],
-          ['"user..."', `"${shared.username}"`, 'its user name'],
-          ['"password..."', `"${shared.password}"`, 'its password (not shown)'],
+          ['"index.docker.io"', `"${r.host}"`, `"${r.host}"  (the registry of the exported credential)`],
+          ['"user..."', `"${shared.username}"`, `"${shared.username}"`],
+          ['"password..."', `"${shared.password}"`, '(its password, not shown)'],
           [
             'k14stest/private-repo@sha256:ddd93b0000000000000000000000000000000000000000000000000000000000',
             published.repo.relocatedRef,
-            'the relocated repository bundle',
+            `${published.repo.relocatedRef}  (the copy of the repository bundle)`,
           ],
-          ['k8slt/corp-com-pkg-repo:1.0.0', `${r.host}/k8slt/corp-com-pkg-repo:1.0.0`, ''],
-          ['registry.corp.com/packages/simple-app:1.0.0', `${r.host}/packages/simple-app:1.0.0`, ''],
+          [
+            'k8slt/corp-com-pkg-repo:1.0.0',
+            `${r.host}/k8slt/corp-com-pkg-repo:1.0.0`,
+            `${r.host}/k8slt/corp-com-pkg-repo:1.0.0`,
+          ],
+          [
+            'registry.corp.com/packages/simple-app:1.0.0',
+            `${r.host}/packages/simple-app:1.0.0`,
+            `${r.host}/packages/simple-app:1.0.0`,
+          ],
         ];
-        for (const [from, to, why] of replacements) {
+        for (const [from, to, shown] of replacements) {
           yaml = replaceOnce(yaml, from, to);
-          say(`  ${from} -> ${why.includes('not shown') ? '(the password)' : to}${why ? `  (${why})` : ''}`);
+          say(`  ${from} -> ${shown}`);
         }
         say(indent(await c.apply(yaml)));
         say(
