@@ -46,6 +46,7 @@ const GLOBAL = 'kapp-controller-packaging-global';
 const REPO = 'e2e-repo.test.carvel.dev';
 const PKG = 'pkg.test.carvel.dev';
 const OPERATOR_NS = 'regcred-operator';
+const OPERATOR_STOP_MS = 10_000;
 
 const say = (line = '') => console.log(line);
 const indent = (text: string) =>
@@ -92,6 +93,21 @@ async function until<T>(what: string, probe: () => Promise<[T | undefined, strin
     if (Date.now() > deadline)
       throw new Error(`${what} did not happen within ${STEP_TIMEOUT_MS / 1000} s; last seen: ${last}`);
     await sleep(200);
+  }
+}
+
+/** Whether `promise` settles (either way) within `ms`; the timer does not outlive the answer. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const settled = promise.then(
+    () => true,
+    () => true,
+  );
+  try {
+    return await Promise.race([settled, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -280,7 +296,11 @@ async function main(): Promise<void> {
   const stop = () =>
     (stopping ??= (async () => {
       say('\n=== Stopping');
-      await operator?.stop();
+      // Ctrl-C reaches etcd and kube-apiserver too; the operator's drain could then wait for request timeouts.
+      if (operator && !(await settlesWithin(operator.stop(), OPERATOR_STOP_MS)))
+        say(
+          `the operator did not drain within ${OPERATOR_STOP_MS / 1000} s (the control plane is going away)`,
+        );
       await Promise.all([cluster?.stop(), registry?.stop()]);
       logStream.end();
       rmSync(workDir, { recursive: true, force: true });
@@ -624,6 +644,11 @@ data: {.dockerconfigjson: e30K}
     say('Press Ctrl-C to stop the operator, the control plane and the registry.');
     await new Promise(() => undefined);
   } catch (err) {
+    // Ctrl-C while a step waits: the step fails because everything is stopping, not because it did not happen.
+    if (stopping) {
+      await stopping;
+      return;
+    }
     console.error(`\nDEMO FAILED at ${errorText(err)}`);
     if (existsSync(logFile)) {
       const tail = readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-15).join('\n');
