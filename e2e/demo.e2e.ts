@@ -16,17 +16,32 @@ interface DemoRun {
   stderr: string;
 }
 
-/** Runs the demo non-interactively; on timeout interrupts it like Ctrl-C (it cleans up) and fails. */
-function runDemo(env: Record<string, string> = {}, timeoutMs = 240_000): Promise<DemoRun> {
+/**
+ * Runs the demo (with --once unless `interactive`); an interactive run gets
+ * SIGINT, as from Ctrl-C, once it says it waits for it. On timeout it is
+ * interrupted the same way (it cleans up) and the run fails.
+ */
+function runDemo(
+  { env = {}, interactive = false }: { env?: Record<string, string>; interactive?: boolean } = {},
+  timeoutMs = 240_000,
+): Promise<DemoRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join('e2e', 'demo.ts'), '--once'], {
+    const args = ['--import', 'tsx', join('e2e', 'demo.ts'), ...(interactive ? [] : ['--once'])];
+    const child = spawn(process.execPath, args, {
       cwd: REPO_ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    let interrupted = false;
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+      if (interactive && !interrupted && stdout.includes('Press Ctrl-C')) {
+        interrupted = true;
+        child.kill('SIGINT');
+      }
+    });
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -111,7 +126,7 @@ test('the demo tells the whole story: every step happens, in plain words, and no
 });
 
 test('a step that does not happen in time ends the demo with exit 1, naming the step', async () => {
-  const run = await runDemo({ REGCRED_DEMO_STEP_TIMEOUT_MS: '1' });
+  const run = await runDemo({ env: { REGCRED_DEMO_STEP_TIMEOUT_MS: '1' } });
   const transcript = `--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`;
   assert.equal(run.code, 1, transcript);
   assert.match(
@@ -127,5 +142,24 @@ test('a step that does not happen in time ends the demo with exit 1, naming the 
     printedTemporaryPaths(run.stdout).filter((p) => existsSync(p)),
     [],
     'the failed demo left temporary files behind',
+  );
+});
+
+test('without --once the demo keeps running until Ctrl-C, then stops everything and exits 0', async () => {
+  const run = await runDemo({ interactive: true });
+  const transcript = `--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`;
+  assert.equal(run.code, 0, transcript);
+  const lines = run.stdout.trimEnd().split('\n');
+  const waiting = lines.indexOf('Press Ctrl-C to stop the operator, the control plane and the registry.');
+  assert.ok(waiting > 0 && lines[waiting - 1] === 'Every step happened.', transcript);
+  assert.deepEqual(
+    lines.slice(waiting + 1).filter((l) => l !== ''),
+    ['=== Stopping', 'operator, control plane, registry and temporary files are gone'],
+    transcript,
+  );
+  assert.deepEqual(
+    printedTemporaryPaths(run.stdout).filter((p) => existsSync(p)),
+    [],
+    'the demo left temporary files behind',
   );
 });
