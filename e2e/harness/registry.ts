@@ -60,6 +60,8 @@ export interface TestRegistry {
   push(layoutDir: string, tag: string, repository: string, user?: RegistryUser): Promise<string>;
   /** `skopeo inspect` with an auth file; resolves to its JSON output. */
   inspect(reference: string, authFile: string): Promise<Record<string, unknown>>;
+  /** Replaces the htpasswd users; the registry rereads the file on its next request. */
+  setUsers(users: RegistryUser[]): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -137,7 +139,7 @@ export async function startRegistry(
     );
   }
   const log = options.log ?? (() => undefined);
-  const users = options.users ?? [{ username: 'tester', password: randomBytes(12).toString('hex') }];
+  const users = [...(options.users ?? [{ username: 'tester', password: randomBytes(12).toString('hex') }])];
   const dir = mkdtempSync(join(tmpdir(), 'regcred-registry-'));
   let child: ChildProcess | undefined;
   const stop = async () => {
@@ -151,12 +153,15 @@ export async function startRegistry(
     const caCert = readFileSync(certs.caFile, 'utf8');
     writeFileSync(join(caDir, 'ca.crt'), caCert);
 
-    const lines: string[] = [];
-    for (const user of users) {
-      const { stdout } = await execFileAsync('htpasswd', ['-Bbn', user.username, user.password]);
-      lines.push(stdout.trim());
-    }
-    writeFileSync(join(dir, 'htpasswd'), lines.join('\n') + '\n');
+    const writeHtpasswd = async (list: RegistryUser[]) => {
+      const lines: string[] = [];
+      for (const user of list) {
+        const { stdout } = await execFileAsync('htpasswd', ['-Bbn', user.username, user.password]);
+        lines.push(stdout.trim());
+      }
+      writeFileSync(join(dir, 'htpasswd'), lines.join('\n') + '\n');
+    };
+    await writeHtpasswd(users);
 
     const port = await freePort();
     const host = `127.0.0.1:${port}`;
@@ -251,6 +256,10 @@ auth:
           `docker://${reference}`,
         ]);
         return JSON.parse(stdout) as Record<string, unknown>;
+      },
+      async setUsers(list) {
+        await writeHtpasswd(list);
+        users.splice(0, users.length, ...list);
       },
       stop,
     };
