@@ -84,3 +84,34 @@ export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promi
     );
   });
 }
+
+/**
+ * A wake-up call shared by the watches of one API server: once one of them
+ * reconnects after failures, the others end their backoff at once instead of
+ * each waiting out a delay grown during the outage.
+ */
+export class Wakeup {
+  private readonly sleepers = new Set<() => void>();
+
+  wake(): void {
+    const sleepers = [...this.sleepers];
+    this.sleepers.clear();
+    for (const done of sleepers) done();
+  }
+
+  /** Resolves after `ms`, when the signal aborts, or on wake(), whichever comes first. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal?.aborted) return resolve();
+      const done = () => {
+        clearTimeout(timer);
+        this.sleepers.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.sleepers.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+}

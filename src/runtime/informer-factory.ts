@@ -1,4 +1,5 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { Wakeup } from './backoff.js';
 import { Informer, type InformerOptions } from './informer.js';
 import type { KubeClient } from './kube-client.js';
 import type { Logger } from './logger.js';
@@ -12,6 +13,8 @@ import type { Logger } from './logger.js';
 export class InformerFactory {
   private readonly informers = new Map<string, { informer: Informer<KubernetesObject>; refs: number }>();
   private started = false;
+  /** One API server behind every informer: the first to reconnect after an outage wakes the rest. */
+  private readonly reconnected = new Wakeup();
 
   constructor(
     private readonly client: KubeClient,
@@ -25,6 +28,7 @@ export class InformerFactory {
       return existing.informer as unknown as Informer<T>;
     }
     const informer = new Informer<T>(this.client, {
+      reconnected: this.reconnected,
       ...options,
       logger: this.logger.child({ informer: name }),
     });

@@ -1,5 +1,5 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { Backoff, sleep, untilAborted } from './backoff.js';
+import { Backoff, sleep, untilAborted, type Wakeup } from './backoff.js';
 import {
   ApiError,
   apiVersionOf,
@@ -44,6 +44,8 @@ export interface InformerOptions<T extends KubernetesObject> {
   backoff?: { baseMs: number; maxMs: number };
   /** Jitter source of the backoff (tests pin it). */
   random?: () => number;
+  /** Shared by the informers of one API server: a reconnect after failures ends the others' backoff. */
+  reconnected?: Wakeup;
   /**
    * A watch that receives nothing (no event, no bookmark) for this long is
    * aborted and resumed from the last resourceVersion: the connection may be
@@ -291,7 +293,11 @@ export class Informer<T extends KubernetesObject> {
             attempt: backoff.attempts + 1,
           });
         }
-        await sleep(restartDelayMs(backoff, err), signal);
+        const retryAfterMs = err instanceof ApiError ? (err.retryAfterMs ?? 0) : 0;
+        const delay = restartDelayMs(backoff, err);
+        // A server's Retry-After is honoured in full; a plain backoff ends when another watch got through.
+        if (retryAfterMs > 0 || !this.options.reconnected) await sleep(delay, signal);
+        else await this.options.reconnected.sleep(delay, signal);
       }
     }
   }
@@ -303,6 +309,7 @@ export class Informer<T extends KubernetesObject> {
 
   private connected(): void {
     this.progressed();
+    if (this.failingSince !== undefined) this.options.reconnected?.wake();
     this.failingSince = undefined;
     this.lastError = undefined;
   }

@@ -24,6 +24,11 @@ export interface OperatorContext {
 // The framework ships as CommonJS with `exports.default`.
 const FrameworkOperator = framework.default;
 
+/** How long reconciles wait for a watched cache that lost its API connection (the readiness bound). */
+export const CACHE_DISCONNECTED_HOLD_MS = 60_000;
+/** How often a held key looks again. */
+const CACHE_RECHECK_MS = 500;
+
 /**
  * Base class of every controller, on the @dot-i/k8s-operator skeleton (init(),
  * start(), logger injection, finalizer flow). What the framework does unsafely
@@ -52,7 +57,7 @@ export abstract class ControllerOperator extends FrameworkOperator {
     this.queue = new WorkQueue({
       name: controllerName,
       concurrency: ctx.concurrency,
-      handler: (key) => this.reconcile(key),
+      handler: (key) => this.reconcileOnConnectedCaches(key),
       logger: log,
       isStaleRead: isStaleWrite,
     });
@@ -69,6 +74,25 @@ export abstract class ControllerOperator extends FrameworkOperator {
   }
 
   private workersRunning = false;
+  private readonly watchedInformers: Array<Pick<Informer<KubernetesObject>, 'health' | 'description'>> = [];
+
+  /**
+   * Reconciles only while every informer this controller watches is connected:
+   * during an API server outage the caches stop following, and acting on them
+   * once the server is back (before each watch has caught up) rewrites objects
+   * that our own earlier writes already set. A cache cut off for longer than
+   * CACHE_DISCONNECTED_HOLD_MS is used anyway, so a lasting failure (e.g. a
+   * revoked permission, which /readyz reports) cannot stop the controller.
+   */
+  private async reconcileOnConnectedCaches(key: string): Promise<ReconcileResult | void> {
+    const now = performance.now();
+    const cutOff = this.watchedInformers.some((informer) => {
+      const since = informer.health().failingSince;
+      return since !== undefined && now - since < CACHE_DISCONNECTED_HOLD_MS;
+    });
+    if (cutOff) return { requeueAfterMs: CACHE_RECHECK_MS };
+    return this.reconcile(key);
+  }
 
   /** Starts the workers; the manager calls this once the caches have synced (and this replica leads). */
   runWorkers(): void {
@@ -91,6 +115,7 @@ export abstract class ControllerOperator extends FrameworkOperator {
     const enqueue = (obj: T, old?: T) => {
       for (const key of toKeys(obj, old)) this.queue.add(key);
     };
+    if (!this.watchedInformers.includes(informer)) this.watchedInformers.push(informer);
     informer.addHandlers({
       onAdd: (obj) => enqueue(obj),
       onUpdate: (old, obj) => enqueue(obj, old),
