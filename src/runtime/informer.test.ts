@@ -457,3 +457,29 @@ test('after an outage, the first informer to reconnect ends the backoff of the o
   await Promise.all([quick.stop(), slow.stop()]);
   assert.ok(took < 1500, `the slow informer synced ${Math.round(took)} ms after the server came back`);
 });
+
+test('after failures grew the backoff, a server answering with Retry-After (it is back, initializing) is tried again after the Retry-After, not the grown backoff', async () => {
+  const watchTimes: number[] = [];
+  const api = await fakeApi((_req, res, url) => {
+    if (!isWatch(url)) return res.end(listBody([], '10'));
+    watchTimes.push(performance.now());
+    if (watchTimes.length <= 3) return res.socket?.destroy();
+    if (watchTimes.length === 4) {
+      res.writeHead(503, { 'Content-Type': 'application/json', 'Retry-After': '1' });
+      return res.end(JSON.stringify({ kind: 'Status', code: 503, message: 'storage is (re)initializing' }));
+    }
+    streamEvents(res, []);
+  });
+  const informer = new Informer<V1ConfigMap>(api.client, {
+    resource: ConfigMaps,
+    logger: silentLogger,
+    backoff: { baseMs: 300, maxMs: 30_000 },
+    random: () => 1,
+  });
+  informer.start();
+  await waitUntil('five watches', () => watchTimes.length >= 5, 10_000);
+  await informer.stop();
+  // Backoff so far 300, 600, 1200 ms; the next would be 2400 ms.
+  const gap = watchTimes[4]! - watchTimes[3]!;
+  assert.ok(gap >= 900 && gap < 1800, `tried again after ${Math.round(gap)} ms`);
+});

@@ -546,11 +546,16 @@ export function safeErrorMessage(err: unknown): string {
   return errorMessage(err);
 }
 
-/** The backoff's next delay, or the server's Retry-After (a 429 on a watch) when longer, up to 60 s. */
+/**
+ * The server's Retry-After when it sent one (a 429, or "storage is
+ * (re)initializing" right after a restart), up to 60 s: it knows when it can
+ * serve again, and a backoff grown during an outage would wait far longer.
+ * Otherwise the backoff's next delay.
+ */
 export function restartDelayMs(backoff: Backoff, err: unknown): number {
-  const delay = backoff.next();
   const retryAfterMs = err instanceof ApiError ? (err.retryAfterMs ?? 0) : 0;
-  return Math.max(delay, Math.min(retryAfterMs, MAX_RETRY_AFTER_MS));
+  if (retryAfterMs > 0) return Math.min(retryAfterMs, MAX_RETRY_AFTER_MS);
+  return backoff.next();
 }
 
 const MAX_RETRY_AFTER_MS = 60_000;
