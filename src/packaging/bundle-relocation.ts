@@ -10,13 +10,12 @@
 // bundle was pulled with; the original hosts are never contacted (an
 // air-gapped cluster may not even resolve them).
 
-import { constants } from 'node:fs';
-import { lstat, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import type { CredentialOptions, PullOptions, PullResult } from '../registry/client.js';
-import { parseYamlFile } from './repository-files.js';
+import { parseYamlFile, readBounded } from './repository-files.js';
 import {
   bundleRepository,
   IMAGES_LOCK_PATH,
@@ -64,24 +63,6 @@ export interface RelocateBundleOptions {
 async function regularFile(path: string): Promise<{ size: number } | undefined> {
   const found = await lstat(path).catch(() => undefined);
   return found?.isFile() ? { size: found.size } : undefined;
-}
-
-/** Reads at most `limit` bytes of a regular file; undefined when it is longer. */
-async function readBounded(path: string, limit: number): Promise<string | undefined> {
-  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-  try {
-    const buffer = Buffer.alloc(limit + 1);
-    let length = 0;
-    for (;;) {
-      const { bytesRead } = await handle.read(buffer, length, buffer.length - length);
-      if (bytesRead === 0) break;
-      length += bytesRead;
-      if (length > limit) return undefined;
-    }
-    return buffer.toString('utf8', 0, length);
-  } finally {
-    await handle.close();
-  }
 }
 
 /** What a bundle's files are called when they cannot be used. */

@@ -112,7 +112,7 @@ async function yamlFiles(
 }
 
 /** Reads at most `limit` bytes of a regular file, never through a symbolic link; undefined when longer. */
-async function readBounded(path: string, limit: number): Promise<string | undefined> {
+export async function readBounded(path: string, limit: number): Promise<string | undefined> {
   const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     const buffer = Buffer.alloc(limit + 1);
