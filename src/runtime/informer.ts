@@ -293,11 +293,10 @@ export class Informer<T extends KubernetesObject> {
             attempt: backoff.attempts + 1,
           });
         }
-        const retryAfterMs = err instanceof ApiError ? (err.retryAfterMs ?? 0) : 0;
-        const delay = restartDelayMs(backoff, err);
+        const delay = restartDelay(backoff, err);
         // A server's Retry-After is honoured in full; a plain backoff ends when another watch got through.
-        if (retryAfterMs > 0 || !this.options.reconnected) await sleep(delay, signal);
-        else await this.options.reconnected.sleep(delay, signal);
+        const wakeup = delay.serverAsked ? undefined : this.options.reconnected;
+        await (wakeup ? wakeup.sleep(delay.ms, signal) : sleep(delay.ms, signal));
       }
     }
   }
@@ -552,10 +551,10 @@ export function safeErrorMessage(err: unknown): string {
  * serve again, and a backoff grown during an outage would wait far longer.
  * Otherwise the backoff's next delay.
  */
-export function restartDelayMs(backoff: Backoff, err: unknown): number {
+export function restartDelay(backoff: Backoff, err: unknown): { ms: number; serverAsked: boolean } {
   const retryAfterMs = err instanceof ApiError ? (err.retryAfterMs ?? 0) : 0;
-  if (retryAfterMs > 0) return Math.min(retryAfterMs, MAX_RETRY_AFTER_MS);
-  return backoff.next();
+  if (retryAfterMs > 0) return { ms: Math.min(retryAfterMs, MAX_RETRY_AFTER_MS), serverAsked: true };
+  return { ms: backoff.next(), serverAsked: false };
 }
 
 const MAX_RETRY_AFTER_MS = 60_000;

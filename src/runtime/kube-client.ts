@@ -407,7 +407,7 @@ export class KubeClient {
         maxRetries: this.options.maxRetries ?? DEFAULT_MAX_RETRIES,
         maxRetryWaitMs: this.options.maxRetryWaitMs ?? DEFAULT_MAX_RETRY_WAIT_MS,
       });
-      if (code === 429 || err.retryAfterMs !== undefined) this.noteThrottled(code, method, path, delay);
+      this.noteThrottled(err, method, path, delay);
       if (delay === undefined) throw err;
       await sleep(delay, signals);
       waitedMs += delay;
@@ -416,7 +416,10 @@ export class KubeClient {
   }
 
   /** Logs the start of a throttling burst once; later throttled answers within the burst are only counted. */
-  private noteThrottled(code: number, method: string, path: string, delayMs: number | undefined): void {
+  /** Counts a throttled answer (a 429, or any answer with Retry-After) into the current burst; other errors pass. */
+  private noteThrottled(err: ApiError, method: string, path: string, delayMs: number | undefined): void {
+    if (err.code !== 429 && err.retryAfterMs === undefined) return;
+    const code = err.code;
     const now = performance.now();
     if (this.throttling && now - this.throttling.last < THROTTLING_QUIET_MS) {
       this.throttling.last = now;
@@ -603,8 +606,7 @@ export class KubeClient {
       // The informer restarts the watch: a 429's retryAfterMs tells it how long to back off.
       const err = toApiError(code, await readBody(res), 'WATCH', url.pathname, res.headers);
       if (code === 401) this.forgetCredentials();
-      if (code === 429 || err.retryAfterMs !== undefined)
-        this.noteThrottled(code, 'WATCH', url.pathname, err.retryAfterMs);
+      this.noteThrottled(err, 'WATCH', url.pathname, err.retryAfterMs);
       throw err;
     }
     opts.onConnected?.();
