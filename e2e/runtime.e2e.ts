@@ -417,6 +417,23 @@ describe('operator process', () => {
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       assert.match(metrics, /^regcred_ready 1$/m);
       assert.match(metrics, /regcred_workqueue_stale_reads_total\{queue="[^"]+"\} 0/);
+      // prom-client: controller-runtime's, client-go's and the default process metrics, with values.
+      for (const series of [
+        /^controller_runtime_max_concurrent_reconciles\{controller="placeholder"\} 32$/m,
+        /^controller_runtime_reconcile_errors_total\{controller="secretexport"\} 0$/m,
+        /^controller_runtime_active_workers\{controller="secretimport"\} \d+$/m,
+        /^workqueue_depth\{name="placeholder"\} \d+$/m,
+        /^workqueue_adds_total\{name="placeholder"\} \d+$/m,
+        /^rest_client_requests_total\{code="200",method="GET",host="[^"]+"\} [1-9]\d*$/m,
+        /^rest_client_requests_total\{code="200",method="WATCH",host="[^"]+"\} [1-9]\d*$/m,
+        /^rest_client_request_duration_seconds_count\{verb="GET",host="[^"]+"\} [1-9]\d*$/m,
+        /^leader_election_master_status\{name="regcred-operator"\} 1$/m,
+        /^regcred_placeholders_managed \d+$/m,
+        /^regcred_secret_exports \d+$/m,
+        /^process_cpu_user_seconds_total [\d.e+-]+$/m,
+        /^nodejs_heap_size_used_bytes [1-9]\d*$/m,
+      ])
+        assert.match(metrics, series);
       child.kill('SIGTERM');
       assert.equal(await exited, 0, logs);
       const lines = logs
