@@ -152,6 +152,8 @@ describe('controller-runtime and work-queue metrics', () => {
       await sample(metrics, 'controller_runtime_reconcile_total{controller="ctl",result="success"}'),
       2,
     );
+    // Running it again after the dirty mark is not another add.
+    assert.equal(await sample(metrics, 'workqueue_adds_total{name="ctl"}'), 2);
   });
 
   it('reports running reconciles: active workers, unfinished work, longest running', async () => {

@@ -123,6 +123,10 @@ export class WorkQueue {
     }
     if (this.queued.has(key)) return;
     this.observer?.added();
+    this.enqueue(key);
+  }
+
+  private enqueue(key: string): void {
     this.queued.add(key);
     this.queuedAt.set(key, performance.now());
     this.queue.push(key);
@@ -237,7 +241,11 @@ export class WorkQueue {
       this.startedAt.delete(key);
       this.processing.delete(key);
       this.observer?.finished((performance.now() - started) / 1000, outcome);
-      if (this.dirty.delete(key)) this.add(key);
+      // Already counted as an add when it was marked dirty.
+      if (this.dirty.delete(key) && !this.shuttingDown) {
+        this.stats.added += 1;
+        if (!this.queued.has(key)) this.enqueue(key);
+      }
       this.pump();
       if (this.processing.size === 0 && (this.queue.length === 0 || !this.running)) {
         const waiters = this.idleWaiters;
