@@ -44,3 +44,23 @@ export const domainMetrics = {
     emit((l) => l.fetched?.(kind, result, seconds, bytes));
   },
 };
+
+/** The newest source Secret change a controller saw: its `namespace/name` and performance.now(). */
+export interface SourceChange {
+  key: string;
+  at: number;
+}
+
+/**
+ * Seconds from the newest source change to a placeholder write, when that
+ * write carries the changed source (`sources` are `namespace/name`); undefined
+ * otherwise (the write was caused by something else, e.g. a namespace label).
+ */
+export function secondsSinceSourceChange(
+  change: SourceChange | undefined,
+  sources: readonly string[],
+  now: number,
+): number | undefined {
+  if (!change || !sources.includes(change.key)) return undefined;
+  return Math.max(0, now - change.at) / 1000;
+}

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fetchResult, NO_RUNNERS, runFetchPhase, type StageOutcome } from '../packaging/app-pipeline.js';
-import { domainMetrics } from './domain-metrics.js';
+import { domainMetrics, secondsSinceSourceChange } from './domain-metrics.js';
 import { KubeClient } from './kube-client.js';
 import { silentLogger } from './logger.js';
 import { OperatorMetrics, type MetricsSource } from './metrics.js';
@@ -365,5 +365,24 @@ describe('domain metrics', () => {
       assert.equal(await sample(metrics, `regcred_fetch_duration_seconds_count{${labels}}`), 1);
       assert.equal(await sample(metrics, `regcred_fetch_bytes_sum{${labels}}`), outcome.bytes ?? 0);
     });
+  }
+});
+
+describe('secondsSinceSourceChange', () => {
+  const change = { key: 'src/creds', at: 1000 };
+  const cases: Array<{
+    name: string;
+    change?: typeof change;
+    sources: string[];
+    now: number;
+    want?: number;
+  }> = [
+    { name: 'no change seen yet', sources: ['src/creds'], now: 2000 },
+    { name: 'the write does not carry the changed source', change, sources: ['src/other'], now: 2000 },
+    { name: 'the write carries it', change, sources: ['src/other', 'src/creds'], now: 3500, want: 2.5 },
+    { name: 'a clock step back never goes negative', change, sources: ['src/creds'], now: 900, want: 0 },
+  ];
+  for (const c of cases) {
+    it(c.name, () => assert.equal(secondsSinceSourceChange(c.change, c.sources, c.now), c.want));
   }
 });

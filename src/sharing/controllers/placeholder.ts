@@ -3,7 +3,7 @@ import type { SecretExport } from '../../../generated/index.js';
 import { splitKey, type Informer } from '../../runtime/informer.js';
 import { ApiError, isNotFound } from '../../runtime/kube-client.js';
 import { errorMessage } from '../../runtime/work-queue.js';
-import { domainMetrics } from '../../runtime/domain-metrics.js';
+import { domainMetrics, secondsSinceSourceChange, type SourceChange } from '../../runtime/domain-metrics.js';
 import {
   ControllerOperator,
   replaceNulls,
@@ -57,7 +57,7 @@ export class PlaceholderController extends ControllerOperator {
   private exports!: Informer<SecretExport>;
   private secrets!: NamedSecretWatches;
   /** The newest source Secret change seen (for the propagation metric). */
-  private lastSourceChange: { key: string; at: number } | undefined;
+  private lastSourceChange: SourceChange | undefined;
 
   constructor(ctx: OperatorContext) {
     super(ctx, 'placeholder');
@@ -175,11 +175,8 @@ export class PlaceholderController extends ControllerOperator {
       this.reportFailure(secret, plan.failure);
       return;
     }
-    const change = this.lastSourceChange;
     domainMetrics.placeholderUpdated(
-      change && plan.result?.secretNames.includes(change.key)
-        ? (performance.now() - change.at) / 1000
-        : undefined,
+      secondsSinceSourceChange(this.lastSourceChange, plan.result?.secretNames ?? [], performance.now()),
     );
     if (plan.result) {
       domainMetrics.registryConflicts(plan.result.conflicts.length);
