@@ -372,7 +372,7 @@ describe('watch and health faults', () => {
       // Past the stall bound too: an outage is no reason to restart the process.
       await new Promise((r) => setTimeout(r, 1000));
       assert.equal(await get('/healthz'), '200 ok');
-      assert.match(manager.metrics(), /regcred_ready\{\} 0/);
+      assert.match(await manager.metrics(), /^regcred_ready 0$/m);
       proxy.restore();
       await waitFor('/readyz 200 again', async () => (await get('/readyz')) === '200 ok', {
         timeoutMs: 10_000,
@@ -415,8 +415,25 @@ describe('operator process', () => {
       const healthz = await fetch(`http://127.0.0.1:${port}/healthz`);
       assert.equal(healthz.status, 200);
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      assert.match(metrics, /regcred_ready\{\} 1/);
+      assert.match(metrics, /^regcred_ready 1$/m);
       assert.match(metrics, /regcred_workqueue_stale_reads_total\{queue="[^"]+"\} 0/);
+      // prom-client: controller-runtime's, client-go's and the default process metrics, with values.
+      for (const series of [
+        /^controller_runtime_max_concurrent_reconciles\{controller="placeholder"\} 32$/m,
+        /^controller_runtime_reconcile_errors_total\{controller="secretexport"\} 0$/m,
+        /^controller_runtime_active_workers\{controller="secretimport"\} \d+$/m,
+        /^workqueue_depth\{name="placeholder"\} \d+$/m,
+        /^workqueue_adds_total\{name="placeholder"\} \d+$/m,
+        /^rest_client_requests_total\{code="200",method="GET",host="[^"]+"\} [1-9]\d*$/m,
+        /^rest_client_requests_total\{code="200",method="WATCH",host="[^"]+"\} [1-9]\d*$/m,
+        /^rest_client_request_duration_seconds_count\{verb="GET",host="[^"]+"\} [1-9]\d*$/m,
+        /^leader_election_master_status\{name="regcred-operator"\} 1$/m,
+        /^regcred_placeholders_managed \d+$/m,
+        /^regcred_secret_exports \d+$/m,
+        /^process_cpu_user_seconds_total [\d.e+-]+$/m,
+        /^nodejs_heap_size_used_bytes [1-9]\d*$/m,
+      ])
+        assert.match(metrics, series);
       child.kill('SIGTERM');
       assert.equal(await exited, 0, logs);
       const lines = logs
@@ -498,15 +515,15 @@ describe('missing CRDs', () => {
       await deleteAppCrd();
       await waitFor('/readyz 503', async () => (await readyz()).status === 503, { timeoutMs: 10_000 });
       assert.deepEqual(await readyz(), { status: 503, text: deleted });
-      assert.match(manager.metrics(), /regcred_crd_missing\{crd="apps.kappctrl.k14s.io"\} 1/);
-      assert.match(manager.metrics(), /regcred_ready\{\} 0/);
+      assert.match(await manager.metrics(), /regcred_crd_missing\{crd="apps.kappctrl.k14s.io"\} 1/);
+      assert.match(await manager.metrics(), /^regcred_ready 0$/m);
       assert.deepEqual(
         logged.filter((l) => l.level === 'error'),
         [{ level: 'error', message: deleted }],
       );
       await installAppCrd();
       await waitFor('/readyz 200 again', async () => (await readyz()).status === 200, { timeoutMs: 10_000 });
-      assert.match(manager.metrics(), /regcred_crd_missing\{crd="apps.kappctrl.k14s.io"\} 0/);
+      assert.match(await manager.metrics(), /regcred_crd_missing\{crd="apps.kappctrl.k14s.io"\} 0/);
       assert.ok(logged.some((l) => l.message === 'CRD installed again'));
     } finally {
       await manager.stop();

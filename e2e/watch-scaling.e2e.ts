@@ -38,9 +38,11 @@ const N = 40;
 const names = Array.from({ length: N }, (_, i) => `named-${String(i).padStart(3, '0')}`);
 
 /** Informers the operator runs now (one row each in its metrics). */
-const informerNames = () =>
+const informerNames = async () =>
   [
-    ...env.operator.manager.metrics().matchAll(/^regcred_informer_cached_objects\{informer="([^"]+)"\}/gm),
+    ...(await env.operator.manager.metrics()).matchAll(
+      /^regcred_informer_cached_objects\{informer="([^"]+)"\}/gm,
+    ),
   ].map((m) => m[1]!);
 const watchRequests = () => env.operator.client.counts.WATCH ?? 0;
 
@@ -65,7 +67,7 @@ const passwordOf = (secret: V1Secret | undefined) =>
 describe('watch connections per referenced Secret', () => {
   test(`exports, imports and Apps naming ${N} distinct Secrets each open no watch of their own`, async () => {
     await waitForOperatorIdle(env);
-    const informersBefore = informerNames();
+    const informersBefore = await informerNames();
     const watchesBefore = watchRequests();
 
     await createNamespace(env.client, 'scale-src');
@@ -130,7 +132,7 @@ describe('watch connections per referenced Secret', () => {
 
     // Before: an informer and a WATCH per Secret name, 3 × N here (the export's Secret, which is also the
     // import's source; the import's copy; the App's Secret).
-    const added = informerNames().filter((n) => !informersBefore.includes(n));
+    const added = (await informerNames()).filter((n) => !informersBefore.includes(n));
     assert.deepEqual(added, [], `informers started for the new objects: ${added.length}`);
     const newWatches = watchRequests() - watchesBefore;
     assert.ok(

@@ -5,6 +5,7 @@
 // the controller writes the statuses this module returns.
 
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { domainMetrics, type FetchResult } from '../runtime/domain-metrics.js';
 import { fetchStageKind, type FetchStageKind } from './fetch-secrets.js';
 import type { AppSpec, FetchStage, InlinePathsFrom, JsonObject, TemplateStep } from './types.js';
 
@@ -20,6 +21,8 @@ export interface StageOutcome {
   awaitsInputChange?: boolean;
   stdout?: string;
   stderr?: string;
+  /** Bytes a fetch stage pulled, when it knows (for the fetch metrics). */
+  bytes?: number;
 }
 
 export interface FetchRequest {
@@ -329,6 +332,12 @@ export interface PipelineResult {
   failure?: PipelineFailure;
 }
 
+/** The metrics' result label of a fetch stage. */
+export function fetchResult(outcome: StageOutcome): FetchResult {
+  if (outcome.exitCode === 0) return 'succeeded';
+  return outcome.awaitsInputChange ? 'awaiting_change' : 'failed';
+}
+
 function failedOutcome(outcome: StageOutcome, label: string): string {
   const detail = outcome.error || outcome.stderr?.trim() || `exit code ${outcome.exitCode}`;
   return `${label}: ${detail}`;
@@ -360,6 +369,7 @@ export async function runFetchPhase(
   for (const [index, stage] of stages.entries()) {
     const runner = planned.runners[index] as FetchStageRunner;
     let outcome: StageOutcome;
+    const fetchStartedAt = performance.now();
     try {
       const directory = fetchStageDirectory(input.workDir, stages, index);
       await input.mkdir(directory);
@@ -373,6 +383,12 @@ export async function runFetchPhase(
     } catch (err) {
       outcome = { exitCode: 1, error: err instanceof Error ? err.message : String(err) };
     }
+    domainMetrics.fetched(
+      fetchStageKind(stage),
+      fetchResult(outcome),
+      (performance.now() - fetchStartedAt) / 1000,
+      outcome.bytes ?? 0,
+    );
     if (outcome.stdout) stdout.push(outcome.stdout);
     if (outcome.stderr) stderr.push(outcome.stderr);
     if (outcome.exitCode !== 0) {

@@ -158,6 +158,7 @@ describe('RegistryFetchRunner', () => {
       };
       assert.deepEqual(await withRegistry.run(request(stage)), {
         exitCode: 0,
+        bytes: 2,
         stdout: `Fetched imgpkgBundle r.io/a@sha256:${'1'.repeat(64)} (tag 1.2.0, selected by tagSelection among 5 tags; 1 files, 2 bytes)`,
       });
       assert.deepEqual(
@@ -243,6 +244,7 @@ describe('RegistryFetchRunner and relocated bundles', () => {
     const req = request({ imgpkgBundle: { image: `${MIRROR}:1.0.0` } });
     assert.deepEqual(await new RegistryFetchRunner({ registry, readSecret }).run(req), {
       exitCode: 0,
+      bytes: lockText.length,
       stdout:
         `Fetched imgpkgBundle ${MIRROR}@${digest('b')} (1 files, ${lockText.length} bytes)` +
         `; .imgpkg/images.yml: 1 image relocated to ${MIRROR} (each found there by digest)`,

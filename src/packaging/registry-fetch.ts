@@ -161,6 +161,7 @@ export class RegistryFetchRunner implements FetchStageRunner {
           : undefined;
       return {
         exitCode: 0,
+        bytes: result.bytes,
         stdout:
           `Fetched ${kind} ${result.pinned} (${selected ? selectedTagNote(selected) : ''}${result.files} files, ${result.bytes} bytes${skipped})` +
           (relocation ? `; ${relocation}` : ''),

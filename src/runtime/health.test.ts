@@ -192,3 +192,22 @@ test('/healthz and /livez answer 500 with the problems while the process is wedg
     server.close();
   }
 });
+
+test('/metrics serves the text a (prom-client) source resolves, and 500 when it fails', async () => {
+  let metrics: () => Promise<string> = async () => 'up 1\n';
+  const source: HealthSource = { ready: () => true, metrics: () => metrics() };
+  const server = await startHealthServer(0, '127.0.0.1', source);
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    let res = await fetch(`${base}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+    assert.equal(await res.text(), 'up 1\n');
+    metrics = () => Promise.reject(new Error('collect failed'));
+    res = await fetch(`${base}/metrics`);
+    assert.equal(res.status, 500);
+    assert.equal(await res.text(), 'metrics failed: collect failed');
+  } finally {
+    server.close();
+  }
+});

@@ -7,7 +7,8 @@ export interface HealthSource {
   notReadyReason?(): string;
   /** Why the process counts as wedged; /healthz and /livez fail while this is not empty. */
   livenessProblems?(): string[];
-  metrics(): string;
+  /** The Prometheus text exposition (prom-client's registry answers asynchronously). */
+  metrics(): string | Promise<string>;
 }
 
 /** /healthz and /livez (not wedged), /readyz (caches synced and fresh) and /metrics (Prometheus text). */
@@ -25,7 +26,16 @@ export function startHealthServer(port: number, host: string, source: HealthSour
         .writeHead(ready ? 200 : 503, { 'Content-Type': 'text/plain' })
         .end(ready ? 'ok' : (source.notReadyReason?.() ?? 'caches not synced'));
     } else if (path === '/metrics') {
-      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' }).end(source.metrics());
+      Promise.resolve()
+        .then(() => source.metrics())
+        .then(
+          (text) =>
+            res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }).end(text),
+          (err: unknown) =>
+            res
+              .writeHead(500, { 'Content-Type': 'text/plain' })
+              .end(`metrics failed: ${err instanceof Error ? err.message : String(err)}`),
+        );
     } else {
       res.writeHead(404).end();
     }

@@ -193,6 +193,14 @@ const sameBytes = (a: unknown, b: unknown): boolean => {
   return bytes(a) === bytes(b);
 };
 
+/** One API answer (or transport failure, code '<error>') for the rest_client_* metrics. */
+export interface RequestObservation {
+  method: string;
+  code: string;
+  host: string;
+  seconds: number;
+}
+
 export interface RequestCounts {
   [verb: string]: number;
 }
@@ -226,6 +234,7 @@ export class KubeClient {
   /** Aborted by close(): ends waits between retries. */
   private readonly closed = new AbortController();
   private throttling: { since: number; last: number; responses: number } | undefined;
+  private requestObserver: ((observation: RequestObservation) => void) | undefined;
 
   private constructor(
     private readonly kc: KubeAuth,
@@ -250,6 +259,20 @@ export class KubeClient {
     const client = new KubeClient(kc, tlsCredentials(kc, opts), options);
     client.setAuth(opts);
     return client;
+  }
+
+  /** Reports every attempt's answer code and latency (watches: until the response headers). */
+  observeRequests(observer: (observation: RequestObservation) => void): void {
+    this.requestObserver = observer;
+  }
+
+  private noteAnswer(method: string, code: number | undefined, startedAt: number): void {
+    this.requestObserver?.({
+      method,
+      code: code === undefined ? '<error>' : String(code),
+      host: this.server.host,
+      seconds: (performance.now() - startedAt) / 1000,
+    });
   }
 
   /** Where requests go through, for the start log line (no credentials). */
@@ -380,13 +403,18 @@ export class KubeClient {
       const release = await this.inFlight.acquire();
       let res: IncomingMessage;
       let text: string;
+      const sentAt = performance.now();
       try {
         res = await this.send(url, method, headers, payload, this.agent, this.options.timeoutMs, opts.signal);
         text = await readBody(res);
+      } catch (err) {
+        this.noteAnswer(method, undefined, sentAt);
+        throw err;
       } finally {
         release();
       }
       const code = res.statusCode ?? 0;
+      this.noteAnswer(method, code, sentAt);
       if (code >= 200 && code < 300) {
         this.noteUnthrottled();
         return (text ? parseResponseBody(text, method, path) : undefined) as T;
@@ -600,8 +628,15 @@ export class KubeClient {
       Accept: opts.metadataOnly ? METADATA_WATCH_ACCEPT : 'application/json',
       'User-Agent': this.options.userAgent,
     };
-    const res = await this.send(url, 'GET', headers, undefined, this.watchAgent, 0, signal);
+    const sentAt = performance.now();
+    const res = await this.send(url, 'GET', headers, undefined, this.watchAgent, 0, signal).catch(
+      (err: unknown) => {
+        this.noteAnswer('WATCH', undefined, sentAt);
+        throw err;
+      },
+    );
     const code = res.statusCode ?? 0;
+    this.noteAnswer('WATCH', code, sentAt);
     if (code !== 200) {
       // The informer restarts the watch: a 429's retryAfterMs tells it how long to back off.
       const err = toApiError(code, await readBody(res), 'WATCH', url.pathname, res.headers);

@@ -21,6 +21,7 @@ import {
 import { AbortedError, sleep, untilAborted } from './backoff.js';
 import { ApiError, isNotFound, type KubeClient } from './kube-client.js';
 import type { LeaderElector } from './leader-election.js';
+import { OperatorMetrics } from './metrics.js';
 import type { Logger } from './logger.js';
 import type { ControllerOperator } from './operator.js';
 import { errorMessage } from './work-queue.js';
@@ -81,6 +82,7 @@ export class Manager {
   private apiserverAnsweredAt = -Infinity;
   /** The informers registered when the caches first synced; readiness follows them. */
   private requiredInformers: string[] = [];
+  private readonly metricsRegistry: OperatorMetrics;
 
   constructor(
     private readonly client: KubeClient,
@@ -93,6 +95,21 @@ export class Manager {
     private readonly health: HealthOptions = DEFAULT_HEALTH,
   ) {
     this.eventLoop = new EventLoopMonitor(health.eventLoopWindowMs);
+    this.metricsRegistry = new OperatorMetrics(
+      {
+        queues: controllers.map((c) => c.queue),
+        controllerGauges: controllers.flatMap((c) => c.metricGauges()),
+        informers: () =>
+          informers.all().map(({ name, informer }) => ({ name, size: informer.size, stats: informer.stats })),
+        leaseName: leaderElection?.name ?? 'regcred-operator',
+        isLeading: () => this.isLeading(),
+        isReady: () => this.isReady(),
+        crds: () => crds.map((c) => ({ crd: c.name, missing: this.missingNow.has(c.name) })),
+        eventLoopMaxLagSeconds: () => Math.round(this.eventLoop.maxLagMs()) / 1000,
+        apiRequestCounts: () => client.counts,
+      },
+      client,
+    );
   }
 
   async start(health?: { port: number; host: string }): Promise<void> {
@@ -298,6 +315,7 @@ export class Manager {
     if (this.recheckTimer) clearInterval(this.recheckTimer);
     clearInterval(this.apiserverTimer);
     this.eventLoop.stop();
+    this.metricsRegistry.close();
     // Drained while still renewing the Lease, so no follower starts before the last write.
     await Promise.all(this.controllers.map((c) => c.stop()));
     this.workersStarted = false;
@@ -307,91 +325,8 @@ export class Manager {
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
-  metrics(): string {
-    const lines: string[] = [];
-    const metric = (
-      name: string,
-      help: string,
-      type: string,
-      rows: Array<[Record<string, string>, number]>,
-    ) => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-      for (const [labels, value] of rows) {
-        const l = Object.entries(labels)
-          .map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, '_')}"`)
-          .join(',');
-        lines.push(`${name}{${l}} ${value}`);
-      }
-    };
-    metric(
-      'leader_election_master_status',
-      'Whether this replica leads and runs the workers (always 1 with leader election off).',
-      'gauge',
-      [[{ name: this.leaderElection?.name ?? 'regcred-operator' }, this.isLeading() ? 1 : 0]],
-    );
-    metric(
-      'regcred_ready',
-      'Whether every cache has synced, no required informer has been failing to list/watch for long, and every required CRD is served.',
-      'gauge',
-      [[{}, this.isReady() ? 1 : 0]],
-    );
-    metric(
-      'regcred_crd_missing',
-      'Whether a CRD the selected controllers need is missing (deleted while running).',
-      'gauge',
-      this.crds.map((c) => [{ crd: c.name }, this.missingNow.has(c.name) ? 1 : 0]),
-    );
-    metric(
-      'regcred_workqueue_depth',
-      'Keys waiting in each controller queue.',
-      'gauge',
-      this.controllers.map((c) => [{ queue: c.queue.name }, c.queue.length]),
-    );
-    const queueCounters = [
-      ['added', 'added', 'Keys added'],
-      ['processed', 'processed', 'Reconciles run'],
-      ['failures', 'failures', 'Reconciles that failed'],
-      ['retries', 'retries', 'Retries scheduled after a failure'],
-      ['staleReads', 'stale_reads', 'Writes refused because the cached object was stale (retried quietly)'],
-    ] as const;
-    for (const [field, name, help] of queueCounters) {
-      metric(
-        `regcred_workqueue_${name}_total`,
-        `${help}, per controller queue.`,
-        'counter',
-        this.controllers.map((c) => [{ queue: c.queue.name }, c.queue.stats[field]]),
-      );
-    }
-    metric(
-      'regcred_informer_cached_objects',
-      'Objects held in each informer cache.',
-      'gauge',
-      this.informers.all().map(({ name, informer }) => [{ informer: name }, informer.size]),
-    );
-    metric(
-      'regcred_informer_watchdog_restarts_total',
-      'Watches restarted because they received nothing (no event, no bookmark) for longer than the idle bound.',
-      'counter',
-      this.informers.all().map(({ name, informer }) => [{ informer: name }, informer.stats.watchdogRestarts]),
-    );
-    metric(
-      'regcred_informer_handler_errors_total',
-      'Exceptions thrown by informer event handlers (logged; the other handlers still ran).',
-      'counter',
-      this.informers.all().map(({ name, informer }) => [{ informer: name }, informer.stats.handlerErrors]),
-    );
-    metric(
-      'regcred_event_loop_max_lag_seconds',
-      'Longest event-loop block within the liveness window.',
-      'gauge',
-      [[{}, Math.round(this.eventLoop.maxLagMs()) / 1000]],
-    );
-    metric(
-      'regcred_api_requests_total',
-      'Kubernetes API requests by verb.',
-      'counter',
-      Object.entries(this.client.counts).map(([verb, n]) => [{ verb }, n]),
-    );
-    return lines.join('\n') + '\n';
+  /** The Prometheus text exposition of /metrics. */
+  metrics(): Promise<string> {
+    return this.metricsRegistry.text();
   }
 }

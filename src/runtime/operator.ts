@@ -21,6 +21,13 @@ export interface OperatorContext {
   resyncPeriodMs: number;
 }
 
+/** A gauge a controller exposes on /metrics, read at scrape time. */
+export interface ControllerGauge {
+  name: string;
+  help: string;
+  value: () => number;
+}
+
 // The framework ships as CommonJS with `exports.default`.
 const FrameworkOperator = framework.default;
 
@@ -61,6 +68,11 @@ export abstract class ControllerOperator extends FrameworkOperator {
       logger: log,
       isStaleRead: isStaleWrite,
     });
+  }
+
+  /** Domain gauges of this controller (e.g. objects it manages); none by default. */
+  metricGauges(): ControllerGauge[] {
+    return [];
   }
 
   /** Register informers and event handlers; called once by start(). */

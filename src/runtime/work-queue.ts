@@ -26,6 +26,21 @@ export interface WorkQueueOptions {
   isStaleRead?: (err: unknown) => boolean;
 }
 
+/** How a reconcile ended, in controller-runtime's words. */
+export type ReconcileOutcome = 'success' | 'error' | 'requeue' | 'requeue_after';
+
+/** Metric hooks (controller-runtime's and client-go's work-queue metrics); all optional. */
+export interface WorkQueueObserver {
+  /** A key newly queued or newly marked dirty (coalesced adds are not reported). */
+  added(): void;
+  /** A retry scheduled after a failed or stale reconcile. */
+  retried(): void;
+  /** A worker took a key that waited this long in the queue. */
+  started(queuedSeconds: number): void;
+  /** A reconcile ended. */
+  finished(workSeconds: number, outcome: ReconcileOutcome): void;
+}
+
 export interface WorkQueueStats {
   added: number;
   processed: number;
@@ -50,6 +65,10 @@ export class WorkQueue {
   private readonly queue: string[] = [];
   private readonly queued = new Set<string>();
   private readonly processing = new Set<string>();
+  /** When each queued key was queued, and when each running key started (performance.now()). */
+  private readonly queuedAt = new Map<string, number>();
+  private readonly startedAt = new Map<string, number>();
+  private observer: WorkQueueObserver | undefined;
   private readonly dirty = new Set<string>();
   private readonly retryLimiter: RetryLimiter;
   private readonly delayed = new Map<string, { at: number; timer: NodeJS.Timeout }>();
@@ -75,15 +94,41 @@ export class WorkQueue {
     return this.queue.length;
   }
 
+  get concurrency(): number {
+    return this.options.concurrency;
+  }
+
+  /** Reconciles running now. */
+  get active(): number {
+    return this.processing.size;
+  }
+
+  /** Seconds each running reconcile has been running so far (client-go's unfinished work). */
+  runningSeconds(now = performance.now()): number[] {
+    return [...this.startedAt.values()].map((at) => (now - at) / 1000);
+  }
+
+  /** Reports adds, retries and reconcile timings to `observer` (one observer; the last set wins). */
+  observe(observer: WorkQueueObserver): void {
+    this.observer = observer;
+  }
+
   add(key: string): void {
     if (this.shuttingDown) return;
     this.stats.added += 1;
     if (this.processing.has(key)) {
+      if (!this.dirty.has(key)) this.observer?.added();
       this.dirty.add(key);
       return;
     }
     if (this.queued.has(key)) return;
+    this.observer?.added();
+    this.enqueue(key);
+  }
+
+  private enqueue(key: string): void {
     this.queued.add(key);
+    this.queuedAt.set(key, performance.now());
     this.queue.push(key);
     this.schedulePump();
   }
@@ -122,6 +167,7 @@ export class WorkQueue {
     this.delayed.clear();
     this.queue.length = 0;
     this.queued.clear();
+    this.queuedAt.clear();
     if (this.processing.size === 0) return;
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
@@ -151,15 +197,21 @@ export class WorkQueue {
     while (this.processing.size < this.options.concurrency && this.queue.length > 0) {
       const key = this.queue.shift()!;
       this.queued.delete(key);
+      const now = performance.now();
+      this.observer?.started((now - (this.queuedAt.get(key) ?? now)) / 1000);
+      this.queuedAt.delete(key);
+      this.startedAt.set(key, now);
       this.processing.add(key);
       void this.process(key);
     }
   }
 
   private async process(key: string): Promise<void> {
+    let outcome: ReconcileOutcome = 'success';
     try {
       const result = await this.options.handler(key);
       this.retryLimiter.forget(key);
+      if (result?.requeueAfterMs !== undefined) outcome = 'requeue_after';
       // A sync period is not a retry: it is not paced by the retry bucket.
       if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
     } catch (err) {
@@ -173,17 +225,27 @@ export class WorkQueue {
       };
       if (this.options.isStaleRead?.(err)) {
         this.stats.staleReads += 1;
+        outcome = 'requeue';
         this.options.logger.debug('object changed since it was cached; reconciling again', details);
       } else {
         this.stats.failures += 1;
+        outcome = 'error';
         this.options.logger.error('reconcile failed; will retry', details);
       }
       this.stats.retries += 1;
+      this.observer?.retried();
       this.addAfter(key, delay);
     } finally {
       this.stats.processed += 1;
+      const started = this.startedAt.get(key) ?? performance.now();
+      this.startedAt.delete(key);
       this.processing.delete(key);
-      if (this.dirty.delete(key)) this.add(key);
+      this.observer?.finished((performance.now() - started) / 1000, outcome);
+      // Already counted as an add when it was marked dirty.
+      if (this.dirty.delete(key) && !this.shuttingDown) {
+        this.stats.added += 1;
+        if (!this.queued.has(key)) this.enqueue(key);
+      }
       this.pump();
       if (this.processing.size === 0 && (this.queue.length === 0 || !this.running)) {
         const waiters = this.idleWaiters;

@@ -3,7 +3,13 @@ import type { SecretExport } from '../../../generated/index.js';
 import { splitKey, type Informer } from '../../runtime/informer.js';
 import { ApiError, isNotFound } from '../../runtime/kube-client.js';
 import { errorMessage } from '../../runtime/work-queue.js';
-import { ControllerOperator, replaceNulls, type OperatorContext } from '../../runtime/operator.js';
+import { domainMetrics, secondsSinceSourceChange, type SourceChange } from '../../runtime/domain-metrics.js';
+import {
+  ControllerOperator,
+  replaceNulls,
+  type ControllerGauge,
+  type OperatorContext,
+} from '../../runtime/operator.js';
 import {
   namespacesInformer,
   placeholdersInformer,
@@ -50,6 +56,8 @@ export class PlaceholderController extends ControllerOperator {
   private namespaces!: Informer<V1Namespace>;
   private exports!: Informer<SecretExport>;
   private secrets!: NamedSecretWatches;
+  /** The newest source Secret change seen (for the propagation metric). */
+  private lastSourceChange: SourceChange | undefined;
 
   constructor(ctx: OperatorContext) {
     super(ctx, 'placeholder');
@@ -80,9 +88,21 @@ export class PlaceholderController extends ControllerOperator {
       },
     });
     this.secrets.onChange((namespace, name) => {
+      this.lastSourceChange = { key: `${namespace}/${name}`, at: performance.now() };
       const exp = this.exports.get(namespace, name);
       if (exp) this.enqueueReachedBy([exp]);
     });
+  }
+
+  override metricGauges(): ControllerGauge[] {
+    return [
+      {
+        name: 'regcred_placeholders_managed',
+        help: 'Placeholder Secrets (of type kubernetes.io/dockerconfigjson) this operator fills.',
+        // Set by init(); a scrape may come before it.
+        value: () => (this.placeholders as Informer<V1Secret> | undefined)?.size ?? 0,
+      },
+    ];
   }
 
   private enqueueNamespace(namespace: string): void {
@@ -155,7 +175,13 @@ export class PlaceholderController extends ControllerOperator {
       this.reportFailure(secret, plan.failure);
       return;
     }
-    if (plan.result) this.reportConflicts(secret, plan.result);
+    domainMetrics.placeholderUpdated(
+      secondsSinceSourceChange(this.lastSourceChange, plan.result?.secretNames ?? [], performance.now()),
+    );
+    if (plan.result) {
+      domainMetrics.registryConflicts(plan.result.conflicts.length);
+      this.reportConflicts(secret, plan.result);
+    }
     this.log.debug('placeholder updated', {
       placeholder: key,
       sources: plan.result?.secretNames ?? [],

@@ -3,7 +3,7 @@ import type { SecretExport, SecretExportStatus } from '../../../generated/index.
 import { parseDockerConfigJson } from '../../registry/dockerconfig.js';
 import { commonStatus, type ConditionType } from '../../runtime/conditions.js';
 import { splitKey, type Informer } from '../../runtime/informer.js';
-import { ControllerOperator, type OperatorContext } from '../../runtime/operator.js';
+import { ControllerOperator, type ControllerGauge, type OperatorContext } from '../../runtime/operator.js';
 import type { ReconcileResult } from '../../runtime/work-queue.js';
 import { namespacesInformer, SecretExports, secretExportsInformer } from '../../shared-informers.js';
 import { DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE } from '../annotations.js';
@@ -31,6 +31,17 @@ export class SecretExportController extends ControllerOperator {
 
   constructor(ctx: OperatorContext) {
     super(ctx, 'secretexport');
+  }
+
+  override metricGauges(): ControllerGauge[] {
+    return [
+      {
+        name: 'regcred_secret_exports',
+        help: 'SecretExports in the cache.',
+        // Set by init(); a scrape may come before it.
+        value: () => (this.exports as Informer<SecretExport> | undefined)?.size ?? 0,
+      },
+    ];
   }
 
   protected async init(): Promise<void> {
