@@ -543,8 +543,8 @@ spec:
     const seRow = rowOf(se, ns, 'se');
     assert.equal(seRow.DESCRIPTION, 'Reconcile succeeded');
     assert.equal(seRow.REACHED, '3');
-    assert.equal(seRow['TO NAMESPACE'], '<none>');
-    assert.match(seRow['TO NAMESPACES']!, /^\[?"?\*"?\]?$/);
+    assert.equal(seRow['TO NAMESPACE'], '');
+    assert.equal(seRow['TO NAMESPACES'], '["*"]');
     assert.match(seRow.AGE!, /^\d+s$/);
 
     const [imports] = parseTables(await kubectl(['get', 'secretimports', '-n', ns]));
