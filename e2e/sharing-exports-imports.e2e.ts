@@ -217,7 +217,14 @@ async function kubectlRow(namespace: string, name: string): Promise<Record<strin
   const rows = parseTable(await env.cluster.kubectl(['get', 'secretexports', '-n', namespace]));
   const row = rows.find((r) => r.NAME === name);
   assert.ok(row, `no row ${name} in ${JSON.stringify(rows)}`);
-  assert.deepEqual(Object.keys(row), ['NAME', 'DESCRIPTION', 'NAMESPACES', 'AGE']);
+  assert.deepEqual(Object.keys(row), [
+    'NAME',
+    'DESCRIPTION',
+    'TO NAMESPACE',
+    'TO NAMESPACES',
+    'REACHED',
+    'AGE',
+  ]);
   return row;
 }
 
@@ -303,7 +310,7 @@ describe('SecretExport status', () => {
     assert.notEqual(okReason, '');
   });
 
-  test('kubectl get secretexports shows how many namespaces an export reaches in the NAMESPACES column, following namespaces added and removed', async (t) => {
+  test('kubectl get secretexports shows how many namespaces an export reaches in the REACHED column, following namespaces added and removed', async (t) => {
     const cleanup = cleanupAfter(t);
     await createNamespace(env.client, 'cnt-src');
     await createNamespace(env.client, 'cnt-a');
@@ -319,7 +326,7 @@ describe('SecretExport status', () => {
           const exp = await getExport('cnt-src', name);
           assert.equal(exp.status?.reachedNamespaceCount, count);
           const row = await kubectlRow('cnt-src', name);
-          assert.equal(row.NAMESPACES, String(count));
+          assert.equal(row.REACHED, String(count));
           assert.equal(row.DESCRIPTION, 'Reconcile succeeded');
         },
         { timeoutMs },
@@ -349,7 +356,7 @@ describe('SecretExport status', () => {
           const count = await reachableNow();
           const exp = await getExport('cnt-src', 'wild');
           assert.equal(exp.status?.reachedNamespaceCount, count);
-          assert.equal((await kubectlRow('cnt-src', 'wild')).NAMESPACES, String(count));
+          assert.equal((await kubectlRow('cnt-src', 'wild')).REACHED, String(count));
         },
         { timeoutMs: AT_ONCE_MS },
       );

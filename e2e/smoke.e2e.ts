@@ -467,6 +467,11 @@ kind: SecretExport
 metadata: {name: se, namespace: ${ns}}
 spec: {toNamespaces: ["*"]}
 ---
+apiVersion: secretgen.carvel.dev/v1alpha1
+kind: SecretImport
+metadata: {name: si, namespace: ${ns}}
+spec: {fromNamespace: shared}
+---
 apiVersion: packaging.carvel.dev/v1alpha1
 kind: PackageInstall
 metadata: {name: pi, namespace: ${ns}}
@@ -526,11 +531,29 @@ spec:
 
     const se = tableOf(tables, 'secretexport.secretgen.carvel.dev');
     assert.deepEqual(se.header, declaredHeader('SecretExport'));
-    assert.deepEqual(se.header, ['NAMESPACE', 'NAME', 'DESCRIPTION', 'NAMESPACES', 'AGE']);
+    assert.deepEqual(se.header, [
+      'NAMESPACE',
+      'NAME',
+      'DESCRIPTION',
+      'TO NAMESPACE',
+      'TO NAMESPACES',
+      'REACHED',
+      'AGE',
+    ]);
     const seRow = rowOf(se, ns, 'se');
     assert.equal(seRow.DESCRIPTION, 'Reconcile succeeded');
-    assert.equal(seRow.NAMESPACES, '3');
+    assert.equal(seRow.REACHED, '3');
+    assert.equal(seRow['TO NAMESPACE'], '');
+    assert.equal(seRow['TO NAMESPACES'], '["*"]');
     assert.match(seRow.AGE!, /^\d+s$/);
+
+    const [imports] = parseTables(await kubectl(['get', 'secretimports', '-n', ns]));
+    assert.deepEqual(imports!.header, ['NAME', 'DESCRIPTION', 'FROM NAMESPACE', 'AGE']);
+    assert.equal(imports!.rows[0]!['FROM NAMESPACE'], 'shared');
+
+    const [wideRepos] = parseTables(await kubectl(['get', 'pkgr', '-n', ns, '-o', 'wide']));
+    assert.deepEqual(wideRepos!.header, ['NAME', 'AGE', 'DESCRIPTION', 'BUNDLE', 'PAUSED']);
+    assert.equal(wideRepos!.rows[0]!.BUNDLE, 'registry.corp.com/repo:1.0.0');
 
     const pkgi = tableOf(tables, 'packageinstall.packaging.carvel.dev');
     assert.deepEqual(pkgi.header, declaredHeader('PackageInstall'));
@@ -587,8 +610,10 @@ spec:
     assert.match(wide!.rows[0]!.CATEGORIES!, /demo.*web/);
   });
 
-  test('the short names pkgi, pkgr, pkg and pkgm name the packaging kinds', async () => {
+  test('the short names pkgi, pkgr, pkg, pkgm, secexp and secimp name their kinds', async () => {
     const expected: Record<string, string> = {
+      secexp: 'secretexport.secretgen.carvel.dev/se',
+      secimp: 'secretimport.secretgen.carvel.dev/si',
       pkgi: 'packageinstall.packaging.carvel.dev/pi',
       pkgr: 'packagerepository.packaging.carvel.dev/pr',
       pkg: 'package.data.packaging.carvel.dev/simple-app.corp.com.1.2.3',

@@ -110,6 +110,15 @@ const description: PrinterColumn = {
   type: 'string',
   jsonPath: '.status.friendlyDescription',
 };
+// Wide-only (-o wide) columns, so the default output stays upstream's.
+const wide = (name: string, type: string, jsonPath: string): PrinterColumn => ({
+  name,
+  type,
+  jsonPath,
+  priority: 1,
+});
+const paused = wide('Paused', 'boolean', '.spec.paused');
+const serviceAccount = wide('Service Account', 'string', '.spec.serviceAccountName');
 
 const expectedCrds: Expected[] = [
   {
@@ -117,11 +126,13 @@ const expectedCrds: Expected[] = [
     kind: 'SecretExport',
     plural: 'secretexports',
     singular: 'secretexport',
-    shortNames: [],
+    shortNames: ['secexp'],
     hasStatus: true,
     columns: [
       description,
-      { name: 'Namespaces', type: 'integer', jsonPath: '.status.reachedNamespaceCount' },
+      { name: 'To Namespace', type: 'string', jsonPath: '.spec.toNamespace' },
+      { name: 'To Namespaces', type: 'string', jsonPath: '.spec.toNamespaces' },
+      { name: 'Reached', type: 'integer', jsonPath: '.status.reachedNamespaceCount' },
       age,
     ],
   },
@@ -130,9 +141,9 @@ const expectedCrds: Expected[] = [
     kind: 'SecretImport',
     plural: 'secretimports',
     singular: 'secretimport',
-    shortNames: [],
+    shortNames: ['secimp'],
     hasStatus: true,
-    columns: [description, age],
+    columns: [description, { name: 'From Namespace', type: 'string', jsonPath: '.spec.fromNamespace' }, age],
   },
   {
     group: 'packaging.carvel.dev',
@@ -141,7 +152,7 @@ const expectedCrds: Expected[] = [
     singular: 'packagerepository',
     shortNames: ['pkgr'],
     hasStatus: true,
-    columns: [age, description],
+    columns: [age, description, wide('Bundle', 'string', '.spec.fetch.imgpkgBundle.image'), paused],
   },
   {
     group: 'packaging.carvel.dev',
@@ -154,6 +165,8 @@ const expectedCrds: Expected[] = [
       { name: 'Package name', type: 'string', jsonPath: '.spec.packageRef.refName' },
       { name: 'Package version', type: 'string', jsonPath: '.status.version' },
       description,
+      serviceAccount,
+      paused,
       age,
     ],
   },
@@ -189,9 +202,16 @@ const expectedCrds: Expected[] = [
     kind: 'App',
     plural: 'apps',
     singular: 'app',
+    // No short name: the singular "app" is already short, and upstream declares none.
     shortNames: [],
     hasStatus: true,
-    columns: [description, { name: 'Since-Deploy', type: 'date', jsonPath: '.status.deploy.startedAt' }, age],
+    columns: [
+      description,
+      { name: 'Since-Deploy', type: 'date', jsonPath: '.status.deploy.startedAt' },
+      serviceAccount,
+      paused,
+      age,
+    ],
   },
 ];
 
@@ -462,6 +482,31 @@ test('crds/ holds exactly one file per expected kind, named <group>_<plural>.yam
   assert.deepEqual(files, expectedCrds.map(fileOf).sort());
 });
 
+test('short names are unique and clash with no built-in kubectl resource name or short name', () => {
+  // Built-in names a cluster admin types daily; a CRD short name equal to one would shadow or be shadowed.
+  const builtIn = new Set(
+    'cm cs csr crd ds deploy ep ev hpa ing limits netpol no ns pc pdb po pv pvc quota rc rs sa sc sts svc secret secrets app apps'.split(
+      ' ',
+    ),
+  );
+  const declared = expectedCrds.flatMap((e) => loadCrd(e).spec.names.shortNames ?? []);
+  assert.deepEqual(
+    declared.filter((n) => builtIn.has(n)),
+    [],
+  );
+  assert.equal(
+    new Set(declared).size,
+    declared.length,
+    `duplicate short names in ${JSON.stringify(declared)}`,
+  );
+  const kindsWithout = expectedCrds.filter((e) => (loadCrd(e).spec.names.shortNames ?? []).length === 0);
+  assert.deepEqual(
+    kindsWithout.map((e) => e.kind),
+    ['App'],
+    'every kind but App (singular "app") has a short name',
+  );
+});
+
 for (const e of expectedCrds) {
   describe(`the ${e.kind} CRD (${fileOf(e)})`, () => {
     test('parses as a single apiextensions.k8s.io/v1 CustomResourceDefinition', () => {
@@ -526,8 +571,18 @@ for (const e of expectedCrds) {
         for (const step of column.jsonPath.split('.').slice(1)) node = node?.properties?.[step];
         assert.ok(node, `column ${column.name}: ${column.jsonPath} is not in the schema`);
         const expectedType = column.type === 'date' ? 'string' : column.type;
-        if (column.name !== 'Categories') assert.equal(node.type, expectedType, `column ${column.name} type`);
+        // A string column may show a list of strings (kubectl prints it as [a b]).
+        const shown = node.type === 'array' && column.type === 'string' ? node.items?.type : node.type;
+        assert.equal(shown, expectedType, `column ${column.name} type`);
       }
+    });
+
+    test('shows more than the name and age at a glance: Age and at least one other default column; extra columns only in -o wide', () => {
+      const columns = loadCrd(e).spec.versions[0]!.additionalPrinterColumns ?? [];
+      const shown = columns.filter((c) => (c.priority ?? 0) === 0).map((c) => c.name);
+      assert.ok(shown.includes('Age'), `no Age column in ${JSON.stringify(shown)}`);
+      assert.ok(shown.length >= 2, `only ${JSON.stringify(shown)} in the default output`);
+      for (const c of columns) assert.ok(c.priority === undefined || c.priority === 1, `${c.name} priority`);
     });
 
     test('gives every schema node a description, except the root metadata that the API server describes', () => {
