@@ -5,5 +5,7 @@ export * from './data.packaging.carvel.dev/v1alpha1/packagemetadata.js';
 export * from './kappctrl.k14s.io/v1alpha1/app.js';
 export * from './packaging.carvel.dev/v1alpha1/packageinstall.js';
 export * from './packaging.carvel.dev/v1alpha1/packagerepository.js';
+export * from './regcred.dev/v1alpha1/imagepullsecretpolicy.js';
+export * from './regcred.dev/v1alpha1/registrytoken.js';
 export * from './secretgen.carvel.dev/v1alpha1/secretexport.js';
 export * from './secretgen.carvel.dev/v1alpha1/secretimport.js';

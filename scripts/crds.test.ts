@@ -99,6 +99,9 @@ interface Expected {
   shortNames: string[];
   hasStatus: boolean;
   columns: PrinterColumn[];
+  /** Our own kinds are listed by `kubectl get regcred`, upstream's by `kubectl get carvel`. */
+  category?: 'regcred';
+  scope?: 'Cluster';
 }
 
 // ---------------------------------------------------------------------------
@@ -210,6 +213,40 @@ const expectedCrds: Expected[] = [
       { name: 'Since-Deploy', type: 'date', jsonPath: '.status.deploy.startedAt' },
       serviceAccount,
       paused,
+      age,
+    ],
+  },
+  {
+    group: 'regcred.dev',
+    kind: 'RegistryToken',
+    plural: 'registrytokens',
+    singular: 'registrytoken',
+    shortNames: ['regtok'],
+    hasStatus: true,
+    category: 'regcred',
+    columns: [
+      { name: 'Provider', type: 'string', jsonPath: '.spec.provider' },
+      { name: 'Registry', type: 'string', jsonPath: '.spec.registry' },
+      { name: 'Secret', type: 'string', jsonPath: '.spec.secretName' },
+      { name: 'Expires', type: 'date', jsonPath: '.status.expiresAt' },
+      description,
+      age,
+    ],
+  },
+  {
+    group: 'regcred.dev',
+    kind: 'ImagePullSecretPolicy',
+    plural: 'imagepullsecretpolicies',
+    singular: 'imagepullsecretpolicy',
+    shortNames: ['ipsp'],
+    hasStatus: true,
+    category: 'regcred',
+    scope: 'Cluster',
+    columns: [
+      { name: 'Secret', type: 'string', jsonPath: '.spec.secretName' },
+      { name: 'Namespaces', type: 'integer', jsonPath: '.status.namespaces' },
+      { name: 'ServiceAccounts', type: 'integer', jsonPath: '.status.serviceAccounts' },
+      description,
       age,
     ],
   },
@@ -525,13 +562,13 @@ for (const e of expectedCrds) {
         plural: e.plural,
         singular: e.singular,
         ...(e.shortNames.length > 0 ? { shortNames: e.shortNames } : {}),
-        categories: ['carvel'],
+        categories: [e.category ?? 'carvel'],
       });
     });
 
-    test('is namespaced and serves exactly one version, v1alpha1, as the storage version', () => {
+    test(`is ${e.scope === 'Cluster' ? 'cluster-scoped' : 'namespaced'} and serves exactly one version, v1alpha1, as the storage version`, () => {
       const crd = loadCrd(e);
-      assert.equal(crd.spec.scope, 'Namespaced');
+      assert.equal(crd.spec.scope, e.scope ?? 'Namespaced');
       assert.equal(crd.spec.versions.length, 1);
       const v = crd.spec.versions[0]!;
       assert.equal(v.name, 'v1alpha1');
