@@ -247,7 +247,7 @@ after(async () => {
 
 describe('CRD installation', () => {
   test('every CRD of crds/ is installed with accepted names and Established', async () => {
-    assert.equal(crds.length, 7);
+    assert.equal(crds.length, 9);
     const list = JSON.parse(await kubectl(['get', 'crd', '-o', 'json'])) as {
       items: { metadata: { name: string }; status: { conditions?: { type: string; status: string }[] } }[];
     };
@@ -610,7 +610,7 @@ spec:
     assert.match(wide!.rows[0]!.CATEGORIES!, /demo.*web/);
   });
 
-  test('the short names pkgi, pkgr, pkg, pkgm, secexp and secimp name their kinds', async () => {
+  test('the short names pkgi, pkgr, pkg, pkgm, secexp, secimp, regtok and ipsp name their kinds', async () => {
     const expected: Record<string, string> = {
       secexp: 'secretexport.secretgen.carvel.dev/se',
       secimp: 'secretimport.secretgen.carvel.dev/si',
@@ -622,8 +622,10 @@ spec:
     for (const [short, name] of Object.entries(expected)) {
       assert.equal((await kubectl(['get', short, '-n', ns, '-o', 'name'])).trim(), name, short);
     }
+    // Our own kinds' short names resolve too (an unknown one fails with "doesn't have a resource type").
+    for (const short of ['regtok', 'ipsp']) await kubectl(['get', short, '-n', ns, '-o', 'name']);
     const declared = crds.flatMap((c) => c.spec.names.shortNames ?? []).sort();
-    assert.deepEqual(declared, Object.keys(expected).sort());
+    assert.deepEqual(declared, [...Object.keys(expected), 'regtok', 'ipsp'].sort());
   });
 });
 
