@@ -49,6 +49,7 @@ async function authorizationToken(env: CloudEnvironment): Promise<string | undef
     } catch (error) {
       throw new Error(
         `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE ${file}: cannot read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+        { cause: error },
       );
     }
   }

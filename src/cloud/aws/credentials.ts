@@ -103,7 +103,7 @@ export class AmbientAwsCredentials {
       this.cached = { credentials, refreshAt };
       return credentials;
     } catch (error) {
-      const failure = new Error(`AWS credentials: ${(error as Error).message}`);
+      const failure = new Error(`AWS credentials: ${(error as Error).message}`, { cause: error });
       this.cached = undefined;
       this.failure = { error: failure, until: this.timings.now().getTime() + this.timings.failureCacheMs };
       throw failure;
@@ -129,6 +129,7 @@ export class AmbientAwsCredentials {
       } catch (error) {
         throw new Error(
           `AWS_WEB_IDENTITY_TOKEN_FILE ${env.AWS_WEB_IDENTITY_TOKEN_FILE}: cannot read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+          { cause: error },
         );
       }
       const sts = stsUrl(env, registryRegion);
@@ -152,7 +153,9 @@ export class AmbientAwsCredentials {
     try {
       return await fetchImdsCredentials(endpoint, metadata);
     } catch (error) {
-      throw new Error(`none in the environment, and instance metadata failed: ${(error as Error).message}`);
+      throw new Error(`none in the environment, and instance metadata failed: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   }
 }
