@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 
 import type { CloudEnvironment } from '../types.js';
 import { containerCredentialsConfigured, fetchContainerCredentials } from './container.js';
-import { DEFAULT_IMDS_ENDPOINT, fetchImdsCredentials } from './imds.js';
+import { DEFAULT_IMDS_ENDPOINT, DEFAULT_IMDS_ENDPOINT_IPV6, fetchImdsCredentials } from './imds.js';
 import { assumeRole, assumeRoleWithWebIdentity } from './sts.js';
 import { stsEndpoint } from './hosts.js';
 import type { AwsCredentials } from './types.js';
@@ -33,12 +33,20 @@ export const DEFAULT_CREDENTIAL_TIMINGS: CredentialTimings = {
 };
 
 export const SESSION_NAME = 'regcred-operator';
+// Credentials this close to their Expiration are not used for a request any more.
+const STILL_VALID_MARGIN_MS = 30_000;
 
 /** The STS endpoint: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, else regional by the configured or the registry's region. */
 export function stsUrl(env: CloudEnvironment, fallbackRegion: string): { url: URL; region: string } {
   const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || fallbackRegion;
   const override = env.AWS_ENDPOINT_URL_STS || env.AWS_ENDPOINT_URL;
-  return { url: new URL(override || stsEndpoint(region)), region };
+  try {
+    return { url: new URL(override || stsEndpoint(region)), region };
+  } catch {
+    throw new Error(
+      `STS endpoint: ${env.AWS_ENDPOINT_URL_STS ? 'AWS_ENDPOINT_URL_STS' : 'AWS_ENDPOINT_URL'} is not a URL`,
+    );
+  }
 }
 
 /** Rejects with the caller's abort without cancelling shared work others wait on. */
@@ -83,7 +91,10 @@ export class AmbientAwsCredentials {
   async get(registryRegion: string, signal: AbortSignal): Promise<AwsCredentials> {
     const now = this.timings.now().getTime();
     if (this.cached && now < this.cached.refreshAt) return this.cached.credentials;
-    if (this.failure && now < this.failure.until) throw this.failure.error;
+    if (this.failure && now < this.failure.until) {
+      if (this.usable(now)) return this.cached!.credentials;
+      throw this.failure.error;
+    }
     this.inflight ??= this.lookup(registryRegion).finally(() => {
       this.inflight = undefined;
     });
@@ -104,10 +115,19 @@ export class AmbientAwsCredentials {
       return credentials;
     } catch (error) {
       const failure = new Error(`AWS credentials: ${(error as Error).message}`, { cause: error });
+      const now = this.timings.now().getTime();
+      this.failure = { error: failure, until: now + this.timings.failureCacheMs };
+      // A failed early refresh keeps the old credentials while they still work.
+      if (this.usable(now)) return this.cached!.credentials;
       this.cached = undefined;
-      this.failure = { error: failure, until: this.timings.now().getTime() + this.timings.failureCacheMs };
       throw failure;
     }
+  }
+
+  /** Whether the cached credentials are past their refresh time but still good for a request. */
+  private usable(now: number): boolean {
+    const expires = this.cached?.credentials.expiresAt?.getTime();
+    return expires !== undefined && now < expires - STILL_VALID_MARGIN_MS;
   }
 
   private async resolve(registryRegion: string): Promise<AwsCredentials> {
@@ -149,7 +169,11 @@ export class AmbientAwsCredentials {
         'none configured (no AWS_ACCESS_KEY_ID, AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE or AWS_CONTAINER_CREDENTIALS_FULL_URI; IMDS disabled)',
       );
     }
-    const endpoint = env.AWS_EC2_METADATA_SERVICE_ENDPOINT || DEFAULT_IMDS_ENDPOINT;
+    const endpoint =
+      env.AWS_EC2_METADATA_SERVICE_ENDPOINT ||
+      ((env.AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE ?? '').toLowerCase() === 'ipv6'
+        ? DEFAULT_IMDS_ENDPOINT_IPV6
+        : DEFAULT_IMDS_ENDPOINT);
     try {
       return await fetchImdsCredentials(endpoint, metadata);
     } catch (error) {

@@ -5,6 +5,7 @@ import { awsHttp } from './http.js';
 import { parseTimestamp, type AwsCredentials, type ExchangeLimits } from './types.js';
 
 export const DEFAULT_IMDS_ENDPOINT = 'http://169.254.169.254';
+export const DEFAULT_IMDS_ENDPOINT_IPV6 = 'http://[fd00:ec2::254]';
 const TOKEN_TTL_SECONDS = '21600';
 const CREDENTIALS_PATH = '/latest/meta-data/iam/security-credentials/';
 
@@ -13,7 +14,13 @@ export async function fetchImdsCredentials(
   limits: ExchangeLimits,
 ): Promise<AwsCredentials> {
   const base = endpoint.endsWith('/') ? endpoint.slice(0, -1) : endpoint;
-  const at = (path: string): URL => new URL(`${base}${path}`);
+  const at = (path: string): URL => {
+    try {
+      return new URL(`${base}${path}`);
+    } catch {
+      throw new Error('AWS_EC2_METADATA_SERVICE_ENDPOINT is not a URL');
+    }
+  };
   const tokenResponse = await awsHttp({
     ...limits,
     method: 'PUT',

@@ -71,7 +71,9 @@ export function createEcrProvider(
     try {
       endpoint = new URL(override || defaultEndpoint);
     } catch {
-      throw new Error('AWS_ENDPOINT_URL_ECR is not a URL');
+      throw new Error(
+        `ECR endpoint: ${env.AWS_ENDPOINT_URL_ECR ? 'AWS_ENDPOINT_URL_ECR' : 'AWS_ENDPOINT_URL'} is not a URL`,
+      );
     }
     return { region, endpoint };
   };

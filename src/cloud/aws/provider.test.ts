@@ -241,6 +241,26 @@ describe('ECR provider: caching and refresh', () => {
       assert.equal(fake.calls.imdsCredentials, 2);
     }));
 
+  it('a failed early refresh keeps the old credentials until they expire', () =>
+    withFake({ credentialLifetimeMs: HOUR }, async (fake) => {
+      const ecr = provider(fake, {}, { refreshMarginMs: 5 * 60_000 });
+      await ecr.mint(REGISTRY, AMBIENT, live());
+      fake.imdsBehavior = 'error';
+      clockMs += 56 * 60_000; // inside the margin: a refresh is tried and fails
+      await ecr.mint(REGISTRY, AMBIENT, live());
+      assert.equal(fake.calls.ecr, 2);
+      assert.deepEqual(fake.ecrCallers, ['imds', 'imds']);
+      clockMs += 5 * 60_000; // past Expiration: nothing left to fall back on
+      await assert.rejects(
+        ecr.mint(REGISTRY, AMBIENT, live()),
+        /instance metadata failed: IMDSv2 session token: HTTP 500/,
+      );
+      fake.imdsBehavior = 'ok';
+      clockMs += 31_000;
+      await ecr.mint(REGISTRY, AMBIENT, live());
+      assert.equal(fake.calls.imdsCredentials, 2);
+    }));
+
   it('the ECR token lifetime is the one ECR reports (short for the tests)', () =>
     withFake({ tokenLifetimeMs: 3000 }, async (fake) => {
       const minted = await provider(fake, {}).mint(REGISTRY, AMBIENT, live());
