@@ -281,11 +281,12 @@ describe('ECR provider: no metadata server', () => {
         ecr.mint(REGISTRY, AMBIENT, live()),
         /instance metadata failed: .*no answer within 1000 ms/,
       );
-      assert.ok(performance.now() - started < 1500, `took ${performance.now() - started} ms`);
+      // 1 s timeout plus slack for a loaded CI machine; the message shows the timeout used.
+      assert.ok(performance.now() - started < 2500, `took ${performance.now() - started} ms`);
       assert.equal(silent.connections(), 1);
       started = performance.now();
       await assert.rejects(ecr.mint(REGISTRY, AMBIENT, live()), /instance metadata failed/);
-      assert.ok(performance.now() - started < 100);
+      assert.ok(performance.now() - started < 500);
       assert.equal(silent.connections(), 1, 'the cached failure does not probe again');
       clockMs += 31_000;
       await assert.rejects(ecr.mint(REGISTRY, AMBIENT, live()), /instance metadata failed/);
@@ -436,6 +437,6 @@ describe('ECR provider: hosts, limits, abort', () => {
       );
       const started = performance.now();
       await assert.rejects(provider(fake, env).mint(REGISTRY, AMBIENT, AbortSignal.timeout(100)), /aborted/);
-      assert.ok(performance.now() - started < 1000);
+      assert.ok(performance.now() - started < 2000);
     }));
 });
