@@ -179,6 +179,7 @@ export function createAcrProvider(
       body: new URLSearchParams(form).toString(),
       timeoutMs: tokenTimeoutMs,
       signal,
+      what,
       ...ca,
     });
     if (response.status !== 200) throw statusError(what, response, [secret]);
@@ -199,6 +200,7 @@ export function createAcrProvider(
         headers: { metadata: 'true', accept: 'application/json' },
         timeoutMs: options.metadataTimeoutMs ?? METADATA_TIMEOUT_MS,
         signal,
+        what,
       });
       if (response.status !== 200) throw statusError(what, response, []);
       return { token: readEntraAccessToken(parseJsonObject(response, what), what) };
@@ -264,6 +266,7 @@ export function createAcrProvider(
       body: new URLSearchParams(form).toString(),
       timeoutMs: tokenTimeoutMs,
       signal,
+      what,
       ...ca,
     });
     if (response.status !== 200) throw statusError(what, response, [entra.token]);

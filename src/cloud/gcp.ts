@@ -167,6 +167,7 @@ export function createGcrProvider(
         headers: { 'metadata-flavor': 'Google', accept: 'application/json' },
         timeoutMs: options.metadataTimeoutMs ?? METADATA_TIMEOUT_MS,
         signal,
+        what,
       });
       // Without this header the answer came from something else listening there (a proxy, a captive portal).
       if (response.headers['metadata-flavor'] !== 'Google') {
@@ -206,6 +207,7 @@ export function createGcrProvider(
       }).toString(),
       timeoutMs: options.tokenTimeoutMs ?? TOKEN_ENDPOINT_TIMEOUT_MS,
       signal,
+      what,
       ...(options.caCerts ? { caCerts: options.caCerts } : {}),
     });
     if (response.status !== 200) throw statusError(what, response, [assertion]);

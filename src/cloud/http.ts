@@ -24,6 +24,8 @@ export interface CloudHttpRequest {
   maxBytes?: number;
   /** PEM certificates trusted for https in addition to Node's default roots. */
   caCerts?: string;
+  /** Names the endpoint in error messages (default: method, origin and path). */
+  what?: string;
 }
 
 export interface CloudHttpResponse {
@@ -54,7 +56,7 @@ function trustedCas(extra: string): string[] {
 export const sendCloudRequest: CloudHttp = (request) =>
   new Promise<CloudHttpResponse>((resolve, reject) => {
     const { url, signal } = request;
-    const what = `${request.method} ${url.origin}${url.pathname}`;
+    const what = request.what ?? `${request.method} ${url.origin}${url.pathname}`;
     if (signal.aborted) {
       reject(new CloudCredentialError(`${what}: aborted`));
       return;
