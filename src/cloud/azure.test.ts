@@ -212,7 +212,7 @@ describe('ACR provider against the Azure fakes', () => {
         secretIdentity({ tenantId: fake.tenantId, clientId: fake.clientId }),
         signal(),
       ),
-      /Secret team-b\/sp has no key clientSecret/,
+      /Secret team-b\/sp has no data key clientSecret/,
     );
     await assert.rejects(
       p.mint(

@@ -239,8 +239,9 @@ export function createAcrProvider(
     const source = `Secret ${identity.namespace}/${identity.name}`;
     const field = (key: string) => {
       const value = identity.data[key]?.toString('utf8').trim();
-      if (!value) throw new CloudCredentialError(`${source} has no key ${key}`);
-      if (value.length > MAX_TOKEN_LENGTH) throw new CloudCredentialError(`${source} key ${key} is too long`);
+      if (!value) throw new CloudCredentialError(`${source} has no data key ${key}`);
+      if (value.length > MAX_TOKEN_LENGTH)
+        throw new CloudCredentialError(`${source}: data key ${key} is too long`);
       return value;
     };
     const tenant = field(AZURE_SECRET_KEYS.tenantId);

@@ -2,6 +2,7 @@
 // server, OAuth token endpoint) and, for the last test, a real docker-registry.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 
 import { makeServiceAccountKey, startGcpFake, type GcpFake } from '../../e2e/fixtures/cloud/gcp-fake.js';
@@ -211,13 +212,13 @@ describe('GCR provider, service-account key from a Secret', () => {
     const start = fake.tokenRequests;
     await assert.rejects(
       createGcrProvider(fake.env).mint('gcr.io', secretIdentity({ 'key.json': keyJson }), signal()),
-      /Secret team-a\/gcp-key key key\.json names a token_uri other than .*; it is not used/,
+      /Secret team-a\/gcp-key: key\.json names a token_uri other than .*; it is not used/,
     );
     assert.equal(fake.tokenRequests, start);
   });
 
   const badKeys: Array<[string, Record<string, Buffer>, RegExp]> = [
-    ['no key.json', {}, /Secret team-a\/gcp-key has no key key\.json/],
+    ['no key.json', {}, /Secret team-a\/gcp-key has no data key key\.json/],
     ['not JSON', { 'key.json': Buffer.from('{') }, /key\.json is not JSON/],
     ['an array', { 'key.json': Buffer.from('[]') }, /is not a JSON object/],
     [
@@ -233,6 +234,21 @@ describe('GCR provider, service-account key from a Secret', () => {
         'key.json': Buffer.from('{"client_email":"a@b","private_key":"-----BEGIN PRIVATE KEY-----\\nAAAA"}'),
       },
       /private_key is not a PEM private key/,
+    ],
+    [
+      'an RSA key over 4096 bits',
+      {
+        'key.json': Buffer.from(
+          JSON.stringify({
+            client_email: 'a@b',
+            private_key: generateKeyPairSync('rsa', { modulusLength: 4160 }).privateKey.export({
+              type: 'pkcs8',
+              format: 'pem',
+            }),
+          }),
+        ),
+      },
+      /private_key is longer than 4096 bits/,
     ],
     ['an oversized file', { 'key.json': Buffer.alloc(70_000, 0x20) }, /larger than 65536 bytes/],
   ];

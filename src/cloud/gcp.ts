@@ -41,6 +41,7 @@ export const DEFAULT_GCE_METADATA_HOST = '169.254.169.254';
 const METADATA_TOKEN_PATH = '/computeMetadata/v1/instance/service-accounts/default/token';
 const JWT_LIFETIME_SECONDS = 3600;
 const MAX_TOKEN_LENGTH = 16 * 1024;
+const MAX_RSA_MODULUS_BITS = 4096;
 
 /** gcr.io, <region>.gcr.io and <location>-docker.pkg.dev (one DNS label each, no port). */
 export function isGcrBuiltInHost(host: string): boolean {
@@ -58,25 +59,25 @@ function parseServiceAccountKey(
   source: string,
   allowedTokenUrls: string[],
 ): ServiceAccountKey {
-  if (raw === undefined) throw new CloudCredentialError(`${source} has no key ${GCP_KEY_FILE_KEY}`);
+  if (raw === undefined) throw new CloudCredentialError(`${source} has no data key ${GCP_KEY_FILE_KEY}`);
   if (raw.length > MAX_CLOUD_RESPONSE_BYTES) {
     throw new CloudCredentialError(
-      `${source} key ${GCP_KEY_FILE_KEY} is larger than ${MAX_CLOUD_RESPONSE_BYTES} bytes`,
+      `${source}: ${GCP_KEY_FILE_KEY} is larger than ${MAX_CLOUD_RESPONSE_BYTES} bytes`,
     );
   }
   let key: unknown;
   try {
     key = JSON.parse(raw.toString('utf8'));
   } catch {
-    throw new CloudCredentialError(`${source} key ${GCP_KEY_FILE_KEY} is not JSON`);
+    throw new CloudCredentialError(`${source}: ${GCP_KEY_FILE_KEY} is not JSON`);
   }
   if (typeof key !== 'object' || key === null || Array.isArray(key)) {
-    throw new CloudCredentialError(`${source} key ${GCP_KEY_FILE_KEY} is not a JSON object`);
+    throw new CloudCredentialError(`${source}: ${GCP_KEY_FILE_KEY} is not a JSON object`);
   }
   const fields = key as Record<string, unknown>;
   if (fields.type !== undefined && fields.type !== 'service_account') {
     throw new CloudCredentialError(
-      `${source} key ${GCP_KEY_FILE_KEY} is not a service-account key (type must be service_account)`,
+      `${source}: ${GCP_KEY_FILE_KEY} is not a service-account key (type must be service_account)`,
     );
   }
   const {
@@ -86,25 +87,31 @@ function parseServiceAccountKey(
     token_uri: tokenUri,
   } = fields;
   if (typeof clientEmail !== 'string' || clientEmail === '' || clientEmail.length > 320) {
-    throw new CloudCredentialError(`${source} key ${GCP_KEY_FILE_KEY} has no client_email`);
+    throw new CloudCredentialError(`${source}: ${GCP_KEY_FILE_KEY} has no client_email`);
   }
   if (typeof privateKeyPem !== 'string' || privateKeyPem === '') {
-    throw new CloudCredentialError(`${source} key ${GCP_KEY_FILE_KEY} has no private_key`);
+    throw new CloudCredentialError(`${source}: ${GCP_KEY_FILE_KEY} has no private_key`);
   }
   // The token endpoint is the operator's choice, never the Secret's: a key naming another one is refused.
   if (tokenUri !== undefined && (typeof tokenUri !== 'string' || !allowedTokenUrls.includes(tokenUri))) {
     throw new CloudCredentialError(
-      `${source} key ${GCP_KEY_FILE_KEY} names a token_uri other than ${allowedTokenUrls.join(' or ')}; it is not used`,
+      `${source}: ${GCP_KEY_FILE_KEY} names a token_uri other than ${allowedTokenUrls.join(' or ')}; it is not used`,
     );
   }
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey(privateKeyPem);
   } catch {
-    throw new CloudCredentialError(`${source} key ${GCP_KEY_FILE_KEY}: private_key is not a PEM private key`);
+    throw new CloudCredentialError(`${source}: ${GCP_KEY_FILE_KEY}: private_key is not a PEM private key`);
   }
   if (privateKey.asymmetricKeyType !== 'rsa') {
-    throw new CloudCredentialError(`${source} key ${GCP_KEY_FILE_KEY}: private_key is not an RSA key`);
+    throw new CloudCredentialError(`${source}: ${GCP_KEY_FILE_KEY}: private_key is not an RSA key`);
+  }
+  // Google issues 2048-bit keys; a huge modulus would make every signature cost seconds of CPU.
+  if ((privateKey.asymmetricKeyDetails?.modulusLength ?? 0) > MAX_RSA_MODULUS_BITS) {
+    throw new CloudCredentialError(
+      `${source}: ${GCP_KEY_FILE_KEY}: private_key is longer than ${MAX_RSA_MODULUS_BITS} bits`,
+    );
   }
   return {
     clientEmail,

@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 
 import {
   CloudCredentialError,
+  CloudRequestAborted,
   FailureCache,
   isLabelUnder,
   MAX_CLOUD_RESPONSE_BYTES,
@@ -132,7 +133,7 @@ describe('FailureCache', () => {
     const cache = new FailureCache(5000, () => 0);
     await assert.rejects(
       cache.run(async () => {
-        throw new CloudCredentialError('GET x: aborted');
+        throw new CloudRequestAborted('GET x: aborted');
       }),
     );
     assert.equal(await cache.run(async () => 'ok'), 'ok');

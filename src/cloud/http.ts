@@ -42,6 +42,11 @@ export class CloudCredentialError extends Error {
   override name = 'CloudCredentialError';
 }
 
+/** The caller aborted: says nothing about the endpoint, so it is never remembered as its failure. */
+export class CloudRequestAborted extends CloudCredentialError {
+  override name = 'CloudRequestAborted';
+}
+
 const extraCaCache = new Map<string, string[]>();
 function trustedCas(extra: string): string[] {
   let cas = extraCaCache.get(extra);
@@ -58,7 +63,7 @@ export const sendCloudRequest: CloudHttp = (request) =>
     const { url, signal } = request;
     const what = request.what ?? `${request.method} ${url.origin}${url.pathname}`;
     if (signal.aborted) {
-      reject(new CloudCredentialError(`${what}: aborted`));
+      reject(new CloudRequestAborted(`${what}: aborted`));
       return;
     }
     const maxBytes = request.maxBytes ?? MAX_CLOUD_RESPONSE_BYTES;
@@ -75,7 +80,7 @@ export const sendCloudRequest: CloudHttp = (request) =>
         reject(error);
       } else resolve(response!);
     };
-    const onAbort = () => finish(new CloudCredentialError(`${what}: aborted`));
+    const onAbort = () => finish(new CloudRequestAborted(`${what}: aborted`));
     const options: https.RequestOptions = { method: request.method, headers, agent: false };
     if (url.protocol === 'https:' && request.caCerts) options.ca = trustedCas(request.caCerts);
     const send = url.protocol === 'https:' ? https.request : http.request;
@@ -188,9 +193,10 @@ export class FailureCache {
     try {
       return await fn();
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      // An abort by the caller says nothing about the endpoint.
-      if (!message.endsWith(': aborted')) this.failure = { message, until: this.now() + this.ttlMs };
+      if (!(error instanceof CloudRequestAborted)) {
+        const message = error instanceof Error ? error.message : String(error);
+        this.failure = { message, until: this.now() + this.ttlMs };
+      }
       throw error;
     }
   }
