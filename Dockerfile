@@ -1,4 +1,4 @@
-# Build: docker build -t regcred-operator:0.1.0 .
+# Build: docker build -t regcred-operator:0.2.0 .
 # Every stage starts from the same base, pinned by digest so a rebuild gets the same
 # bytes (the tag only documents which image the digest is). Refresh both together:
 #   docker buildx imagetools inspect node:24-bookworm-slim

@@ -33,7 +33,7 @@ export async function startOperator(
     burst: config.kubeApiBurst,
     maxInFlight: config.kubeApiMaxInFlight,
     timeoutMs: 30_000,
-    userAgent: 'regcred-operator/0.1.0',
+    userAgent: 'regcred-operator/0.2.0',
     logger,
   });
   // The framework base class loads its own KubeConfig from the default locations.
@@ -57,7 +57,7 @@ export async function startOperator(
       qps: 0,
       burst: 1,
       timeoutMs: config.leaderElectRenewDeadlineMs,
-      userAgent: 'regcred-operator/0.1.0 leader-election',
+      userAgent: 'regcred-operator/0.2.0 leader-election',
       // The elector tries again every retry period; a wait for Retry-After must not outlast the renew deadline.
       maxRetries: 0,
       logger,
