@@ -110,7 +110,7 @@ export class AppController extends FetchingController<Kube<App>> {
         md.generation,
         result.failure?.awaitsInputChange === true,
       );
-      if (result.failure) this.reportFailure(app, result.failure);
+      this.reportOutcome(objectKey(app), app, status, result.failure);
       return final;
     } finally {
       await rm(workDir, { recursive: true, force: true });

@@ -10,6 +10,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { objectKey, splitKey, type Informer } from '../../runtime/informer.js';
 import { ControllerOperator, type OperatorContext } from '../../runtime/operator.js';
+import { OutcomeEvents, settledFromStatus } from '../../runtime/outcome-events.js';
 import type { ReconcileResult } from '../../runtime/work-queue.js';
 import type { ResourceType } from '../../runtime/kube-client.js';
 import { NO_RUNNERS, type PipelineFailure, type StageRunners } from '../app-pipeline.js';
@@ -71,6 +72,7 @@ export abstract class FetchingController<
   protected readonly reported = new RecentReports();
   protected readonly awaitingInput = new AwaitingInput();
   protected readonly fetchSecrets: FetchSecretWatches;
+  private readonly outcomes: OutcomeEvents;
 
   constructor(
     ctx: OperatorContext,
@@ -79,6 +81,7 @@ export abstract class FetchingController<
     protected readonly fetchOptions: FetchingControllerOptions,
   ) {
     super(ctx, controllerName);
+    this.outcomes = new OutcomeEvents(ctx.events);
     this.fetchSecrets = new FetchSecretWatches(ctx, controllerName, this.log, (owners) =>
       this.fetchAgain(owners),
     );
@@ -150,7 +153,27 @@ export abstract class FetchingController<
     if (this.reported.has(key, md.uid, md.generation, failure.message)) return;
     await this.writeStatus(rt, obj, fetchRejectedStatus(obj.status, md.generation, failure, this.now));
     this.reported.remember(key, md.uid, md.generation, failure.message);
-    this.reportFailure(obj, failure);
+    this.reportOutcome(key, obj, obj.status, failure);
+  }
+
+  /**
+   * Once a run's outcome is written: a Warning when it failed (unless it failed
+   * the same way last time), a Normal when it first succeeded or recovered.
+   * `before` is the status the run started from.
+   */
+  protected reportOutcome(
+    key: string,
+    obj: T,
+    before: RunStatus | undefined,
+    failure?: PipelineFailure,
+  ): void {
+    if (failure) this.logFailure(obj, failure, 'ReconcileFailed');
+    this.outcomes.report(
+      key,
+      obj,
+      settledFromStatus(before),
+      failure ? { failed: true, message: failure.message } : { failed: false },
+    );
   }
 
   /**
@@ -213,13 +236,17 @@ export abstract class FetchingController<
   }
 
   protected reportFailure(obj: T, failure: PipelineFailure, reason = 'ReconcileFailed'): void {
+    this.logFailure(obj, failure, reason);
+    this.ctx.events.event(obj, 'Warning', reason, failure.message);
+  }
+
+  private logFailure(obj: T, failure: PipelineFailure, reason: string): void {
     const md = obj.metadata ?? {};
     this.log.info(`${this.kindName} ${reason === 'DeleteFailed' ? 'delete' : 'reconcile'} failed`, {
       object: `${md.namespace}/${md.name}`,
       phase: failure.phase,
       error: failure.message,
     });
-    this.ctx.events.event(obj, 'Warning', reason, failure.message);
   }
 
   protected abstract reconcileObject(key: string, obj: T, forced: boolean): Promise<ReconcileResult | void>;
@@ -241,6 +268,7 @@ export abstract class FetchingController<
       this.ranFor.delete(key);
       this.reported.forget(key);
       this.awaitingInput.forget(key);
+      this.outcomes.forget(key);
       return;
     }
     let result: ReconcileResult | void;

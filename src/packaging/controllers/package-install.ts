@@ -7,6 +7,7 @@ import type { V1Namespace, V1Secret } from '@kubernetes/client-node';
 import { splitKey, type Informer } from '../../runtime/informer.js';
 import { isAlreadyExists, isConflict, isNotFound } from '../../runtime/kube-client.js';
 import { ControllerOperator, type OperatorContext } from '../../runtime/operator.js';
+import { OutcomeEvents, settledFromStatus } from '../../runtime/outcome-events.js';
 import type { ReconcileResult } from '../../runtime/work-queue.js';
 import { SecretsResource, namespacesInformer, placeholdersInformer } from '../../shared-informers.js';
 import { DEFAULT_PACKAGE_INSTALL_SYNC_PERIOD } from '../app-builder.js';
@@ -66,12 +67,14 @@ export class PackageInstallController extends ControllerOperator {
   private readonly defaultSyncPeriod: string;
   private kubernetesVersion: { value: string | undefined; at: number } | undefined;
   private readonly written = new RecentReports();
+  private readonly outcomes: OutcomeEvents;
 
   constructor(
     ctx: OperatorContext,
     private readonly options: PackageInstallControllerOptions,
   ) {
     super(ctx, 'packageinstall');
+    this.outcomes = new OutcomeEvents(ctx.events);
     this.now = options.now ?? (() => new Date());
     this.defaultSyncPeriod = options.defaultSyncPeriod ?? DEFAULT_PACKAGE_INSTALL_SYNC_PERIOD;
   }
@@ -126,6 +129,7 @@ export class PackageInstallController extends ControllerOperator {
     const pkgi = this.installs.get(namespace, name);
     if (!pkgi) {
       this.written.forget(key);
+      this.outcomes.forget(key);
       return;
     }
     try {
@@ -202,12 +206,19 @@ export class PackageInstallController extends ControllerOperator {
       this.now,
     );
     if ((await this.writeStatusOnce(key, pkgi, status)) && !plan.apply) {
-      // A failure of the PackageInstall itself (not its App's): tell the user where they look.
+      // A failure of the PackageInstall itself (not its App's).
       this.log.info('PackageInstall reconcile failed', {
         pkgi: `${namespace}/${md.name}`,
         error: plan.status.usefulErrorMessage,
       });
-      this.ctx.events.event(pkgi, 'Warning', 'ReconcileFailed', plan.status.usefulErrorMessage);
+    }
+    // Reconciling (the App is running) and deletion are not outcomes: the next settled one is compared.
+    if (plan.status.type === 'ReconcileSucceeded' || plan.status.type === 'ReconcileFailed') {
+      const failed = plan.status.type === 'ReconcileFailed';
+      this.outcomes.report(key, pkgi, settledFromStatus(pkgi.status), {
+        failed,
+        message: failed ? plan.status.usefulErrorMessage || plan.status.message : undefined,
+      });
     }
     const defaultMs = parseGoDuration(this.defaultSyncPeriod) ?? 600_000;
     return { requeueAfterMs: syncPeriodMs(pkgi.spec?.syncPeriod, { defaultMs, minimumMs: 30_000 }) };

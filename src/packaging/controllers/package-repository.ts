@@ -231,7 +231,7 @@ export class PackageRepositoryController extends FetchingController<Kube<Package
         md.generation,
         result.failure?.awaitsInputChange === true,
       );
-      if (result.failure) this.reportFailure(pkgr, result.failure);
+      this.reportOutcome(objectKey(pkgr), pkgr, status, result.failure);
       return final;
     } finally {
       await rm(workDir, { recursive: true, force: true });

@@ -11,6 +11,11 @@ import {
   type OperatorContext,
 } from '../../runtime/operator.js';
 import {
+  OutcomeEvents,
+  settledFromStatusAnnotation,
+  type SettledOutcome,
+} from '../../runtime/outcome-events.js';
+import {
   namespacesInformer,
   placeholdersInformer,
   secretExportsInformer,
@@ -34,6 +39,10 @@ import { namedSecretWatches, type NamedSecretWatches } from './named-secrets.js'
 
 /** Event reason: the merged credentials cannot be written (over the Secret size limit, or rejected). */
 export const PLACEHOLDER_TOO_LARGE = 'PlaceholderTooLarge';
+/** Event reason: the placeholder is not of type kubernetes.io/dockerconfigjson, so it is not filled. */
+export const PLACEHOLDER_WRONG_TYPE = 'PlaceholderWrongType';
+const WRONG_TYPE_MESSAGE =
+  'Expected secret to have type=corev1.SecretTypeDockerConfigJson, but did not; recreate the Secret with type kubernetes.io/dockerconfigjson';
 const MAX_EVENTS_PER_KIND = 10;
 
 function isTooLarge(err: unknown): boolean {
@@ -58,9 +67,11 @@ export class PlaceholderController extends ControllerOperator {
   private secrets!: NamedSecretWatches;
   /** The newest source Secret change seen (for the propagation metric). */
   private lastSourceChange: SourceChange | undefined;
+  private readonly outcomes: OutcomeEvents;
 
   constructor(ctx: OperatorContext) {
     super(ctx, 'placeholder');
+    this.outcomes = new OutcomeEvents(ctx.events);
   }
 
   protected async init(): Promise<void> {
@@ -131,7 +142,10 @@ export class PlaceholderController extends ControllerOperator {
     if (!namespace) return;
     const full = this.placeholders.get(namespace, name);
     const secret = full ?? this.wrongType.get(namespace, name);
-    if (!secret) return;
+    if (!secret) {
+      this.outcomes.forget(key);
+      return;
+    }
     // A SecretImport's copy is the import's alone, even when the import's annotations mark it as a
     // placeholder: filling it would fight the import controller, which restores the source's data.
     if (isImportCopy({ ownerReferences: secret.metadata?.ownerReferences })) return;
@@ -159,6 +173,7 @@ export class PlaceholderController extends ControllerOperator {
     const current = { namespace, name, type, data: secret.data, annotations: secret.metadata?.annotations };
     const plan = planPlaceholder(current, collected);
     if (!plan.write) return;
+    const previous = settledFromStatusAnnotation(secret.metadata?.annotations?.[STATUS_ANNOTATION]);
     try {
       await this.writePlaceholder(secret, plan.write);
     } catch (err) {
@@ -168,12 +183,24 @@ export class PlaceholderController extends ControllerOperator {
       const bytes = Buffer.byteLength(plan.result?.dockerconfigjson ?? '', 'utf8');
       const rejected = placeholderRejectedMessage(namespace, bytes, errorMessage(err));
       const failure = planFailure(current, plan.result, rejected);
-      if (failure.write) await this.writeFailure(secret, failure.write, rejected);
+      if (failure.write) await this.writeFailure(key, secret, previous, failure.write, rejected);
       return;
     }
     if (plan.failure) {
-      this.reportFailure(secret, plan.failure);
+      this.reportFailure(key, secret, previous, plan.failure);
       return;
+    }
+    const about = { apiVersion: 'v1', kind: 'Secret', metadata: secret.metadata };
+    if (!plan.result) {
+      this.outcomes.report(
+        key,
+        about,
+        previous,
+        { failed: true, message: WRONG_TYPE_MESSAGE },
+        PLACEHOLDER_WRONG_TYPE,
+      );
+    } else {
+      this.outcomes.report(key, about, previous, { failed: false });
     }
     domainMetrics.placeholderUpdated(
       secondsSinceSourceChange(this.lastSourceChange, plan.result?.secretNames ?? [], performance.now()),
@@ -203,7 +230,9 @@ export class PlaceholderController extends ControllerOperator {
   }
 
   private async writeFailure(
+    key: string,
     secret: V1Secret,
+    previous: SettledOutcome | undefined,
     write: NonNullable<PlaceholderPlan['write']>,
     failure: string,
   ): Promise<void> {
@@ -213,20 +242,26 @@ export class PlaceholderController extends ControllerOperator {
       if (isNotFound(err)) return;
       throw err;
     }
-    this.reportFailure(secret, failure);
+    this.reportFailure(key, secret, previous, failure);
   }
 
   /** Called only when the status annotation changed to this failure, so it is reported once. */
-  private reportFailure(secret: V1Secret, failure: string): void {
+  private reportFailure(
+    key: string,
+    secret: V1Secret,
+    previous: SettledOutcome | undefined,
+    failure: string,
+  ): void {
     this.log.warn('placeholder not written', {
       placeholder: `${secret.metadata?.namespace}/${secret.metadata?.name}`,
       reason: failure,
     });
-    this.ctx.events.event(
+    this.outcomes.report(
+      key,
       { apiVersion: 'v1', kind: 'Secret', metadata: secret.metadata },
-      'Warning',
+      previous,
+      { failed: true, message: failure },
       PLACEHOLDER_TOO_LARGE,
-      failure,
     );
   }
 

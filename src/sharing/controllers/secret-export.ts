@@ -4,6 +4,7 @@ import { parseDockerConfigJson } from '../../registry/dockerconfig.js';
 import { commonStatus, type ConditionType } from '../../runtime/conditions.js';
 import { splitKey, type Informer } from '../../runtime/informer.js';
 import { ControllerOperator, type ControllerGauge, type OperatorContext } from '../../runtime/operator.js';
+import { OutcomeEvents, settledFromStatus } from '../../runtime/outcome-events.js';
 import type { ReconcileResult } from '../../runtime/work-queue.js';
 import { namespacesInformer, SecretExports, secretExportsInformer } from '../../shared-informers.js';
 import { DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE } from '../annotations.js';
@@ -28,9 +29,11 @@ export class SecretExportController extends ControllerOperator {
   private exports!: Informer<SecretExport>;
   private namespaces!: Informer<V1Namespace>;
   private secrets!: NamedSecretWatches;
+  private readonly outcomes: OutcomeEvents;
 
   constructor(ctx: OperatorContext) {
     super(ctx, 'secretexport');
+    this.outcomes = new OutcomeEvents(ctx.events);
   }
 
   override metricGauges(): ControllerGauge[] {
@@ -70,7 +73,10 @@ export class SecretExportController extends ControllerOperator {
   protected async reconcile(key: string): Promise<ReconcileResult | void> {
     const { namespace, name } = splitKey(key);
     const exp = this.exports.get(namespace, name);
-    if (!exp || exp.metadata?.deletionTimestamp) return;
+    if (!exp || exp.metadata?.deletionTimestamp) {
+      if (!exp) this.outcomes.forget(key);
+      return;
+    }
     const outcome = await this.evaluate(exp);
     const status: SecretExportStatus = {
       ...commonStatus(exp.status, exp.metadata?.generation, outcome),
@@ -78,10 +84,11 @@ export class SecretExportController extends ControllerOperator {
       reachedNamespaceCount: outcome.reached,
     };
     if (status.observedSecretResourceVersion === undefined) delete status.observedSecretResourceVersion;
-    const written = await this.writeStatus(SecretExports, exp, status);
-    if (written && outcome.type === 'ReconcileFailed' && exp.status?.usefulErrorMessage !== outcome.message) {
-      this.ctx.events.event(exp, 'Warning', 'ReconcileFailed', outcome.message);
-    }
+    await this.writeStatus(SecretExports, exp, status);
+    this.outcomes.report(key, exp, settledFromStatus(exp.status), {
+      failed: outcome.type === 'ReconcileFailed',
+      message: outcome.message,
+    });
   }
 
   private async evaluate(exp: SecretExport): Promise<{

@@ -5,6 +5,7 @@ import { byNamespaceIndex, splitKey, type Informer } from '../../runtime/informe
 import { isStaleWrite } from '../../runtime/api-errors.js';
 import { ApiError, isAlreadyExists, isNotFound } from '../../runtime/kube-client.js';
 import { ControllerOperator, type OperatorContext } from '../../runtime/operator.js';
+import { OutcomeEvents, settledFromStatus } from '../../runtime/outcome-events.js';
 import {
   namespacesInformer,
   secretExportsInformer,
@@ -41,8 +42,11 @@ export class SecretImportController extends ControllerOperator {
   private namespaces!: Informer<V1Namespace>;
   private secrets!: NamedSecretWatches;
 
+  private readonly outcomes: OutcomeEvents;
+
   constructor(ctx: OperatorContext) {
     super(ctx, 'secretimport');
+    this.outcomes = new OutcomeEvents(ctx.events);
   }
 
   protected async init(): Promise<void> {
@@ -109,7 +113,10 @@ export class SecretImportController extends ControllerOperator {
     const { namespace, name } = splitKey(key);
     if (!namespace) return;
     const imp = this.imports.get(namespace, name);
-    if (!imp || imp.metadata?.deletionTimestamp) return;
+    if (!imp || imp.metadata?.deletionTimestamp) {
+      if (!imp) this.outcomes.forget(key);
+      return;
+    }
     const from = imp.spec?.fromNamespace ?? '';
     const ns = this.namespaces.get(undefined, namespace);
     const source = from ? await this.secrets.get(from, name) : undefined;
@@ -154,14 +161,11 @@ export class SecretImportController extends ControllerOperator {
             reason: failureReason(decision),
             message: decision.status.message,
           };
-    const written = await this.writeStatus(
-      SecretImports,
-      imp,
-      commonStatus(imp.status, imp.metadata?.generation, outcome),
-    );
-    if (written && outcome.type === 'ReconcileFailed') {
-      this.ctx.events.event(imp, 'Warning', 'ReconcileFailed', outcome.message);
-    }
+    await this.writeStatus(SecretImports, imp, commonStatus(imp.status, imp.metadata?.generation, outcome));
+    this.outcomes.report(key, imp, settledFromStatus(imp.status), {
+      failed: outcome.type === 'ReconcileFailed',
+      message: outcome.type === 'ReconcileFailed' ? outcome.message : undefined,
+    });
   }
 
   private async apply(decision: ImportDecision): Promise<void> {
