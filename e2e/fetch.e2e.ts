@@ -632,7 +632,7 @@ describe('failures', () => {
     await waitForRepo('failures', 'wrong-password', 'succeeded after the fix', succeeded, 10_000);
   });
 
-  test("a bundle without packages/ fails with the spec's message and creates nothing", async () => {
+  test("a bundle without packages/ fails with kapp-controller's message and creates nothing", async () => {
     await env.cluster.apply(
       repositoryYaml('failures', 'no-packages', image('failures/no-packages', '1.0.0'), {
         secretName: 'wrong-creds',

@@ -655,7 +655,7 @@ for (const e of expectedCrds) {
       assert.deepEqual(offenders, [], offenders.join('\n'));
     });
 
-    test('bounds every list and map of the spec (maxItems / maxProperties), so no object drives unbounded work', () => {
+    test('bounds every list and map of a .spec (maxItems / maxProperties), so no object drives unbounded work', () => {
       const offenders: string[] = [];
       walkSchema(rootSchema(loadCrd(e)), schemaPath, (node, path) => {
         if (!path.startsWith(`${schemaPath}.properties.spec`)) return;

@@ -15,7 +15,7 @@ export interface StageOutcome {
   error?: string;
   /**
    * The failure cannot go away before a watched input changes (a missing or
-   * unusable Secret, the operator configuration, the spec): the run is not
+   * unusable Secret, the operator configuration, the object's spec): the run is not
    * retried on the failure backoff, a change of that input runs it at once.
    */
   awaitsInputChange?: boolean;

@@ -21,7 +21,7 @@ const FRIENDLY_MAX = 80;
 
 /**
  * `<prefix>: <first line of message>`, the first line cut to 80 characters +
- * "..."; "..." is also added when the message had more lines. (The spec's
+ * "..."; "..." is also added when the message had more lines. (Our
  * reading; upstream cuts the whole string, prefix included, at 80.)
  */
 export function friendlyError(prefix: string, message: string): string {

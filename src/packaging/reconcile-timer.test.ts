@@ -16,7 +16,7 @@ function status(extra: Partial<TimedStatus> = {}): TimedStatus {
 }
 
 describe('reconcileTiming', () => {
-  it('runs at once when the spec changed (generation not observed)', () => {
+  it('runs at once when .spec changed (generation not observed)', () => {
     assert.deepEqual(reconcileTiming({ generation: 2, status: status(), syncPeriodMs: MIN10, now: at(1) }), {
       due: true,
       reason: 'generation',

@@ -1,6 +1,6 @@
 // Fetch stage runners for App and PackageRepository fetches: `image` and
 // `imgpkgBundle` pulled from OCI registries with the stage's secretRef, and
-// `inline` written from the spec (and Secrets). Other kinds (http, git,
+// `inline` written from the object's spec (and Secrets). Other kinds (http, git,
 // helmChart) have no runner yet, so planFetch reports them "not supported yet".
 // Inside a fetch admitted by the FetchLimiter, pulls stop at its deadline
 // (--fetch-timeout) and all stages together stay within its disk share.
@@ -52,7 +52,7 @@ export interface RegistryFetchOptions {
 }
 
 const failed = (error: string): StageOutcome => ({ exitCode: 1, error });
-/** A failure only a change of the spec, a watched Secret or the configuration can fix. */
+/** A failure only a change of the object's spec, a watched Secret or the configuration can fix. */
 const awaitingChange = (error: string): StageOutcome => ({ exitCode: 1, error, awaitsInputChange: true });
 
 function message(err: unknown): string {

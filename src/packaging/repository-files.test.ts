@@ -43,7 +43,7 @@ describe('readRepositoryDocuments', () => {
     });
   });
 
-  it("fails with the spec's message when there is no packages/ directory", async () => {
+  it("fails with kapp-controller's message when there is no packages/ directory", async () => {
     assert.deepEqual(await readRepositoryDocuments(tree({ 'config/a.yml': 'a: 1\n' })), {
       ok: false,
       message: MISSING_PACKAGES_DIRECTORY,

@@ -27,7 +27,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Reads `tagSelection` as written in the spec (`{semver: {constraints, prereleases}}`). */
+/** Reads `tagSelection` as written in a fetch stage (`{semver: {constraints, prereleases}}`). */
 export function parseTagSelection(value: unknown, field: string): TagSelectionParse {
   if (!isObject(value) || !isObject(value['semver'])) {
     return { ok: false, error: `${field}: only semver selection is supported (tagSelection.semver)` };

@@ -298,7 +298,7 @@ export class RegistryAuth {
       const response = await this.transport.send(url, sendOptions);
       const body = await readBody(response, MAX_TOKEN_RESPONSE, context);
       const status = response.statusCode ?? 0;
-      // Not every token server speaks OAuth2; the spec says to fall back to GET then.
+      // Not every token server speaks OAuth2; the Docker token protocol falls back to GET then.
       if (status !== 404 && status !== 405)
         return this.tokenFrom(status, body, context, response.headers['retry-after']);
     }

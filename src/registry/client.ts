@@ -279,7 +279,7 @@ export function selectFromIndex(manifests: readonly Descriptor[], want: Platform
 const TAG_PAGE_SIZE = 1000;
 export const MAX_TAG_PAGES = 50;
 export const MAX_TAGS = 10_000;
-/** The distribution spec's longest tag. */
+/** The longest tag the OCI distribution API allows. */
 const MAX_TAG_LENGTH = 128;
 
 /** The tags of one `tags/list` page; tags that cannot be tags (too long, not strings) are dropped. */

@@ -25,7 +25,7 @@ export function staticToNamespaces(spec: SecretExportSpec): string[] {
   return result;
 }
 
-/** Every problem with the spec, in upstream's order; empty when the export is usable. */
+/** Every problem with the export's spec, in upstream's order; empty when the export is usable. */
 export function validateExportSpec(spec: SecretExportSpec): string[] {
   const errors: string[] = [];
   const toNamespaces = staticToNamespaces(spec);

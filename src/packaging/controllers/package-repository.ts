@@ -58,7 +58,7 @@ import {
   type Kube,
 } from './resources.js';
 
-/** Upstream PackageRepository sync period: default 10m (as the spec says), never below 30s. */
+/** Upstream PackageRepository sync period: default 10m (kapp-controller's), never below 30s. */
 export const REPOSITORY_DEFAULT_SYNC_PERIOD_MS = 600_000;
 export const REPOSITORY_MIN_SYNC_PERIOD_MS = 30_000;
 
