@@ -58,6 +58,11 @@ describe('outcomeEvent', () => {
       assert.equal(event ? `${event.type} ${event.reason}: ${event.message}` : 'none', want);
     });
   }
+  test('without announceFirstSuccess (placeholders) a first success is silent, a recovery is not', () => {
+    assert.equal(outcomeEvent(undefined, ok, undefined, false), undefined);
+    assert.equal(outcomeEvent(failed('boom'), ok, undefined, false)?.reason, 'ReconcileSucceeded');
+    assert.equal(outcomeEvent(undefined, failed('boom'), undefined, false)?.type, 'Warning');
+  });
 });
 
 describe('settledFromStatus', () => {

@@ -32,13 +32,18 @@ export function outcomeEvent(
   previous: SettledOutcome | undefined,
   next: SettledOutcome,
   failureReason: string = RECONCILE_FAILED,
+  announceFirstSuccess = true,
 ): OutcomeEvent | undefined {
   if (next.failed) {
     if (previous?.failed && previous.message !== undefined && previous.message === next.message) return;
     return { type: 'Warning', reason: failureReason, message: next.message || 'Reconcile failed' };
   }
   if (previous && !previous.failed) return;
-  if (!previous) return { type: 'Normal', reason: RECONCILE_SUCCEEDED, message: 'Reconcile succeeded' };
+  if (!previous) {
+    return announceFirstSuccess
+      ? { type: 'Normal', reason: RECONCILE_SUCCEEDED, message: 'Reconcile succeeded' }
+      : undefined;
+  }
   return {
     type: 'Normal',
     reason: RECONCILE_SUCCEEDED,
@@ -112,7 +117,15 @@ const digest = (text: string) => createHash('sha256').update(text).digest('base6
 export class OutcomeEvents {
   private readonly last = new Map<string, Remembered>();
 
-  constructor(private readonly events: EventRecorder) {}
+  /**
+   * `announceFirstSuccess: false` for objects that exist by the thousand
+   * (placeholders): a Normal Event each on the first fill would double the
+   * writes of a fan-out, so only recoveries are announced.
+   */
+  constructor(
+    private readonly events: EventRecorder,
+    private readonly options: { announceFirstSuccess: boolean } = { announceFirstSuccess: true },
+  ) {}
 
   /**
    * Call after the outcome's status is written (or found already written): a
@@ -130,7 +143,7 @@ export class OutcomeEvents {
     const previous = remembered?.uid === uid ? remembered : undefined;
     const event = previous
       ? outcomeEventFromMemory(previous, next, failureReason)
-      : outcomeEvent(previousFromStatus, next, failureReason);
+      : outcomeEvent(previousFromStatus, next, failureReason, this.options.announceFirstSuccess);
     this.last.set(key, {
       uid,
       failed: next.failed,

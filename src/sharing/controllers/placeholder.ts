@@ -71,7 +71,7 @@ export class PlaceholderController extends ControllerOperator {
 
   constructor(ctx: OperatorContext) {
     super(ctx, 'placeholder');
-    this.outcomes = new OutcomeEvents(ctx.events);
+    this.outcomes = new OutcomeEvents(ctx.events, { announceFirstSuccess: false });
   }
 
   protected async init(): Promise<void> {
