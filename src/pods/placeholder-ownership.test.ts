@@ -89,6 +89,7 @@ describe('planNamespacePlaceholders', () => {
       policies: [{ name: 'next', secretName: 'regcred' }],
       secrets: [secret('regcred', 'gone')],
       remove: ['regcred'],
+      owned: { next: 'regcred' },
     },
   ];
   for (const c of cases) {

@@ -32,7 +32,7 @@ export interface NamespacePlaceholderPlan {
   create: Map<string, string>;
   /** Labelled placeholders no policy wants here any more. */
   remove: ExistingSecret[];
-  /** policy → its secret name, for the policies that own (or are creating) their placeholder here. */
+  /** policy → its secret name, for the policies that own (or are creating, or taking over) their placeholder here. */
   owned: Map<string, string>;
   /** Policies whose secretName is taken by a Secret they did not create. */
   conflicts: OwnershipConflict[];
@@ -62,8 +62,11 @@ export function planNamespacePlaceholders(
       if (existing.policy === policy.name) plan.owned.set(policy.name, policy.secretName);
       else if (existing.policy === undefined || isWanted(existing)) {
         plan.conflicts.push({ policy: policy.name, secretName: policy.secretName, owner: existing.policy });
+      } else {
+        // Another policy's leftover, removed below; this policy creates its own next time. Its
+        // ServiceAccount entries pass to this policy meanwhile instead of being removed and added again.
+        plan.owned.set(policy.name, policy.secretName);
       }
-      // Otherwise it is another policy's leftover, removed below; this policy takes the name next time.
       continue;
     }
     const creator = plan.create.get(policy.secretName);
