@@ -239,9 +239,10 @@ export class ImagePullSecretPolicyController extends ControllerOperator {
       if (entries.listChanged || entries.recordChanged) await this.patchServiceAccount(sa, entries);
     }
     for (const leftover of plan.remove) {
-      await this.client.delete(SecretsResource, namespace, leftover.name, {
+      const deleted = await this.client.delete(SecretsResource, namespace, leftover.name, {
         resourceVersion: leftover.resourceVersion,
       });
+      if (!deleted) continue;
       this.log.info('removed placeholder no policy wants here', {
         namespace,
         secret: leftover.name,
