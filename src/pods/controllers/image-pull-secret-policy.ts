@@ -4,11 +4,11 @@ import {
   ImagePullSecretPolicyResource,
   type ImagePullSecretPolicy,
 } from '../../../generated/index.js';
-import type { JsonPatchOp } from '../../runtime/api-errors.js';
+import { isStaleWrite, type JsonPatchOp } from '../../runtime/api-errors.js';
 import type { Informer } from '../../runtime/informer.js';
 import { ApiError, isAlreadyExists, isNotFound, type ResourceType } from '../../runtime/kube-client.js';
 import { ControllerOperator, type ControllerGauge, type OperatorContext } from '../../runtime/operator.js';
-import type { ReconcileResult } from '../../runtime/work-queue.js';
+import { errorMessage, type ReconcileResult } from '../../runtime/work-queue.js';
 import {
   namespacesInformer,
   POLICY_PLACEHOLDERS_INDEX,
@@ -222,6 +222,22 @@ export class ImagePullSecretPolicyController extends ControllerOperator {
     const ns = this.namespaces.get(undefined, namespace);
     // A namespace being deleted takes its Secrets and ServiceAccounts with it.
     if (!ns || isDeleting(ns)) return;
+    try {
+      await this.applyNamespace(ns);
+    } catch (err) {
+      // A write refused because the cache lags the object (our own write of a moment ago, as a
+      // rule): that object's watch event is on its way and queues this namespace again. Retrying
+      // now would only meet the same cache, through the shared retry bucket.
+      if (!isStaleWrite(err) && !isAlreadyExists(err)) throw err;
+      this.log.debug('namespace cache behind the API server; waiting for its watch event', {
+        namespace,
+        error: errorMessage(err),
+      });
+    }
+  }
+
+  private async applyNamespace(ns: V1Namespace): Promise<void> {
+    const namespace = ns.metadata!.name!;
     const { selecting, plan } = this.planNamespace(ns);
     // Placeholders first, so an entry never names a Secret that is not there.
     for (const [secretName, policy] of plan.create)
@@ -267,17 +283,6 @@ export class ImagePullSecretPolicyController extends ControllerOperator {
     try {
       await this.client.create(SecretsResource, secret, namespace);
     } catch (err) {
-      // The cache has not seen a Secret of that name yet: retry quietly from a newer cache.
-      if (isAlreadyExists(err)) {
-        const e = err as ApiError;
-        throw new ApiError(
-          409,
-          `Secret ${namespace}/${name} exists but is not cached yet`,
-          'Conflict',
-          e.method,
-          e.path,
-        );
-      }
       // A namespace being deleted refuses new objects; its own delete event follows.
       if (err instanceof ApiError && err.code === 403 && /being terminated/.test(err.message)) return;
       throw err;
