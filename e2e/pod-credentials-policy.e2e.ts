@@ -294,6 +294,7 @@ describe('ImagePullSecretPolicy', () => {
   test('two policies on one namespace each manage their own entry; the same secretName conflicts with the first owner', async (t) => {
     await createNamespace(env.client, 'two', { labels: { 'access-4': 'true' } });
     await createServiceAccount('two', 'ci', undefined, { role: 'ci' });
+    await createServiceAccount('two', 'ci-old', ['own'], { role: 'ci' });
     await createPolicy(t, 'first', {
       secretName: 'one',
       namespaceSelector: { matchLabels: { 'access-4': 'true' } },
@@ -305,6 +306,12 @@ describe('ImagePullSecretPolicy', () => {
       serviceAccountSelector: { matchLabels: { role: 'ci' } },
     });
     await expectPullSecrets('two', 'ci', ['one', 'two']);
+    await expectPullSecrets('two', 'ci-old', ['own', 'one', 'two']);
+    // A ServiceAccount that stops being selected loses only that policy's entry.
+    await env.client.mergePatch(ServiceAccounts, 'two', 'ci-old', {
+      metadata: { labels: { role: 'retired' } },
+    });
+    await expectPullSecrets('two', 'ci-old', ['own', 'one']);
     await createPolicy(t, 'third', {
       secretName: 'one',
       namespaceSelector: { matchLabels: { 'access-4': 'true' } },
