@@ -206,7 +206,7 @@ describe('install manifests', () => {
     const listsEntry = async () =>
       (
         await cluster.client.get<V1ServiceAccount>(ServiceAccountsResource, 'default', 'policy-sa')
-      )?.imagePullSecrets?.some((e) => e.name === 'policy-pull');
+      )?.imagePullSecrets?.some((e) => e.name === 'policy-pull') === true;
     await waitFor('the policy adds its entry to the ServiceAccount', listsEntry);
     await waitFor('policy status written', async () => {
       const p = await cluster.client.get<ImagePullSecretPolicy>(
