@@ -23,6 +23,7 @@ import { ADDED_ENTRIES_ANNOTATION } from '../src/pods/service-account-entries.js
 import { ServiceAccountsResource as ServiceAccounts } from '../src/shared-informers.js';
 import {
   auths,
+  ConfigMaps,
   createNamespace,
   DOCKER_CONFIG_JSON,
   eventsAbout,
@@ -289,6 +290,35 @@ describe('ImagePullSecretPolicy', () => {
     assert.deepEqual(await pullSecretsOf('rm-b', 'mixed'), ['x']);
     assert.equal(await pullSecretsOf('rm-b', 'default'), undefined);
     assert.deepEqual(await pullSecretsOf('rm-a', 'own'), ['regcred', 'other']);
+  });
+
+  test('deleting a policy does not wait for a namespace that is being deleted', async (t) => {
+    await createNamespace(env.client, 'term-a', { labels: { 'access-5': 'true' } });
+    await createPolicy(t, 'terminating', {
+      secretName: 'regcred',
+      namespaceSelector: { matchLabels: { 'access-5': 'true' } },
+    });
+    await expectPullSecrets('term-a', 'default', ['regcred']);
+    // A ConfigMap with a finalizer nobody removes keeps the namespace Terminating.
+    await env.client.create(ConfigMaps, {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { namespace: 'term-a', name: 'hold', finalizers: ['e2e.regcred.dev/hold'] },
+    });
+    t.after(async () => {
+      await env.client.jsonPatch(ConfigMaps, 'term-a', 'hold', [
+        { op: 'remove', path: '/metadata/finalizers' },
+      ]);
+    });
+    await env.client.delete(Namespaces, undefined, 'term-a');
+    await eventually('term-a terminating', async () => {
+      const ns = await env.client.get<V1Namespace>(Namespaces, undefined, 'term-a');
+      assert.equal(ns?.status?.phase, 'Terminating');
+    });
+    await env.client.delete(ImagePullSecretPolicies, undefined, 'terminating');
+    await eventually('policy terminating gone', async () => {
+      assert.equal(await env.client.get(ImagePullSecretPolicies, undefined, 'terminating'), undefined);
+    });
   });
 
   test('two policies on one namespace each manage their own entry; the same secretName conflicts with the first owner', async (t) => {
