@@ -6,12 +6,14 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { join } from 'node:path';
-import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
 import { defaultConfig } from '../src/config.js';
 import { startOperator, type RunningOperator } from '../src/main.js';
 import { LeasesResource } from '../src/runtime/leader-election.js';
 import { createLogger } from '../src/runtime/logger.js';
-import { SecretsResource } from '../src/shared-informers.js';
+import type { ImagePullSecretPolicy } from '../generated/index.js';
+import { ImagePullSecretPolicies } from '../src/pods/controllers/image-pull-secret-policy.js';
+import { SecretsResource, ServiceAccountsResource } from '../src/shared-informers.js';
 import { REPO_ROOT, startTestCluster, type TestCluster } from './harness/cluster.js';
 import { waitFor } from './harness/wait.js';
 
@@ -186,6 +188,42 @@ describe('install manifests', () => {
       ]);
       return out.code === 0 ? out.stdout : undefined;
     });
+    // ImagePullSecretPolicy under the same RBAC: placeholder, ServiceAccount patch, status and finalizer.
+    await cluster.client.create<V1ServiceAccount>(ServiceAccountsResource, {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { namespace: 'default', name: 'policy-sa' },
+    });
+    await cluster.client.create<ImagePullSecretPolicy>(ImagePullSecretPolicies, {
+      apiVersion: 'regcred.dev/v1alpha1',
+      kind: 'ImagePullSecretPolicy',
+      metadata: { name: 'deploy-policy' },
+      spec: {
+        secretName: 'policy-pull',
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'default' } },
+      },
+    });
+    const listsEntry = async () =>
+      (
+        await cluster.client.get<V1ServiceAccount>(ServiceAccountsResource, 'default', 'policy-sa')
+      )?.imagePullSecrets?.some((e) => e.name === 'policy-pull') === true;
+    await waitFor('the policy adds its entry to the ServiceAccount', listsEntry);
+    await waitFor('policy status written', async () => {
+      const p = await cluster.client.get<ImagePullSecretPolicy>(
+        ImagePullSecretPolicies,
+        undefined,
+        'deploy-policy',
+      );
+      return p?.status?.friendlyDescription === 'Reconcile succeeded' && p.metadata?.finalizers?.length === 1;
+    });
+    await cluster.client.delete(ImagePullSecretPolicies, undefined, 'deploy-policy');
+    await waitFor('the policy removed (finalizer done)', async () =>
+      (await cluster.client.get(ImagePullSecretPolicies, undefined, 'deploy-policy')) === undefined
+        ? true
+        : undefined,
+    );
+    assert.equal(await listsEntry(), false);
+    assert.equal(await cluster.client.get(SecretsResource, 'default', 'policy-pull'), undefined);
     const lease = await cluster.client.get<KubernetesObject & { spec?: { holderIdentity?: string } }>(
       LeasesResource,
       'regcred-operator',

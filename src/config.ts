@@ -14,6 +14,7 @@ export const CONTROLLER_NAMES = [
   'packagerepository',
   'packageinstall',
   'app',
+  'imagepullsecretpolicy',
 ] as const;
 export type ControllerName = (typeof CONTROLLER_NAMES)[number];
 

@@ -4,6 +4,7 @@
 
 import {
   AppResource,
+  ImagePullSecretPolicyResource,
   PackageInstallResource,
   PackageMetadataResource,
   PackageRepositoryResource,
@@ -27,6 +28,7 @@ export const CONTROLLER_CRDS: Record<ControllerName, readonly ApiResource[]> = {
   packagerepository: [PackageRepositoryResource, PackageResource, PackageMetadataResource],
   packageinstall: [PackageInstallResource, PackageResource, AppResource],
   app: [AppResource],
+  imagepullsecretpolicy: [ImagePullSecretPolicyResource],
 };
 
 export interface RequiredCrd {

@@ -1,4 +1,4 @@
-import type { V1Namespace, V1Secret } from '@kubernetes/client-node';
+import type { V1Namespace, V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
 import {
   SecretExportKind,
   SecretExportResource,
@@ -7,6 +7,8 @@ import {
   type SecretExport,
   type SecretImport,
 } from '../generated/index.js';
+import { POLICY_LABEL } from './pods/placeholder-ownership.js';
+import { ADDED_ENTRIES_ANNOTATION } from './pods/service-account-entries.js';
 import { byNamespaceIndex, type Informer } from './runtime/informer.js';
 import type { ResourceType } from './runtime/kube-client.js';
 import type { OperatorContext } from './runtime/operator.js';
@@ -24,6 +26,13 @@ export const SecretsResource: ResourceType = {
   version: 'v1',
   plural: 'secrets',
   kind: 'Secret',
+  namespaced: true,
+};
+export const ServiceAccountsResource: ResourceType = {
+  group: '',
+  version: 'v1',
+  plural: 'serviceaccounts',
+  kind: 'ServiceAccount',
   namespaced: true,
 };
 export const SecretExports: ResourceType = { ...SecretExportResource, kind: SecretExportKind };
@@ -75,8 +84,17 @@ export function wrongTypePlaceholdersInformer(ctx: OperatorContext): Informer<V1
 export interface SecretStub {
   apiVersion?: string;
   kind?: string;
-  metadata: { namespace: string; name: string; resourceVersion: string };
+  metadata: {
+    namespace: string;
+    name: string;
+    resourceVersion: string;
+    /** Only the ImagePullSecretPolicy label, and only when the Secret has it. */
+    labels?: { [POLICY_LABEL]: string };
+  };
 }
+
+/** Index of the Secret index: namespace → Secrets carrying the ImagePullSecretPolicy label. */
+export const POLICY_PLACEHOLDERS_INDEX = 'policy-placeholders';
 
 /**
  * Every Secret of the cluster as a slim record (namespace, name,
@@ -90,16 +108,68 @@ export function secretIndexInformer(ctx: OperatorContext): Informer<SecretStub> 
   return ctx.informers.get<SecretStub>('secrets:index', {
     resource: SecretsResource,
     metadataOnly: true,
-    transform: (obj) => ({
-      metadata: {
-        namespace: obj.metadata?.namespace ?? '',
-        name: obj.metadata?.name ?? '',
-        resourceVersion: obj.metadata?.resourceVersion ?? '',
-      },
-    }),
+    transform: (obj) => {
+      const stub: SecretStub = {
+        metadata: {
+          namespace: obj.metadata?.namespace ?? '',
+          name: obj.metadata?.name ?? '',
+          resourceVersion: obj.metadata?.resourceVersion ?? '',
+        },
+      };
+      // Which policy created a placeholder: the policy controller decides ownership from this alone.
+      const policy = obj.metadata?.labels?.[POLICY_LABEL];
+      if (policy !== undefined) stub.metadata.labels = { [POLICY_LABEL]: policy };
+      return stub;
+    },
     // Consumers re-read what they need on each change; a replay would only cost GETs.
     resyncPeriodMs: 0,
   });
+}
+
+/** The Secret index with its namespace → policy-labelled Secrets index. */
+export function secretIndexWithPolicyLabels(ctx: OperatorContext): Informer<SecretStub> {
+  const informer = secretIndexInformer(ctx);
+  if (!informer.hasIndex(POLICY_PLACEHOLDERS_INDEX)) {
+    informer.addIndex(POLICY_PLACEHOLDERS_INDEX, (s) =>
+      s.metadata.labels?.[POLICY_LABEL] === undefined ? [] : [s.metadata.namespace],
+    );
+  }
+  return informer;
+}
+
+/**
+ * Every ServiceAccount, slimmed to what the ImagePullSecretPolicy controller
+ * reads: name, labels, its own record annotation and imagePullSecrets. Other
+ * annotations (kubectl's last-applied copy), managedFields and the legacy
+ * token `secrets` list are dropped as each object arrives, so 10,000
+ * ServiceAccounts cost a few MB.
+ */
+export function serviceAccountsInformer(ctx: OperatorContext): Informer<V1ServiceAccount> {
+  const informer = ctx.informers.get<V1ServiceAccount>('serviceaccounts', {
+    resource: ServiceAccountsResource,
+    transform: (sa) => {
+      const md = sa.metadata ?? {};
+      const added = md.annotations?.[ADDED_ENTRIES_ANNOTATION];
+      const slim: V1ServiceAccount = {
+        metadata: {
+          namespace: md.namespace,
+          name: md.name,
+          uid: md.uid,
+          resourceVersion: md.resourceVersion,
+          labels: md.labels,
+          deletionTimestamp: md.deletionTimestamp,
+          // {} when the ServiceAccount has annotations but no record: a JSON patch then adds one key
+          // instead of the whole map.
+          annotations: md.annotations && (added === undefined ? {} : { [ADDED_ENTRIES_ANNOTATION]: added }),
+        },
+        imagePullSecrets: sa.imagePullSecrets?.map((e) => ({ name: e.name })),
+      };
+      return slim;
+    },
+    resyncPeriodMs: ctx.resyncPeriodMs,
+  });
+  if (!informer.hasIndex('namespace')) informer.addIndex('namespace', byNamespaceIndex);
+  return informer;
 }
 
 export function secretExportsInformer(ctx: OperatorContext): Informer<SecretExport> {

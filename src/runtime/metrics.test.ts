@@ -320,6 +320,23 @@ describe('domain metrics', () => {
     assert.equal(await sample(metrics, 'regcred_placeholders_managed'), 7);
   });
 
+  it('reads labelled controller gauges at scrape time and drops series no longer returned', async () => {
+    let series = [
+      { labels: { policy: 'teams' }, value: 3 },
+      { labels: { policy: 'ci' }, value: 1 },
+    ];
+    const metrics = metricsOf({
+      controllerGauges: [
+        { name: 'regcred_policy_namespaces', help: 'h', labelNames: ['policy'], series: () => series },
+      ],
+    });
+    assert.equal(await sample(metrics, 'regcred_policy_namespaces{policy="teams"}'), 3);
+    assert.equal(await sample(metrics, 'regcred_policy_namespaces{policy="ci"}'), 1);
+    series = [{ labels: { policy: 'teams' }, value: 5 }];
+    assert.equal(await sample(metrics, 'regcred_policy_namespaces{policy="teams"}'), 5);
+    assert.equal(await sample(metrics, 'regcred_policy_namespaces{policy="ci"}'), undefined);
+  });
+
   it('counts placeholder writes, propagation delays and registry conflicts', async () => {
     const metrics = metricsOf();
     domainMetrics.placeholderUpdated(undefined);

@@ -297,6 +297,19 @@ export class OperatorMetrics {
 
     // Domain metrics
     for (const gauge of source.controllerGauges) {
+      if ('series' in gauge) {
+        new Gauge({
+          name: gauge.name,
+          help: gauge.help,
+          labelNames: [...gauge.labelNames],
+          registers,
+          collect() {
+            this.reset();
+            for (const { labels, value } of gauge.series()) this.set(labels, value);
+          },
+        });
+        continue;
+      }
       new Gauge({
         name: gauge.name,
         help: gauge.help,

@@ -21,12 +21,16 @@ export interface OperatorContext {
   resyncPeriodMs: number;
 }
 
-/** A gauge a controller exposes on /metrics, read at scrape time. */
-export interface ControllerGauge {
-  name: string;
-  help: string;
-  value: () => number;
-}
+/** A gauge a controller exposes on /metrics, read at scrape time: one value, or one per label set. */
+export type ControllerGauge =
+  | { name: string; help: string; value: () => number }
+  | {
+      name: string;
+      help: string;
+      labelNames: readonly string[];
+      /** Every series now; series not returned are dropped. Label values must not be tenant-controlled. */
+      series: () => Array<{ labels: Record<string, string>; value: number }>;
+    };
 
 // The framework ships as CommonJS with `exports.default`.
 const FrameworkOperator = framework.default;
