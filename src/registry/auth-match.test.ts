@@ -245,7 +245,9 @@ describe('selectCredential', () => {
     const elapsed = performance.now() - started;
     assert.equal(miss.key, undefined);
     assert.equal(hit.key, '*a*a*a*b9999.*a*a*a*.example.com');
-    assert.ok(elapsed < 2000, `took ${elapsed.toFixed(0)} ms`);
+    // ~0.3 s on an idle core; backtracking glob matching would take minutes. The bound leaves room
+    // for a machine shared by parallel test runs.
+    assert.ok(elapsed < 15_000, `took ${elapsed.toFixed(0)} ms`);
   });
 
   it('lists every match most specific first', () => {
