@@ -13,7 +13,7 @@ import {
 const OPERATOR_NS = 'regcred-system';
 
 const policy = (name: string, spec: Partial<ImagePullSecretPolicySpec>, deleting = false): PolicyView => ({
-  metadata: { name, ...(deleting ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}) },
+  metadata: { name, ...(deleting ? { deletionTimestamp: new Date('2026-01-01T00:00:00Z') } : {}) },
   spec: { secretName: 'regcred', ...spec },
 });
 
