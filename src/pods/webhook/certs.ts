@@ -157,7 +157,7 @@ async function newKey(): Promise<{
   });
   return {
     pem: privateKey,
-    forgeKey: forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey,
+    forgeKey: forge.pki.privateKeyFromPem(privateKey),
     forgePublic: forge.pki.publicKeyFromPem(publicKey),
   };
 }
@@ -205,7 +205,7 @@ async function issueServing(
 ): Promise<{ cert: string; key: string }> {
   const key = await newKey();
   const caCert = forge.pki.certificateFromPem(ca.cert);
-  const caKey = forge.pki.privateKeyFromPem(ca.key) as forge.pki.rsa.PrivateKey;
+  const caKey = forge.pki.privateKeyFromPem(ca.key);
   const cert = forge.pki.createCertificate();
   cert.publicKey = key.forgePublic;
   cert.serialNumber = serialNumber();

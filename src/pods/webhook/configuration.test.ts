@@ -29,7 +29,10 @@ describe('excludedNamespaces', () => {
     assert.deepEqual(excludedNamespaces('ops', [broad]), ['kube-system', 'ops']);
     assert.deepEqual(excludedNamespaces('ops', [naming('sys', 'kube-system')]), ['ops']);
     assert.deepEqual(excludedNamespaces('ops', [naming('sys', 'kube-system'), naming('me', 'ops')]), []);
-    const deleting = { ...naming('sys', 'kube-system'), metadata: { name: 'sys', deletionTimestamp: new Date(0) } };
+    const deleting = {
+      ...naming('sys', 'kube-system'),
+      metadata: { name: 'sys', deletionTimestamp: new Date(0) },
+    };
     assert.deepEqual(excludedNamespaces('ops', [deleting]), ['kube-system', 'ops']);
   });
 });
