@@ -37,6 +37,11 @@ export const MutatingWebhookConfigurations: ResourceType = {
 
 /** The only key this controller reconciles: everything it keeps is one unit. */
 const KEY = 'webhook';
+/**
+ * How long a caBundle must have been stored before a certificate from a new CA
+ * is served: the API server follows the configuration through its own watch.
+ */
+export const CA_BUNDLE_PROPAGATION_MS = 5_000;
 
 export interface WebhookInformers {
   tlsSecret: Informer<V1Secret>;
@@ -55,6 +60,8 @@ export interface WebhookSetupOptions {
 export class WebhookSetupController extends ControllerOperator {
   /** Our last Secret write, and the resourceVersion it replaced: a cache still showing that one lags it. */
   private lastWrite: { replacedVersion: string; secret: V1Secret } | undefined;
+  /** The caBundle last seen in the configuration, and since when. */
+  private bundleSeen: { bundle: string; since: number } | undefined;
 
   constructor(
     ctx: OperatorContext,
@@ -84,13 +91,15 @@ export class WebhookSetupController extends ControllerOperator {
       configuration?.webhooks?.[0]?.clientConfig?.caBundle ?? '',
       'base64',
     ).toString();
-    const plan = await planTls(
-      readTlsSecret(secret?.data),
-      this.options.tls,
-      ns,
-      this.options.now?.() ?? Date.now(),
-      (ca) => bundleHolds(caBundle, ca),
-    );
+    const now = this.options.now?.() ?? Date.now();
+    if (this.bundleSeen?.bundle !== caBundle) this.bundleSeen = { bundle: caBundle, since: now };
+    const bundleSettled = now - this.bundleSeen.since >= CA_BUNDLE_PROPAGATION_MS;
+    let waitingForBundle = false;
+    const plan = await planTls(readTlsSecret(secret?.data), this.options.tls, ns, now, (ca) => {
+      if (!bundleHolds(caBundle, ca)) return false;
+      if (!bundleSettled) waitingForBundle = true;
+      return bundleSettled;
+    });
     if (plan.changes.length > 0) {
       const written = await this.writeSecret(secret, tlsSecretData(plan.tls));
       if (!written) return { requeueAfterMs: 500 };
@@ -121,7 +130,11 @@ export class WebhookSetupController extends ControllerOperator {
         this.log.info('MutatingWebhookConfiguration updated', { name: WEBHOOK_CONFIGURATION_NAME });
       }
     }
-    return { requeueAfterMs: plan.recheckAfterMs };
+    return {
+      requeueAfterMs: waitingForBundle
+        ? Math.min(plan.recheckAfterMs, CA_BUNDLE_PROPAGATION_MS)
+        : plan.recheckAfterMs,
+    };
   }
 
   /** Creates or replaces the Secret (guarded by the cached resourceVersion); false when it already exists. */
