@@ -4,11 +4,11 @@
 // every replica reads the same Secret to serve (see index.ts).
 
 import type { V1Secret } from '@kubernetes/client-node';
-import { isAlreadyExists, type ResourceType } from '../../runtime/kube-client.js';
+import { isAlreadyExists, isNotFound, type ResourceType } from '../../runtime/kube-client.js';
 import type { Informer } from '../../runtime/informer.js';
 import { ControllerOperator, type OperatorContext } from '../../runtime/operator.js';
 import type { ReconcileResult } from '../../runtime/work-queue.js';
-import { SecretsResource } from '../../shared-informers.js';
+import { NamespacesResource, SecretsResource } from '../../shared-informers.js';
 import type { PolicyView } from '../admission.js';
 import {
   bundleHolds,
@@ -137,19 +137,43 @@ export class WebhookSetupController extends ControllerOperator {
     };
   }
 
+  /**
+   * Creates the Secret; when the operator namespace does not exist (an
+   * operator started outside the cluster with `npm start`), creates it first.
+   */
+  private async createInNamespace(secret: V1Secret): Promise<V1Secret> {
+    try {
+      return await this.client.create<V1Secret>(SecretsResource, secret);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    const ns = this.options.operatorNamespace;
+    try {
+      await this.client.create(NamespacesResource, {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: ns, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } },
+      });
+      this.log.info('operator namespace created for the webhook certificates', { namespace: ns });
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+    return this.client.create<V1Secret>(SecretsResource, secret);
+  }
+
   /** Creates or replaces the Secret (guarded by the cached resourceVersion); false when it already exists. */
   private async writeSecret(current: V1Secret | undefined, data: Record<string, string>): Promise<boolean> {
     const ns = this.options.operatorNamespace;
     if (!current) {
+      const secret: V1Secret = {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: WEBHOOK_TLS_SECRET, namespace: ns, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } },
+        type: 'kubernetes.io/tls',
+        data,
+      };
       try {
-        const created = await this.client.create<V1Secret>(SecretsResource, {
-          apiVersion: 'v1',
-          kind: 'Secret',
-          metadata: { name: WEBHOOK_TLS_SECRET, namespace: ns, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } },
-          type: 'kubernetes.io/tls',
-          data,
-        });
-        this.lastWrite = { replacedVersion: '', secret: created };
+        this.lastWrite = { replacedVersion: '', secret: await this.createInNamespace(secret) };
       } catch (err) {
         // The cache has not seen it yet; look again once it has.
         if (isAlreadyExists(err)) return false;
