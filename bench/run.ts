@@ -423,6 +423,11 @@ async function measureWebhook(client: KubeClient, kubeconfig: string): Promise<R
       ...namespace('bench-webhook'),
       metadata: { name: 'bench-webhook', labels: { 'bench-webhook': 'true' } },
     });
+    // No controller manager here: the ServiceAccount every Pod needs is created by hand.
+    await client.create(
+      { group: '', version: 'v1', plural: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true },
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: 'bench-webhook' } },
+    );
     await client.create(
       {
         group: 'regcred.dev',
