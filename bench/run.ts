@@ -38,12 +38,18 @@ const { values: args } = parseArgs({
     'operator-args': { type: 'string', default: '' },
     /** Directory for heap snapshots of the operator, taken after the idle and the references phases. */
     'heap-snapshots': { type: 'string', default: '' },
-    /** Run one phase only: "policy" (ImagePullSecretPolicy convergence). */
+    /** Run one phase only: "policy" (ImagePullSecretPolicy convergence) or "webhook" (Pod admission latency). */
     only: { type: 'string', default: '' },
+    /** Pod admission requests per second sent straight to the webhook, and for how long. */
+    'webhook-rate': { type: 'string', default: '100' },
+    'webhook-seconds': { type: 'string', default: '20' },
+    /** Same as --only webhook. */
+    'webhook-only': { type: 'boolean', default: false },
   },
 });
-const ONLY = args.only;
-if (ONLY !== '' && ONLY !== 'policy') throw new Error(`--only takes "policy", not ${JSON.stringify(ONLY)}`);
+const ONLY = args['webhook-only'] ? 'webhook' : args.only;
+if (ONLY !== '' && ONLY !== 'policy' && ONLY !== 'webhook')
+  throw new Error(`--only takes "policy" or "webhook", not ${JSON.stringify(ONLY)}`);
 const N = Number(args.namespaces);
 const NEW_NS = Number(args['new-namespaces']);
 const IDLE_S = Number(args['idle-seconds']);
@@ -148,6 +154,7 @@ interface OperatorProcess {
   child: ChildProcess;
   port: number;
   metrics(): Promise<Record<string, number>>;
+  metricsText(): Promise<string>;
   rssMb(): number;
   /** Writes a heap snapshot when --heap-snapshots is set (waits for the file). */
   heapSnapshot(label: string): Promise<void>;
@@ -171,6 +178,9 @@ async function startOperatorProcess(kubeconfig: string, extraArgs: string[] = []
       String(port),
       '--health-host',
       '127.0.0.1',
+      // The Pod webhook (its own e2e) would race other processes for port 9443.
+      '--webhook-port',
+      '0',
       '--log-level',
       'warn',
       ...OPERATOR_ARGS,
@@ -190,6 +200,9 @@ async function startOperatorProcess(kubeconfig: string, extraArgs: string[] = []
   return {
     child,
     port,
+    async metricsText() {
+      return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    },
     async metrics() {
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       const out: Record<string, number> = {};
@@ -508,6 +521,242 @@ async function measurePolicy(
   }
 }
 
+/**
+ * Pod webhook latency at a steady rate: AdmissionReview requests for Pods of a
+ * selected namespace sent straight to the webhook over HTTPS (keep-alive, as
+ * the API server does), timed end to end by the client and server-side by
+ * regcred_webhook_admission_duration_seconds; then Pods created through the
+ * API server at the same rate, each checked for the entry.
+ */
+async function measureWebhook(client: KubeClient, kubeconfig: string): Promise<Record<string, number>> {
+  const { Agent, request } = await import('node:https');
+  const webhookPort = await freePort();
+  const url = `https://127.0.0.1:${webhookPort}/mutate-pods`;
+  const op = await startOperatorProcess(kubeconfig, [
+    '--controllers',
+    'placeholder',
+    '--webhook-port',
+    String(webhookPort),
+    '--webhook-url',
+    url,
+  ]);
+  try {
+    await client.create(NamespacesResource, {
+      ...namespace('bench-webhook'),
+      metadata: { name: 'bench-webhook', labels: { 'bench-webhook': 'true' } },
+    });
+    // No controller manager here: the ServiceAccount every Pod needs is created by hand.
+    await client.create(
+      { group: '', version: 'v1', plural: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true },
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: 'bench-webhook' } },
+    );
+    await client.create(
+      {
+        group: 'regcred.dev',
+        version: 'v1alpha1',
+        plural: 'imagepullsecretpolicies',
+        kind: 'ImagePullSecretPolicy',
+        namespaced: false,
+      },
+      {
+        apiVersion: 'regcred.dev/v1alpha1',
+        kind: 'ImagePullSecretPolicy',
+        metadata: { name: 'bench' },
+        spec: { secretName: 'regcred', namespaceSelector: { matchLabels: { 'bench-webhook': 'true' } } },
+      },
+    );
+    const hooks = {
+      group: 'admissionregistration.k8s.io',
+      version: 'v1',
+      plural: 'mutatingwebhookconfigurations',
+      kind: 'MutatingWebhookConfiguration',
+      namespaced: false,
+    };
+    let ca = '';
+    await waitUntil('webhook configured', 60_000, async () => {
+      const c = await client.get<{ webhooks?: Array<{ clientConfig: { caBundle?: string } }> } & V1Secret>(
+        hooks,
+        undefined,
+        'regcred-operator',
+      );
+      ca = Buffer.from(c?.webhooks?.[0]?.clientConfig.caBundle ?? '', 'base64').toString();
+      return ca !== '';
+    });
+    const agent = new Agent({ keepAlive: true, ca, maxSockets: 32 });
+    const review = (i: number) =>
+      JSON.stringify({
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        request: {
+          uid: `bench-${i}`,
+          kind: { group: '', version: 'v1', kind: 'Pod' },
+          resource: { group: '', version: 'v1', resource: 'pods' },
+          operation: 'CREATE',
+          namespace: 'bench-webhook',
+          object: {
+            apiVersion: 'v1',
+            kind: 'Pod',
+            metadata: { generateName: 'p-' },
+            spec: { containers: [{ name: 'c', image: 'r/i:1' }] },
+          },
+        },
+      });
+    const send = (i: number) =>
+      new Promise<{ ms: number; mutated: boolean }>((resolve, reject) => {
+        const started = performance.now();
+        const req = request(
+          url,
+          { method: 'POST', agent, headers: { 'content-type': 'application/json' } },
+          (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => (body += c));
+            res.on('end', () =>
+              resolve({
+                ms: performance.now() - started,
+                mutated: (JSON.parse(body) as { response: { patch?: string } }).response.patch !== undefined,
+              }),
+            );
+          },
+        );
+        req.on('error', reject);
+        req.end(review(i));
+      });
+    await waitUntil(
+      'the policy reached the webhook',
+      30_000,
+      async () => (await send(-1).catch(() => ({ mutated: false }))).mutated,
+    );
+    const rate = Number(args['webhook-rate']);
+    const total = rate * Number(args['webhook-seconds']);
+    const metricsBefore = parseHistogram(await op.metricsText());
+    const latencies: number[] = [];
+    let mutated = 0;
+    const startedAt = performance.now();
+    const inFlight: Array<Promise<void>> = [];
+    for (let i = 0; i < total; i++) {
+      // Paced by the schedule, not by the answers: a slow answer does not slow the offered rate.
+      const due = startedAt + (i * 1000) / rate;
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(wait);
+      inFlight.push(
+        send(i).then((r) => {
+          latencies.push(r.ms);
+          if (r.mutated) mutated++;
+        }),
+      );
+    }
+    await Promise.all(inFlight);
+    const seconds = (performance.now() - startedAt) / 1000;
+    const server = histogramDelta(metricsBefore, parseHistogram(await op.metricsText()));
+    agent.destroy();
+    latencies.sort((a, b) => a - b);
+
+    // Through the API server: Pods created at the same rate, each stored with the entry.
+    const podTimes: number[] = [];
+    let podsMutated = 0;
+    const podCount = Math.min(total, rate * 5);
+    const podStart = performance.now();
+    const podCreates: Array<Promise<void>> = [];
+    for (let i = 0; i < podCount; i++) {
+      const wait = podStart + (i * 1000) / rate - performance.now();
+      if (wait > 0) await sleep(wait);
+      const t = performance.now();
+      podCreates.push(
+        client
+          .create<V1Secret & { spec?: { imagePullSecrets?: Array<{ name: string }> } }>(
+            { group: '', version: 'v1', plural: 'pods', kind: 'Pod', namespaced: true },
+            {
+              apiVersion: 'v1',
+              kind: 'Pod',
+              metadata: { name: `p-${i}`, namespace: 'bench-webhook' },
+              spec: { containers: [{ name: 'c', image: 'r/i:1' }] },
+            } as V1Secret,
+          )
+          .then((p) => {
+            podTimes.push(performance.now() - t);
+            if (p.spec?.imagePullSecrets?.some((s) => s.name === 'regcred')) podsMutated++;
+          }),
+      );
+    }
+    await Promise.all(podCreates);
+    podTimes.sort((a, b) => a - b);
+    return {
+      requests: total,
+      achievedRate: ms(total / seconds),
+      mutated,
+      clientP50Ms: ms(percentile(latencies, 50)),
+      clientP99Ms: ms(percentile(latencies, 99)),
+      clientMaxMs: ms(percentile(latencies, 100)),
+      serverCount: server.count,
+      serverMeanMs: ms((server.sum / Math.max(1, server.count)) * 1000),
+      serverP99UpperBoundMs: server.p99UpperBoundSeconds * 1000,
+      pods: podCount,
+      podsMutated,
+      podCreateP50Ms: ms(percentile(podTimes, 50)),
+      podCreateP99Ms: ms(percentile(podTimes, 99)),
+    };
+  } finally {
+    await op.stop();
+  }
+}
+
+interface Histogram {
+  buckets: Map<number, number>;
+  count: number;
+  sum: number;
+}
+
+function parseHistogram(text: string): Histogram {
+  const name = 'regcred_webhook_admission_duration_seconds';
+  const buckets = new Map<number, number>();
+  let count = 0;
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const bucket = new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\S+)$`).exec(line);
+    if (bucket) buckets.set(bucket[1] === '+Inf' ? Infinity : Number(bucket[1]), Number(bucket[2]));
+    if (line.startsWith(`${name}_count `)) count = Number(line.split(' ')[1]);
+    if (line.startsWith(`${name}_sum `)) sum = Number(line.split(' ')[1]);
+  }
+  return { buckets, count, sum };
+}
+
+/** Requests observed between two scrapes, and the smallest bucket bound holding 99 % of them. */
+function histogramDelta(
+  before: Histogram,
+  after: Histogram,
+): { count: number; sum: number; p99UpperBoundSeconds: number } {
+  const count = after.count - before.count;
+  let p99UpperBoundSeconds = Infinity;
+  for (const [le, n] of [...after.buckets].sort((a, b) => a[0] - b[0])) {
+    if (n - (before.buckets.get(le) ?? 0) >= 0.99 * count) {
+      p99UpperBoundSeconds = le;
+      break;
+    }
+  }
+  return { count, sum: after.sum - before.sum, p99UpperBoundSeconds };
+}
+
+function webhookRows(w: Record<string, number>): Array<[string, string, string]> {
+  return [
+    [
+      `webhook: ${w.requests} reviews at ${w.achievedRate}/s, client p50 / p99`,
+      `${w.clientP50Ms} / ${w.clientP99Ms} ms (${w.mutated} mutated)`,
+      'p99 ≤ 5 ms',
+    ],
+    [
+      'webhook: server-side mean / p99 bucket',
+      `${w.serverMeanMs} ms / ≤ ${w.serverP99UpperBoundMs} ms (${w.serverCount} observed)`,
+      'p99 ≤ 5 ms',
+    ],
+    [
+      `webhook: ${w.pods} Pods via the API server, create p50 / p99`,
+      `${w.podCreateP50Ms} / ${w.podCreateP99Ms} ms (${w.podsMutated} with the entry)`,
+      '',
+    ],
+  ];
+}
+
 async function main(): Promise<void> {
   if (HEAP_SNAPSHOTS) mkdirSync(HEAP_SNAPSHOTS, { recursive: true });
   log('building dist/ (npm run build)');
@@ -544,6 +793,18 @@ async function main(): Promise<void> {
         stdio: 'ignore',
       },
     );
+
+    if (!ONLY || ONLY === 'webhook') {
+      log(`Pod webhook: ${args['webhook-rate']} admission reviews/s for ${args['webhook-seconds']} s`);
+      results.webhook = await measureWebhook(client, cp.kubeconfigFor('operator'));
+      if (ONLY === 'webhook') {
+        console.log('\nPod webhook benchmark');
+        for (const [what, value, target] of webhookRows(results.webhook as Record<string, number>))
+          console.log(`${what.padEnd(56)} ${value.padEnd(40)} ${target}`);
+        console.log(`\nJSON: ${JSON.stringify(results)}`);
+        return;
+      }
+    }
 
     if (!ONLY) {
       log('idle RSS: a fresh operator with one export and one placeholder');
@@ -793,6 +1054,7 @@ async function main(): Promise<void> {
     ['RSS growth with named Secrets', `${refs.growthMb} MB`, '≤ 50 MB'],
     ['WATCH requests while following them', `${refs.watchRequests}`, ''],
     ...policyRows,
+    ...webhookRows(results.webhook as Record<string, number>),
   ];
   console.log(`\nSecret-sharing benchmark (N=${N} namespaces, concurrency ${CONCURRENCY})`);
   for (const [what, value, target] of rows) console.log(`${what.padEnd(40)} ${value.padEnd(24)} ${target}`);

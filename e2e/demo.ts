@@ -366,7 +366,12 @@ async function main(): Promise<void> {
             stringData: { caCerts: r.caCert },
           }),
       );
-      const config = defaultConfig({ kubeconfig: c.cp.kubeconfig, healthPort: 0, healthHost: '127.0.0.1' });
+      const config = defaultConfig({
+        kubeconfig: c.cp.kubeconfig,
+        healthPort: 0,
+        healthHost: '127.0.0.1',
+        webhookPort: 0,
+      });
       operator = await startOperator(config, createLogger('info', logStream));
       say(`operator ready; health on http://127.0.0.1:${operator.manager.healthAddress()?.port}/readyz`);
       say(`JSON logs in ${logFile}`);

@@ -15,6 +15,7 @@ import type { ImagePullSecretPolicy } from '../generated/index.js';
 import { ImagePullSecretPolicies } from '../src/pods/controllers/image-pull-secret-policy.js';
 import { SecretsResource, ServiceAccountsResource } from '../src/shared-informers.js';
 import { REPO_ROOT, startTestCluster, type TestCluster } from './harness/cluster.js';
+import { freePort } from './harness/control-plane.js';
 import { waitFor } from './harness/wait.js';
 
 let cluster: TestCluster;
@@ -125,8 +126,13 @@ describe('install manifests', () => {
     ]);
     assert.equal(whoami, 'system:serviceaccount:regcred-operator:regcred-operator');
 
+    // The Pod webhook too, called on loopback, so its Secret, MutatingWebhookConfiguration and
+    // ServiceAccount watch run under the same RBAC.
+    const webhookPort = await freePort();
     const config = defaultConfig({
       kubeconfig,
+      webhookPort,
+      webhookUrl: `https://127.0.0.1:${webhookPort}/mutate-pods`,
       logLevel: 'warn',
       healthPort: 0,
       healthHost: '127.0.0.1',
@@ -230,6 +236,16 @@ describe('install manifests', () => {
       'regcred-operator',
     );
     assert.ok(lease?.spec?.holderIdentity, 'the operator holds the Lease');
+    await waitFor('Pod webhook configured with its own CA', async () => {
+      const out = await cluster.kubectlResult([
+        'get',
+        'mutatingwebhookconfiguration',
+        'regcred-operator',
+        '-o',
+        'jsonpath={.webhooks[0].clientConfig.caBundle}',
+      ]);
+      return out.code === 0 && out.stdout ? out.stdout : undefined;
+    });
     // Anything the ClusterRole or Role forgot shows up as a "forbidden" error in the operator's log.
     assert.doesNotMatch(operatorLog, /forbidden/i, operatorLog);
   });

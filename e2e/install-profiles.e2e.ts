@@ -11,6 +11,7 @@ import { Writable } from 'node:stream';
 import type { V1Secret } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { parseConfig, type OperatorConfig } from '../src/config.js';
+import { freePort } from './harness/control-plane.js';
 import { startOperator, type RunningOperator } from '../src/main.js';
 import { createLogger } from '../src/runtime/logger.js';
 import { SecretsResource } from '../src/shared-informers.js';
@@ -50,6 +51,7 @@ const resourceOf: Record<string, string> = {
   Role: 'role',
   RoleBinding: 'rolebinding',
   Deployment: 'deployment',
+  Service: 'service',
   PodDisruptionBudget: 'poddisruptionbudget',
 };
 
@@ -102,8 +104,18 @@ async function runOperator(
       cb();
     },
   });
+  // The Pod webhook of a profile that has it, on a free loopback port (9443 may be taken here).
+  const webhookPort = config.webhookPort > 0 ? await freePort() : 0;
   const operator = await startOperator(
-    { ...config, kubeconfig, healthPort: 0, healthHost: '127.0.0.1', logLevel: 'info' },
+    {
+      ...config,
+      kubeconfig,
+      healthPort: 0,
+      healthHost: '127.0.0.1',
+      logLevel: 'info',
+      webhookPort,
+      ...(webhookPort ? { webhookUrl: `https://127.0.0.1:${webhookPort}/mutate-pods` } : {}),
+    },
     createLogger('info', sink),
   );
   return { operator, log: () => log };
@@ -255,7 +267,13 @@ describe('full profile', () => {
     cluster = await startTestCluster({ installCrds: false });
     await assert.rejects(
       startOperator(
-        { ...deploymentConfig('full'), kubeconfig: cluster.cp.kubeconfig, healthPort: 0, leaderElect: false },
+        {
+          ...deploymentConfig('full'),
+          kubeconfig: cluster.cp.kubeconfig,
+          healthPort: 0,
+          leaderElect: false,
+          webhookPort: 0,
+        },
         createLogger('error', new Writable({ write: (_c, _e, cb) => cb() })),
       ),
       /CRD secretexports\.secretgen\.carvel\.dev is not installed \(needed by --controllers=secretexport,secretimport,placeholder\)/,

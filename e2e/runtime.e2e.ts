@@ -397,6 +397,9 @@ describe('operator process', () => {
         String(port),
         '--health-host',
         '127.0.0.1',
+        // The Pod webhook (its own e2e) would race other processes for port 9443.
+        '--webhook-port',
+        '0',
       ],
       {
         env: { ...process.env, KUBECONFIG: cluster.cp.kubeconfig, LOG_LEVEL: 'info' },
@@ -543,6 +546,9 @@ describe('missing CRDs', () => {
         '0',
         '--health-host',
         '127.0.0.1',
+        // The Pod webhook (its own e2e) would race other processes for port 9443.
+        '--webhook-port',
+        '0',
       ],
       {
         env: { ...process.env, KUBECONFIG: cluster.cp.kubeconfig, LOG_LEVEL: 'info' },

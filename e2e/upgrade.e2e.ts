@@ -278,6 +278,8 @@ test('upgrading from 0.1.0 to this release rewrites no export, import or placeho
       healthPort: 0,
       healthHost: '127.0.0.1',
       logLevel: 'info',
+      // The Pod webhook is not part of the upgrade under test (e2e/pod-webhook.e2e.ts).
+      webhookPort: 0,
     },
     createLogger('info', sink),
   );

@@ -10,7 +10,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isMap, isSeq, parseAllDocuments, type Document } from 'yaml';
+import { isMap, isScalar, isSeq, parseAllDocuments, type Document } from 'yaml';
 import { CONTROLLER_NAMES, type ControllerName } from '../src/config.js';
 import { requiredCrds } from '../src/required-crds.js';
 
@@ -166,6 +166,12 @@ const stringifyDocs = (docs: Document[]) =>
     )
     .join('---\n');
 
+/** Whether the profile runs the Pod webhook (it has the ImagePullSecretPolicy rules and CRD). */
+export const servesPodWebhook = (profile: Profile): boolean => profile.features.includes('regcred');
+
+/** Base files only a profile with the Pod webhook installs. */
+const WEBHOOK_FILES = new Set(['25-webhook-service.yaml']);
+
 /** The base manifests with the profile's ClusterRole rules, --controllers and image tag. */
 function profileDocs(profile: Profile, version: string, file: string): Document[] {
   const docs = parseAllDocuments(readFileSync(join(ROOT, 'deploy', 'base', file), 'utf8')) as Document[];
@@ -184,6 +190,16 @@ function profileDocs(profile: Profile, version: string, file: string): Document[
       const args = doc.getIn([...container, 'args']);
       if (!isSeq(args)) throw new Error(`deploy/base/${file}: the Deployment's container has no args`);
       args.items.unshift(doc.createNode(`--controllers=${profile.controllers.join(',')}`));
+      if (!servesPodWebhook(profile)) {
+        // No ImagePullSecretPolicy CRD nor rules for it: the webhook stays off.
+        const at = args.items.findIndex(
+          (item) => isScalar(item) && String(item.value).startsWith('--webhook-port='),
+        );
+        if (at >= 0) args.items[at] = doc.createNode('--webhook-port=0');
+        const ports = doc.getIn([...container, 'ports']);
+        if (isSeq(ports))
+          ports.items = ports.items.filter((port) => !(isMap(port) && port.get('name') === 'webhook'));
+      }
     }
   }
   return docs;
@@ -201,6 +217,7 @@ export function releaseFiles(): Map<string, string> {
     const head = header(profile, version);
     const parts: Array<[string, string]> = [];
     for (const file of readdirSync(join(ROOT, 'deploy', 'base')).sort()) {
+      if (WEBHOOK_FILES.has(file) && !servesPodWebhook(profile)) continue;
       if (!file.endsWith('.yaml')) continue;
       parts.push([file, stringifyDocs(profileDocs(profile, version, file))]);
       if (file.startsWith('00-')) {

@@ -243,3 +243,44 @@ test('leader election durations are read and their order is checked like client-
   ])
     assert.ok(help.help.includes(flag), `--help shows ${flag}`);
 });
+
+test('the Pod webhook listens on 9443 by default with a 10-year CA and a 1-year serving certificate', () => {
+  const config = defaultConfig();
+  assert.equal(config.webhookPort, 9443);
+  assert.equal(config.webhookUrl, undefined);
+  assert.equal(config.webhookCaValidityMs, 87_600 * 3_600_000);
+  assert.equal(config.webhookCertValidityMs, 8_760 * 3_600_000);
+  const help = parseConfig(['--help'], {});
+  assert.ok('help' in help);
+  for (const flag of ['--webhook-port', '--webhook-url', '--webhook-ca-validity', '--webhook-cert-validity'])
+    assert.ok(help.help.includes(flag), `--help shows ${flag}`);
+  assert.match(help.help, /0 disables the webhook \(default 9443\)/);
+});
+
+test('webhook flags are read, and a URL the API server would refuse is refused here', () => {
+  const config = parseConfig(
+    [
+      '--webhook-port=0',
+      '--webhook-url=https://127.0.0.1:18443/mutate-pods',
+      '--webhook-ca-validity=2h',
+      '--webhook-cert-validity=45s',
+    ],
+    {},
+  );
+  assert.ok(!('help' in config));
+  assert.equal(config.webhookPort, 0);
+  assert.equal(config.webhookUrl, 'https://127.0.0.1:18443/mutate-pods');
+  assert.equal(config.webhookCaValidityMs, 7_200_000);
+  assert.equal(config.webhookCertValidityMs, 45_000);
+  const refused: Array<[string[], RegExp]> = [
+    [['--webhook-port=-1'], /--webhook-port must be an integer >= 0/],
+    [['--webhook-port=70000'], /--webhook-port must be at most 65535/],
+    [['--webhook-url=http://127.0.0.1:9443/mutate-pods'], /--webhook-url must be an https URL with a host/],
+    [['--webhook-url=https://u:p@example.com/x'], /no user, query or fragment/],
+    [['--webhook-url=https://example.com/x?a=b'], /no user, query or fragment/],
+    [['--webhook-url=not a url'], /--webhook-url must be an https URL such as/],
+    [['--webhook-cert-validity=10s'], /must be at least 30s; got 87600h and 10s/],
+    [['--webhook-ca-validity=1x'], /--webhook-ca-validity must be a positive Go duration/],
+  ];
+  for (const [argv, message] of refused) assert.throws(() => parseConfig(argv, {}), message, argv.join(' '));
+});

@@ -62,7 +62,21 @@ export interface OperatorConfig {
   leaderElectRenewDeadlineMs: number;
   /** Pause between acquire and renew attempts. */
   leaderElectRetryPeriodMs: number;
+  /** Port of the Pod admission webhook (HTTPS); 0 disables the webhook. */
+  webhookPort: number;
+  /** When set, the MutatingWebhookConfiguration calls this URL instead of the in-cluster Service. */
+  webhookUrl?: string;
+  /** Lifetime of the webhook's CA certificate; it is replaced after two thirds of it. */
+  webhookCaValidityMs: number;
+  /** Lifetime of the webhook's serving certificate; it is replaced after two thirds of it. */
+  webhookCertValidityMs: number;
 }
+
+export const DEFAULT_WEBHOOK_PORT = 9443;
+export const DEFAULT_WEBHOOK_CA_VALIDITY = '87600h';
+export const DEFAULT_WEBHOOK_CERT_VALIDITY = '8760h';
+// Below this a renewal (at two thirds) would come before every replica reloaded the last one.
+const MIN_WEBHOOK_VALIDITY_MS = 30_000;
 
 const USAGE = `regcred-operator [flags]
 
@@ -100,6 +114,15 @@ const USAGE = `regcred-operator [flags]
   --leader-elect-retry-period DURATION
                                  pause between acquire/renew attempts; shorter than the renew deadline
                                  (default 2s)
+  --webhook-port PORT            HTTPS port of the Pod admission webhook that adds ImagePullSecretPolicy
+                                 entries to new Pods; 0 disables the webhook (default ${DEFAULT_WEBHOOK_PORT})
+  --webhook-url URL              https URL the API server calls for the webhook, for an operator running
+                                 outside the cluster, e.g. https://127.0.0.1:9443/mutate-pods (default:
+                                 Service regcred-operator-webhook in --namespace, path /mutate-pods)
+  --webhook-ca-validity DURATION lifetime of the webhook's own CA, renewed after 2/3 (default ${DEFAULT_WEBHOOK_CA_VALIDITY})
+  --webhook-cert-validity DURATION
+                                 lifetime of the webhook's serving certificate, renewed after 2/3
+                                 (default ${DEFAULT_WEBHOOK_CERT_VALIDITY})
 `;
 
 const LEADER_ELECT_FLAG = /^--leader-elect=(.*)$/s;
@@ -245,6 +268,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
       'leader-elect-lease-duration': { type: 'string' },
       'leader-elect-renew-deadline': { type: 'string' },
       'leader-elect-retry-period': { type: 'string' },
+      'webhook-port': { type: 'string' },
+      'webhook-url': { type: 'string' },
+      'webhook-ca-validity': { type: 'string' },
+      'webhook-cert-validity': { type: 'string' },
     },
   });
   if (values.help) return { help: USAGE };
@@ -302,6 +329,18 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
       `--leader-elect-retry-period (${retryPeriod}) must be shorter than --leader-elect-renew-deadline (${renewDeadline})`,
     );
   }
+  const webhookPort = int('webhook-port', values['webhook-port'], DEFAULT_WEBHOOK_PORT);
+  if (webhookPort > 65535) throw new Error(`--webhook-port must be at most 65535; got ${webhookPort}`);
+  const webhookUrl = values['webhook-url'] === undefined ? undefined : webhookUrlFlag(values['webhook-url']);
+  const webhookCaValidity = values['webhook-ca-validity'] ?? DEFAULT_WEBHOOK_CA_VALIDITY;
+  const webhookCertValidity = values['webhook-cert-validity'] ?? DEFAULT_WEBHOOK_CERT_VALIDITY;
+  const webhookCaValidityMs = positiveGoDuration('webhook-ca-validity', webhookCaValidity);
+  const webhookCertValidityMs = positiveGoDuration('webhook-cert-validity', webhookCertValidity);
+  if (webhookCertValidityMs < MIN_WEBHOOK_VALIDITY_MS || webhookCaValidityMs < MIN_WEBHOOK_VALIDITY_MS) {
+    throw new Error(
+      `--webhook-ca-validity and --webhook-cert-validity must be at least 30s; got ${webhookCaValidity} and ${webhookCertValidity}`,
+    );
+  }
   return {
     kubeconfig: values.kubeconfig,
     namespace: values.namespace ?? env.POD_NAMESPACE ?? 'regcred-operator',
@@ -333,7 +372,33 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     leaderElectLeaseDurationMs: leaseDurationMs,
     leaderElectRenewDeadlineMs: renewDeadlineMs,
     leaderElectRetryPeriodMs: retryPeriodMs,
+    webhookPort,
+    ...(webhookUrl ? { webhookUrl } : {}),
+    webhookCaValidityMs,
+    webhookCertValidityMs,
   };
+}
+
+/**
+ * What a MutatingWebhookConfiguration accepts as clientConfig.url: https, a
+ * host, no user info, query or fragment.
+ */
+function webhookUrlFlag(value: string): string {
+  const shown = JSON.stringify(value.slice(0, 200));
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error(
+      `--webhook-url must be an https URL such as https://127.0.0.1:9443/mutate-pods; got ${shown}`,
+    );
+  }
+  if (url.protocol !== 'https:' || !url.hostname || url.username || url.password || url.search || url.hash) {
+    throw new Error(
+      `--webhook-url must be an https URL with a host and no user, query or fragment; got ${shown}`,
+    );
+  }
+  return url.toString();
 }
 
 /** The configuration of a run with no flags and no environment, with `overrides`: for embedding the operator (demo, tests). */

@@ -7,6 +7,7 @@ import { leaderIdentity, LeaderElector } from './runtime/leader-election.js';
 import { loadKubeAuth } from './runtime/kubeconfig.js';
 import { createLogger, type Logger } from './runtime/logger.js';
 import { DEFAULT_CRD_CHECK, Manager, type LeaderElection } from './runtime/manager.js';
+import { buildPodWebhook, withWebhookCrd, type PodWebhook } from './pods/webhook/index.js';
 import { requiredCrds } from './required-crds.js';
 import { errorMessage } from './runtime/work-queue.js';
 
@@ -48,6 +49,9 @@ export async function startOperator(
     resyncPeriodMs: config.resyncPeriodMs,
   };
   const controllers = buildControllers(ctx, config);
+  // Every replica serves the webhook; its setup controller writes only where it leads.
+  const webhook: PodWebhook | undefined = config.webhookPort > 0 ? buildPodWebhook(ctx, config) : undefined;
+  if (webhook) controllers.push(webhook.controller);
   let election: LeaderElection | undefined;
   let electionClient: KubeClient | undefined;
   if (config.leaderElect) {
@@ -84,18 +88,20 @@ export async function startOperator(
     informers,
     controllers,
     logger,
-    requiredCrds(config.controllers),
+    webhook ? withWebhookCrd(requiredCrds(config.controllers)) : requiredCrds(config.controllers),
     DEFAULT_CRD_CHECK,
     election,
   );
   const stop = async () => {
     try {
+      await webhook?.close();
       await manager.stop();
     } finally {
       electionClient?.close();
     }
   };
   try {
+    await webhook?.listen();
     await manager.start({ port: config.healthPort, host: config.healthHost });
   } catch (err) {
     // Close the health server and connections, so an in-process caller is not left with them.
@@ -105,6 +111,7 @@ export async function startOperator(
   logger.info('operator started', {
     controllers: config.controllers,
     namespace: config.namespace,
+    webhook: config.webhookPort > 0 ? (config.webhookUrl ?? `port ${config.webhookPort}`) : 'disabled',
     ...(client.proxyDescription ? { apiProxy: client.proxyDescription } : {}),
     ...(election
       ? {

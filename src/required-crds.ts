@@ -37,6 +37,8 @@ export interface RequiredCrd {
   name: string;
   /** The selected controllers that need it, in --controllers order. */
   controllers: ControllerName[];
+  /** Needed by something other than a controller (e.g. the Pod webhook): its name and how to turn it off. */
+  neededBy?: { what: string; disable: string };
 }
 
 export const crdName = (r: ApiResource): string => `${r.plural}.${r.group}`;
@@ -59,6 +61,9 @@ const quotedList = (names: readonly string[]) => names.map((n) => `"${n}"`).join
 
 /** Why start fails: the CRD, the controllers that need it, and the two ways out. */
 export function missingCrdMessage(crd: RequiredCrd): string {
+  if (crd.neededBy && crd.controllers.length === 0) {
+    return `CRD ${crd.name} is not installed (needed by ${crd.neededBy.what}); install crds/ or ${crd.neededBy.disable}`;
+  }
   return (
     `CRD ${crd.name} is not installed (needed by --controllers=${crd.controllers.join(',')}); ` +
     `install crds/ or leave ${quotedList(crd.controllers)} out of --controllers`
@@ -67,6 +72,9 @@ export function missingCrdMessage(crd: RequiredCrd): string {
 
 /** Logged (and shown by /readyz) when a CRD goes away while the operator runs. */
 export function deletedCrdMessage(crd: RequiredCrd): string {
+  if (crd.neededBy && crd.controllers.length === 0) {
+    return `CRD ${crd.name} was deleted while running (needed by ${crd.neededBy.what}); it waits until the CRD is installed again, the rest keeps working`;
+  }
   return (
     `CRD ${crd.name} was deleted while running (needed by --controllers=${crd.controllers.join(',')}); ` +
     `those controllers wait until it is installed again, the others keep working`

@@ -107,6 +107,9 @@ export class OperatorProcess {
         String(port),
         '--health-host',
         '127.0.0.1',
+        // The Pod webhook (its own e2e) would race other processes for port 9443.
+        '--webhook-port',
+        '0',
         ...(opts.args ?? []),
       ],
       {

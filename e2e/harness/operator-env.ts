@@ -115,6 +115,8 @@ export async function startOperatorEnv(opts: OperatorEnvOptions): Promise<Operat
     logLevel: 'debug',
     healthPort: 0,
     healthHost: '127.0.0.1',
+    // The Pod webhook is tested by e2e/pod-webhook.e2e.ts; elsewhere it would only race for port 9443.
+    webhookPort: 0,
     ...opts.config,
   });
   const logger = createLogger(config.logLevel, logStream);

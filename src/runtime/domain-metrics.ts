@@ -5,6 +5,8 @@
  * runs. A listener that throws is ignored: metrics never break a reconcile.
  */
 export type FetchResult = 'succeeded' | 'failed' | 'awaiting_change';
+/** What the Pod webhook did with one admission request. */
+export type AdmissionResult = 'mutated' | 'skipped' | 'error';
 
 export interface DomainMetricsListener {
   /** A placeholder Secret was written; `sourceChangeSeconds` is the time since its newest source changed, when known. */
@@ -13,6 +15,8 @@ export interface DomainMetricsListener {
   registryConflicts?(count: number): void;
   /** One fetch stage ended. */
   fetched?(kind: string, result: FetchResult, seconds: number, bytes: number): void;
+  /** The Pod webhook answered one admission request after `seconds` of handling. */
+  webhookAdmission?(result: AdmissionResult, seconds: number): void;
 }
 
 const listeners = new Set<DomainMetricsListener>();
@@ -42,6 +46,9 @@ export const domainMetrics = {
   },
   fetched(kind: string, result: FetchResult, seconds: number, bytes: number): void {
     emit((l) => l.fetched?.(kind, result, seconds, bytes));
+  },
+  webhookAdmission(result: AdmissionResult, seconds: number): void {
+    emit((l) => l.webhookAdmission?.(result, seconds));
   },
 };
 

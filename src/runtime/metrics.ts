@@ -25,6 +25,8 @@ export interface MetricsSource {
 
 /** Reconcile and work-queue latencies span milliseconds to minutes. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** Admission handling is sub-millisecond; the API server gives up after the webhook's 2 s timeout. */
+const ADMISSION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2];
 /** client-go's work-queue buckets: 1 µs to 10 s by powers of ten. */
 const QUEUE_BUCKETS = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1, 10];
 const FETCH_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -354,7 +356,24 @@ export class OperatorMetrics {
       buckets: BYTES_BUCKETS,
       registers,
     });
+    const admissions = new Counter({
+      name: 'regcred_webhook_admissions_total',
+      help: 'Pod admission requests answered by the webhook: mutated (entries added), skipped (nothing to add) or error (admitted unchanged after an internal error).',
+      labelNames: ['result'] as const,
+      registers,
+    });
+    for (const result of ['mutated', 'skipped', 'error'] as const) admissions.inc({ result }, 0);
+    const admissionDuration = new Histogram({
+      name: 'regcred_webhook_admission_duration_seconds',
+      help: 'Time the webhook spent on one Pod admission request, from the whole body read to the answer written.',
+      buckets: ADMISSION_BUCKETS,
+      registers,
+    });
     this.stopListening = listenToDomainMetrics({
+      webhookAdmission: (result, seconds) => {
+        admissions.inc({ result });
+        admissionDuration.observe(seconds);
+      },
       placeholderUpdated: (seconds) => {
         placeholderWrites.inc();
         if (seconds === undefined) return;
