@@ -80,7 +80,7 @@ func main() {
 			}
 		}
 	}
-	fmt.Printf("olm-validate: %s (CSV %s, %d CRDs, %d other objects): %d errors, %d warnings, %d validators\n",
+	fmt.Printf("olm-validate: %s (CSV %s, %d CRDs, %d manifests): %d errors, %d warnings, %d validators\n",
 		dir, bundle.CSV.GetName(), len(bundle.V1CRDs)+len(bundle.V1beta1CRDs), len(bundle.Objects), errorCount, warningCount, len(validators))
 	if errorCount > 0 {
 		os.Exit(1)
