@@ -32,11 +32,12 @@ function plainManifests(): Doc[] {
     .flatMap((f) => readDocs(join(dir, f)));
 }
 
-// The CSV's spec.minKubeVersion. CRD validation rules (x-kubernetes-validations) are on by default from 1.25 and
-// GA, so no cluster can switch them off, from 1.29. Several of our rules are part of
-// the tenant-input checks (one fetch source per step, inline paths that stay inside
-// the fetch directory), so the bundle asks for 1.29. Nothing else we use is newer.
-// e2e tests run on the control plane of scripts/build-control-plane.sh.
+// The CSV's spec.minKubeVersion. CRD validation rules (x-kubernetes-validations)
+// are on by default from 1.25, and GA (no cluster can switch them off) from 1.29.
+// Several of our rules are part of the tenant-input checks (one fetch source per
+// step, inline paths that stay inside the fetch directory), so the bundle asks for
+// 1.29. Nothing else we use is newer. e2e tests run on the control plane of
+// scripts/build-control-plane.sh.
 export const MIN_KUBE_VERSION = '1.29.0';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64">
