@@ -1,6 +1,8 @@
 // npm run bundle [-- --check]
-// Writes the OLM bundle (deploy/olm/bundle/) from the CRDs of crds/ and the
-// plain manifests of deploy/plain/, so the two installs cannot drift apart.
+// Writes the OLM bundle (deploy/olm/bundle/) from the CRDs of crds/, the plain
+// manifests of deploy/plain/ (so the two installs cannot drift apart) and the
+// examples of deploy/olm/examples.yaml. npm run bundle:validate checks the result
+// with the Operator Framework's validators.
 // --check exits 1 when the committed bundle differs from what would be written.
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment,
    @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return --
