@@ -1,12 +1,14 @@
 // npm run bundle [-- --check]
-// Writes the OLM bundle (deploy/olm/bundle/) from the CRDs of crds/ and the
-// plain manifests of deploy/plain/, so the two installs cannot drift apart.
+// Writes the OLM bundle (deploy/olm/bundle/) from the CRDs of crds/, the plain
+// manifests of deploy/plain/ (so the two installs cannot drift apart) and the
+// examples of deploy/olm/examples.yaml. npm run bundle:validate checks the result
+// with the Operator Framework's validators.
 // --check exits 1 when the committed bundle differs from what would be written.
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment,
    @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return --
    the manifests are untyped YAML; their shape is checked by the API server in e2e/deploy.e2e.ts. */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, stringify } from 'yaml';
 
@@ -32,6 +34,125 @@ function plainManifests(): Doc[] {
     .flatMap((f) => readDocs(join(dir, f)));
 }
 
+// The CSV's spec.minKubeVersion. CRD validation rules (x-kubernetes-validations)
+// are on by default from 1.25, and GA (no cluster can switch them off) from 1.29.
+// Several of our rules are part of the tenant-input checks (one fetch source per
+// step, inline paths that stay inside the fetch directory), so the bundle asks for
+// 1.29. Nothing else we use is newer. e2e tests run on the control plane of
+// scripts/build-control-plane.sh.
+export const MIN_KUBE_VERSION = '1.29.0';
+
+const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64">
+<rect width="64" height="64" rx="12" fill="#1f5fa8"/>
+<circle cx="24" cy="32" r="11" fill="none" stroke="#fff" stroke-width="5"/>
+<path d="M35 32h20M47 32v8M53 32v6" stroke="#fff" stroke-width="5" stroke-linecap="round"/>
+</svg>
+`;
+
+// Whom OLM consoles show as provider and maintainer, and where they link to.
+const MAINTAINERS = [{ name: 'regcred-operator maintainers', email: 'maintainers@regcred.dev' }];
+const LINKS = [
+  { name: 'secretgen-controller APIs (Carvel)', url: 'https://carvel.dev/secretgen-controller/' },
+  { name: 'kapp-controller APIs (Carvel)', url: 'https://carvel.dev/kapp-controller/' },
+];
+const CHANNEL = 'candidate';
+
+const words = (name: string) =>
+  name
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1 $2')
+    .replace(/^./, (c) => c.toUpperCase());
+
+/** First sentence of a schema description (console tooltips are short). */
+function firstSentence(text: string | undefined): string {
+  const flat = (text ?? '').replace(/\s+/g, ' ').trim();
+  const end = flat.search(/\.(\s|$)/);
+  return end === -1 ? flat : flat.slice(0, end + 1);
+}
+
+// Fields that name a Kubernetes object get the console's picker for that kind.
+const REFERENCE_DESCRIPTORS: Record<string, string> = {
+  serviceAccountName: 'urn:alm:descriptor:io.kubernetes:ServiceAccount',
+  secretName: 'urn:alm:descriptor:io.kubernetes:Secret',
+  toNamespace: 'urn:alm:descriptor:io.kubernetes:Namespace',
+  fromNamespace: 'urn:alm:descriptor:io.kubernetes:Namespace',
+  defaultNamespace: 'urn:alm:descriptor:io.kubernetes:Namespace',
+  namespaceSelector: 'urn:alm:descriptor:com.tectonic.ui:selector:core:v1:Namespace',
+  toNamespacesLabelSelector: 'urn:alm:descriptor:com.tectonic.ui:selector:core:v1:Namespace',
+  serviceAccountSelector: 'urn:alm:descriptor:com.tectonic.ui:selector:core:v1:ServiceAccount',
+};
+
+function specXDescriptors(name: string, schema: Doc): string[] {
+  const reference = REFERENCE_DESCRIPTORS[name];
+  if (reference) return [reference];
+  if (Array.isArray(schema.enum))
+    return schema.enum.map((v: unknown) => `urn:alm:descriptor:com.tectonic.ui:select:${String(v)}`);
+  switch (schema.type) {
+    case 'boolean':
+      return ['urn:alm:descriptor:com.tectonic.ui:booleanSwitch'];
+    case 'integer':
+    case 'number':
+      return ['urn:alm:descriptor:com.tectonic.ui:number'];
+    case 'string':
+      return ['urn:alm:descriptor:com.tectonic.ui:text'];
+    default:
+      // Nested objects and lists: shown under the form's advanced section.
+      return ['urn:alm:descriptor:com.tectonic.ui:advanced'];
+  }
+}
+
+function statusXDescriptors(name: string, schema: Doc): string[] {
+  if (name === 'conditions') return ['urn:alm:descriptor:io.kubernetes.conditions'];
+  if (schema.type === 'integer' || schema.type === 'number') return ['urn:alm:descriptor:text'];
+  if (schema.type === 'string') return ['urn:alm:descriptor:text'];
+  return [];
+}
+
+/** One descriptor per top-level spec and status field, from the CRD schema, so the two cannot drift. */
+function descriptors(schema: Doc, part: 'spec' | 'status'): Doc[] {
+  const properties = (schema.properties?.[part]?.properties ?? {}) as Record<string, Doc>;
+  return Object.entries(properties).map(([name, field]) => {
+    const xDescriptors = part === 'spec' ? specXDescriptors(name, field) : statusXDescriptors(name, field);
+    return {
+      path: name,
+      displayName: words(name),
+      description: firstSentence(field.description as string | undefined),
+      ...(xDescriptors.length > 0 ? { 'x-descriptors': xDescriptors } : {}),
+    };
+  });
+}
+
+export function ownedCrd(crd: Doc): Doc {
+  const version = crd.spec.versions.find((x: Doc) => x.storage) ?? crd.spec.versions[0];
+  const schema = version.schema.openAPIV3Schema as Doc;
+  const statusDescriptors = descriptors(schema, 'status');
+  return {
+    name: crd.metadata.name,
+    version: version.name,
+    kind: crd.spec.names.kind,
+    displayName: words(String(crd.spec.names.kind)),
+    description: firstSentence(schema.description as string | undefined),
+    specDescriptors: descriptors(schema, 'spec'),
+    // Package and PackageMetadata have no status.
+    ...(statusDescriptors.length > 0 ? { statusDescriptors } : {}),
+  };
+}
+
+// Objects of deploy/plain that the CSV's install strategy does not describe and OLM
+// creates from the bundle's manifests/ in the install namespace.
+const BUNDLE_OBJECT_KINDS = new Set(['PodDisruptionBudget', 'Service', 'ConfigMap']);
+// Objects OLM derives from the CSV (or that belong to the cluster admin).
+const CSV_OBJECT_KINDS = new Set([
+  'Namespace',
+  'CustomResourceDefinition',
+  'ServiceAccount',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'Role',
+  'RoleBinding',
+  'Deployment',
+]);
+
 export function bundleFiles(): Map<string, string> {
   const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string })
     .version;
@@ -40,16 +161,27 @@ export function bundleFiles(): Map<string, string> {
     .sort();
   const crds = crdFiles.flatMap((f) => readDocs(join(ROOT, 'crds', f)));
   const plain = plainManifests();
-  const find = (kind: string) => plain.find((d) => d.kind === kind)!;
+  const find = (kind: string) => {
+    const found = plain.filter((d) => d.kind === kind);
+    if (found.length !== 1)
+      throw new Error(`deploy/plain must hold exactly one ${kind}, found ${found.length}`);
+    return found[0]!;
+  };
   const deployment = find('Deployment');
+  // The RBAC of deploy/plain (the full install), so the CSV's permissions cannot drift from it.
   const clusterRole = find('ClusterRole');
   // Namespaced rules (the leader election Lease): OLM grants them in the install namespace.
   const role = find('Role');
-  const disruptionBudget = find('PodDisruptionBudget');
   const serviceAccount = find('ServiceAccount');
-  const examples = readDocs(join(ROOT, 'e2e', 'fixtures', 'seed-examples.yaml')).filter((d) =>
-    crds.some((c) => c.spec.group === String(d.apiVersion).split('/')[0] && c.spec.names.kind === d.kind),
+  const unknown = plain.filter(
+    (d) => !CSV_OBJECT_KINDS.has(String(d.kind)) && !BUNDLE_OBJECT_KINDS.has(String(d.kind)),
   );
+  if (unknown.length > 0)
+    throw new Error(
+      `deploy/plain has kinds the OLM bundle cannot carry yet: ${unknown.map((d) => d.kind).join(', ')}`,
+    );
+  const examples = readDocs(join(ROOT, 'deploy', 'olm', 'examples.yaml'));
+  const operatorNamespace = find('Namespace').metadata.name as string;
 
   const csv = {
     apiVersion: 'operators.coreos.com/v1alpha1',
@@ -62,39 +194,35 @@ export function bundleFiles(): Map<string, string> {
         containerImage: deployment.spec.template.spec.containers[0].image,
         description:
           'Private-registry credentials that flow by themselves (Carvel secretgen/kapp-controller APIs).',
+        // The Role's rules (the leader election Lease) are granted in the install namespace.
+        'operatorframework.io/suggested-namespace': operatorNamespace,
         'alm-examples': JSON.stringify(examples, null, 2),
       },
     },
     spec: {
       displayName: 'regcred-operator',
       description:
-        'Shares registry credentials across namespaces (SecretExport, SecretImport, placeholder Secrets) ' +
-        'and wires them into package fetches (PackageRepository, PackageInstall, App). YAML written for ' +
-        "Carvel's secretgen-controller and kapp-controller applies unchanged.",
+        'Shares registry credentials across namespaces (SecretExport, SecretImport, placeholder Secrets), ' +
+        'wires them into package fetches (PackageRepository, PackageInstall, App), mints short-lived cloud ' +
+        'registry tokens (RegistryToken) and adds pull secrets to ServiceAccounts (ImagePullSecretPolicy). ' +
+        "YAML written for Carvel's secretgen-controller and kapp-controller applies unchanged.\n\n" +
+        'The operator watches every namespace, so it installs in AllNamespaces mode only.',
       version,
       maturity: 'alpha',
-      provider: { name: 'regcred-operator' },
-      keywords: ['registry', 'credentials', 'image pull secrets', 'carvel'],
-      minKubeVersion: '1.30.0',
+      provider: { name: MAINTAINERS[0]!.name },
+      maintainers: MAINTAINERS,
+      links: LINKS,
+      icon: [{ base64data: Buffer.from(ICON_SVG).toString('base64'), mediatype: 'image/svg+xml' }],
+      keywords: ['registry', 'credentials', 'image pull secrets', 'secretgen', 'kapp-controller', 'carvel'],
+      minKubeVersion: MIN_KUBE_VERSION,
       installModes: [
+        // No flag limits the operator to some namespaces: exports reach every namespace.
         { type: 'OwnNamespace', supported: false },
         { type: 'SingleNamespace', supported: false },
         { type: 'MultiNamespace', supported: false },
-        // Exports reach every namespace, so the operator watches them all.
         { type: 'AllNamespaces', supported: true },
       ],
-      customresourcedefinitions: {
-        owned: crds.map((c) => {
-          const v = c.spec.versions.find((x: Doc) => x.storage) ?? c.spec.versions[0];
-          return {
-            name: c.metadata.name,
-            version: v.name,
-            kind: c.spec.names.kind,
-            displayName: c.spec.names.kind,
-            description: String(v.schema.openAPIV3Schema.description ?? '').split('\n')[0],
-          };
-        }),
-      },
+      customresourcedefinitions: { owned: crds.map(ownedCrd) },
       install: {
         strategy: 'deployment',
         spec: {
@@ -115,12 +243,15 @@ export function bundleFiles(): Map<string, string> {
     join('manifests', `${PACKAGE}.clusterserviceversion.yaml`),
     HEADER + stringify(csv, { lineWidth: 0 }),
   );
-  // OLM creates a bundle's PodDisruptionBudget in the install namespace.
-  const { namespace: _namespace, ...pdbMetadata } = disruptionBudget.metadata;
-  files.set(
-    join('manifests', `${PACKAGE}_policy_v1_poddisruptionbudget.yaml`),
-    HEADER + stringify({ ...disruptionBudget, metadata: pdbMetadata }, { lineWidth: 0 }),
-  );
+  // OLM creates these in the install namespace: drop the plain install's namespace.
+  for (const object of plain.filter((d) => BUNDLE_OBJECT_KINDS.has(String(d.kind)))) {
+    const { namespace: _namespace, ...metadata } = object.metadata;
+    const [group, apiVersion] = String(object.apiVersion).includes('/')
+      ? String(object.apiVersion).split('/')
+      : ['core', String(object.apiVersion)];
+    const file = `${metadata.name}_${group!.split('.')[0]}_${apiVersion}_${String(object.kind).toLowerCase()}.yaml`;
+    files.set(join('manifests', file), HEADER + stringify({ ...object, metadata }, { lineWidth: 0 }));
+  }
   for (const [i, crd] of crds.entries())
     files.set(join('manifests', crdFiles[i]!), HEADER + stringify(crd, { lineWidth: 0 }));
   files.set(
@@ -132,8 +263,8 @@ export function bundleFiles(): Map<string, string> {
           'operators.operatorframework.io.bundle.manifests.v1': 'manifests/',
           'operators.operatorframework.io.bundle.metadata.v1': 'metadata/',
           'operators.operatorframework.io.bundle.package.v1': PACKAGE,
-          'operators.operatorframework.io.bundle.channels.v1': 'alpha',
-          'operators.operatorframework.io.bundle.channel.default.v1': 'alpha',
+          'operators.operatorframework.io.bundle.channels.v1': CHANNEL,
+          'operators.operatorframework.io.bundle.channel.default.v1': CHANNEL,
         },
       }),
   );
@@ -144,8 +275,8 @@ LABEL operators.operatorframework.io.bundle.mediatype.v1=registry+v1
 LABEL operators.operatorframework.io.bundle.manifests.v1=manifests/
 LABEL operators.operatorframework.io.bundle.metadata.v1=metadata/
 LABEL operators.operatorframework.io.bundle.package.v1=${PACKAGE}
-LABEL operators.operatorframework.io.bundle.channels.v1=alpha
-LABEL operators.operatorframework.io.bundle.channel.default.v1=alpha
+LABEL operators.operatorframework.io.bundle.channels.v1=${CHANNEL}
+LABEL operators.operatorframework.io.bundle.channel.default.v1=${CHANNEL}
 COPY manifests /manifests/
 COPY metadata /metadata/
 `,
@@ -187,4 +318,5 @@ function main(): void {
   if (!check) console.error(problems.length ? problems.join('\n') : 'bundle up to date');
 }
 
-main();
+// Run only as a script: the unit test imports bundleFiles.
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();
