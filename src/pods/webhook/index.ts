@@ -11,7 +11,13 @@ import { crdName } from '../../required-crds.js';
 import type { Informer } from '../../runtime/informer.js';
 import { isNotFound, type ResourceType } from '../../runtime/kube-client.js';
 import type { OperatorContext } from '../../runtime/operator.js';
-import { namespacesInformer, NamespacesResource, SecretsResource } from '../../shared-informers.js';
+import {
+  namespacesInformer,
+  NamespacesResource,
+  SecretsResource,
+  serviceAccountsInformer,
+  ServiceAccountsResource,
+} from '../../shared-informers.js';
 import type { PolicyView } from '../admission.js';
 import type { NamespaceView } from '../policy-selection.js';
 import { readTlsSecret, servingNames, WEBHOOK_TLS_SECRET } from './certs.js';
@@ -26,13 +32,6 @@ import { WebhookServer } from './server.js';
 export const ImagePullSecretPolicies: ResourceType = {
   ...ImagePullSecretPolicyResource,
   kind: ImagePullSecretPolicyKind,
-};
-const ServiceAccounts: ResourceType = {
-  group: '',
-  version: 'v1',
-  plural: 'serviceaccounts',
-  kind: 'ServiceAccount',
-  namespaced: true,
 };
 
 /** The CRD the webhook reads policies from; start fails with this message when it is missing. */
@@ -50,10 +49,6 @@ export function withWebhookCrd(crds: RequiredCrd[]): RequiredCrd[] {
   const own = webhookRequiredCrd();
   return crds.some((c) => c.name === own.name) ? crds : [...crds, own];
 }
-
-type ServiceAccountStub = KubernetesObject & {
-  metadata: { namespace: string; name: string; labels: Record<string, string> };
-};
 
 export interface PodWebhook {
   server: WebhookServer;
@@ -92,20 +87,8 @@ export function buildPodWebhook(ctx: OperatorContext, config: OperatorConfig): P
     resyncPeriodMs: ctx.resyncPeriodMs,
   });
   const namespaces: Informer<V1Namespace> = namespacesInformer(ctx);
-  // Labels only: 10,000 ServiceAccounts stay a few MB.
-  const serviceAccounts = ctx.informers.get<ServiceAccountStub>('webhook:serviceaccounts', {
-    resource: ServiceAccounts,
-    metadataOnly: true,
-    transform: (obj) => ({
-      metadata: {
-        namespace: obj.metadata?.namespace ?? '',
-        name: obj.metadata?.name ?? '',
-        labels: obj.metadata?.labels ?? {},
-        resourceVersion: obj.metadata?.resourceVersion,
-      },
-    }),
-    resyncPeriodMs: 0,
-  });
+  // The policy controller's slim ServiceAccount cache: one watch for both.
+  const serviceAccounts = serviceAccountsInformer(ctx);
   const client = ctx.client;
   const logger = ctx.logger.child({ component: 'pod-webhook' });
   const namespaceView = (ns: V1Namespace | undefined): NamespaceView | undefined =>
@@ -120,7 +103,10 @@ export function buildPodWebhook(ctx: OperatorContext, config: OperatorConfig): P
       synced: () => policies.hasSynced() && namespaces.hasSynced() && serviceAccounts.hasSynced(),
       policies: () => policies.list(),
       namespace: (name) => namespaceView(namespaces.get(undefined, name)),
-      serviceAccountLabels: (namespace, name) => serviceAccounts.get(namespace, name)?.metadata.labels,
+      serviceAccountLabels: (namespace, name) => {
+        const sa = serviceAccounts.get(namespace, name);
+        return sa ? (sa.metadata?.labels ?? {}) : undefined;
+      },
       readNamespace: async (name, signal) => {
         const ns = await client
           .request<V1Namespace>('GET', client.path(NamespacesResource, undefined, name), {
@@ -134,7 +120,7 @@ export function buildPodWebhook(ctx: OperatorContext, config: OperatorConfig): P
       },
       readServiceAccountLabels: async (namespace, name, signal) => {
         const sa = await client
-          .request<KubernetesObject>('GET', client.path(ServiceAccounts, namespace, name), { signal })
+          .request<KubernetesObject>('GET', client.path(ServiceAccountsResource, namespace, name), { signal })
           .catch((err: unknown) => {
             if (isNotFound(err)) return undefined;
             throw err;
