@@ -22,7 +22,7 @@ function source(values: Partial<Record<KeychainConfigKey, string>>, fail?: strin
     },
   });
   const settings = keychainSettings({ values, operatorNamespace: 'op' });
-  keychain.configure(settings.extraHosts);
+  keychain.configure({ extraHosts: settings.extraHosts });
   return { keychain, settings: async () => settings, mints: () => mints };
 }
 

@@ -98,7 +98,11 @@ export class KeychainWatch {
   private refresh(): KeychainSettings {
     const secret = this.watches.peek(this.options.namespace, this.options.secretName);
     const { values, problems } = keychainValues(secret);
-    const fingerprint = JSON.stringify({ values, problems });
+    // The registry client's trusted CAs also reach cloud token endpoints on registries (ACR's /oauth2/exchange).
+    const caCerts = secret?.data?.['caCerts']
+      ? Buffer.from(secret.data['caCerts'], 'base64').toString('utf8')
+      : '';
+    const fingerprint = JSON.stringify({ values, problems, caCerts });
     if (this.current?.fingerprint === fingerprint) return this.current.settings;
     const settings = keychainSettings({
       values,
@@ -108,7 +112,7 @@ export class KeychainWatch {
     settings.problems.unshift(...problems);
     const first = this.current === undefined;
     this.current = { fingerprint, settings };
-    this.keychain.configure(settings.extraHosts);
+    this.keychain.configure({ extraHosts: settings.extraHosts, ...(caCerts ? { caCerts } : {}) });
     if (settings.problems.length > 0) {
       const message = `operator configuration Secret ${this.secretKey}: ${settings.problems.join('; ')}; the other cloud settings apply`;
       this.log.error('cloud keychain settings are invalid', { secret: this.secretKey, error: message });

@@ -144,7 +144,7 @@ describe('CloudKeychain', () => {
   it('rebuilds providers with the configured extra hosts', () => {
     const { keychain } = setup();
     assert.equal(keychain.providerServing('127.0.0.1:5000'), undefined);
-    keychain.configure({ ecr: ['127.0.0.1:5000'], gcr: [], acr: [] });
+    keychain.configure({ extraHosts: { ecr: ['127.0.0.1:5000'], gcr: [], acr: [] } });
     assert.equal(keychain.providerServing('127.0.0.1:5000'), 'ecr');
     assert.equal(keychain.providerServing('a.test.example'), 'ecr');
     assert.equal(keychain.providerForHost('a.test.example', ['gcr']), undefined);

@@ -25,6 +25,13 @@ export interface ProviderFactoryOptions {
   /** Hosts this provider serves beyond its built-in patterns (iaasKeychainHosts). */
   extraHosts: readonly string[];
   env: CloudEnvironment;
+  /** PEM certificates trusted beside the system roots (caCerts of the operator configuration). */
+  caCerts?: string;
+}
+
+export interface ProviderSettings {
+  extraHosts: Readonly<Record<CloudProviderName, readonly string[]>>;
+  caCerts?: string;
 }
 
 export type ProviderFactory = (options: ProviderFactoryOptions) => CloudRegistryProvider;
@@ -94,17 +101,23 @@ export class CloudKeychain {
     this.failureTtlMs = options.failureTtlMs ?? DEFAULT_FAILURE_TTL_MS;
     this.mintTimeoutMs = options.mintTimeoutMs ?? DEFAULT_MINT_TIMEOUT_MS;
     this.cache = new BoundedCache(options.maxEntries ?? 1000, this.now);
-    this.configure({ ecr: [], gcr: [], acr: [] });
+    this.configure({ extraHosts: { ecr: [], gcr: [], acr: [] } });
   }
 
-  /** (Re)builds the providers when their extra hosts changed; cached credentials stay valid. */
-  configure(extraHosts: Readonly<Record<CloudProviderName, readonly string[]>>): void {
-    const fingerprint = JSON.stringify(CLOUD_PROVIDER_NAMES.map((name) => extraHosts[name]));
+  /** (Re)builds the providers when their hosts or trusted CAs changed; cached credentials stay valid. */
+  configure(settings: ProviderSettings): void {
+    const { extraHosts, caCerts } = settings;
+    const fingerprint = JSON.stringify([CLOUD_PROVIDER_NAMES.map((name) => extraHosts[name]), caCerts ?? '']);
     if (fingerprint === this.hostsFingerprint) return;
     this.hostsFingerprint = fingerprint;
     for (const name of CLOUD_PROVIDER_NAMES) {
       const factory = this.factories[name];
-      if (factory) this.providers.set(name, factory({ extraHosts: extraHosts[name], env: this.env }));
+      if (factory) {
+        this.providers.set(
+          name,
+          factory({ extraHosts: extraHosts[name], env: this.env, ...(caCerts ? { caCerts } : {}) }),
+        );
+      }
     }
   }
 
