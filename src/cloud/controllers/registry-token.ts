@@ -88,6 +88,8 @@ export class MintLimiter {
 }
 
 const WATCH_USER = 'registrytoken';
+/** How long a Secret this controller wrote stands in for a cache that does not show it yet. */
+const WRITTEN_TRUST_MS = 10_000;
 /** Reasons of the Events. */
 export const REFRESHED_EVENT = 'CredentialRefreshed';
 
@@ -107,7 +109,10 @@ export class RegistryTokenController extends ControllerOperator {
    * The Secret each token last wrote, and the resourceVersion it replaced: until the cache shows
    * the write, the written copy is the truth (no second mint for a lagging cache).
    */
-  private readonly written = new Map<string, { replaced: string | undefined; secret: V1Secret }>();
+  private readonly written = new Map<
+    string,
+    { replaced: string | undefined; secret: V1Secret; atMs: number }
+  >();
 
   constructor(ctx: OperatorContext, options: RegistryTokenControllerOptions) {
     super(ctx, 'registrytoken');
@@ -206,7 +211,9 @@ export class RegistryTokenController extends ControllerOperator {
     const written = this.written.get(key);
     if (!written) return cached;
     const cachedVersion = cached?.metadata?.resourceVersion;
-    if (cachedVersion === written.replaced) return written.secret;
+    // A watch delivers a write within moments; past that, the cache is the truth (e.g. the Secret was deleted).
+    if (cachedVersion === written.replaced && this.now() - written.atMs < WRITTEN_TRUST_MS)
+      return written.secret;
     this.written.delete(key);
     return cached;
   }
@@ -222,6 +229,7 @@ export class RegistryTokenController extends ControllerOperator {
       case 'refuse': {
         this.failures.delete(key);
         if (plan.deleteOwned) {
+          this.written.delete(key);
           await this.client.delete(SecretsResource, namespace, plan.deleteOwned.name, {
             ...(plan.deleteOwned.uid ? { uid: plan.deleteOwned.uid } : {}),
             ...(plan.deleteOwned.resourceVersion
@@ -327,7 +335,7 @@ export class RegistryTokenController extends ControllerOperator {
     };
     const replaced = plan.replace?.resourceVersion;
     const stored = await this.writeSecret(secret, plan.replace);
-    this.written.set(key, { replaced, secret: stored });
+    this.written.set(key, { replaced, secret: stored, atMs: this.now() });
     this.failures.delete(key);
     const current = currentCredential(view(stored)) ?? {
       refreshedAtMs: nowMs,
