@@ -48,6 +48,12 @@ const ECR_PASSWORD = 'cloud-e2e-ecr-Password';
 const GCP_TOKENS = ['ya29.cloud-e2e-first', 'ya29.cloud-e2e-second'];
 const ACR_UPSTREAM: RegistryUser = { username: 'acr-upstream', password: 'cloud-e2e-acr-Upstream' };
 
+/** An IAM user's keys a tenant holds in its own Secret. */
+const TENANT_AWS_KEYS = {
+  accessKeyId: 'AKIACLOUDE2ETENANT01',
+  secretAccessKey: 'cloud-e2e-tenant-Secret-key',
+};
+
 let env: OperatorEnv;
 let registry: TestRegistry;
 let aws: AwsFake;
@@ -179,7 +185,11 @@ async function applyRegistryToken(
 
 before(async () => {
   work = mkdtempSync(join(tmpdir(), 'regcred-cloud-e2e-'));
-  aws = await AwsFake.start({ ecrPassword: ECR_PASSWORD, tokenLifetimeMs: LIFETIME_S * 1000 });
+  aws = await AwsFake.start({
+    ecrPassword: ECR_PASSWORD,
+    tokenLifetimeMs: LIFETIME_S * 1000,
+    staticKeys: [TENANT_AWS_KEYS],
+  });
   gcp = await startGcpFake({ accessToken: GCP_TOKENS[0]!, expiresInSeconds: LIFETIME_S });
   users = [
     PUSHER,
@@ -420,6 +430,42 @@ describe('RegistryToken', () => {
     );
     await env.client.delete(RegistryTokens, TENANT_NS, 'stolen');
     await applyConfig({});
+  });
+
+  test("with credentialsSecretRef a tenant mints with its own Secret's keys, outside registryTokenNamespaces", async () => {
+    await applyConfig({ iaasKeychainHosts: `ecr=${registry.host}` });
+    await env.client.create(Secrets, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { namespace: TENANT_NS, name: 'aws-keys' },
+      type: 'Opaque',
+      stringData: {
+        aws_access_key_id: TENANT_AWS_KEYS.accessKeyId,
+        aws_secret_access_key: TENANT_AWS_KEYS.secretAccessKey,
+      },
+    });
+    const callers = aws.ecrCallers.length;
+    await applyRegistryToken(TENANT_NS, 'own-keys', {
+      provider: 'ecr',
+      registry: registry.host,
+      secretName: 'own-keys',
+      credentialsSecretRef: { name: 'aws-keys' },
+    });
+    await waitForObj<Obj<Status>>(
+      RegistryTokens,
+      TENANT_NS,
+      'own-keys',
+      'the RegistryToken to succeed',
+      (o) => condition(o)?.type === 'ReconcileSucceeded',
+    );
+    // Signed with the tenant's static keys, not the operator's IMDS identity.
+    assert.deepEqual([...new Set(aws.ecrCallers.slice(callers))], ['static']);
+    const secret = (await get<V1Secret>(Secrets, TENANT_NS, 'own-keys'))!;
+    assert.equal(
+      await manifestStatus(registry.host, registry.caCert, credentialOf(secret, registry.host)),
+      200,
+    );
+    await env.client.delete(RegistryTokens, TENANT_NS, 'own-keys');
   });
 
   test('never overwrites a Secret it does not own', async () => {
