@@ -5,7 +5,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { DEFAULT_REGISTRY_LIMITS } from './registry/client.js';
-import { CONTROLLER_NAMES, defaultConfig, parseByteSize, parseConfig, parseDuration } from './config.js';
+import {
+  CONTROLLER_NAMES,
+  defaultConfig,
+  parseByteSize,
+  parseConfig,
+  parseDuration,
+  type OperatorConfig,
+} from './config.js';
 
 test('with no flags and no environment every controller runs with the documented defaults', () => {
   const config = defaultConfig();
@@ -283,4 +290,15 @@ test('webhook flags are read, and a URL the API server would refuse is refused h
     [['--webhook-ca-validity=1x'], /--webhook-ca-validity must be a positive Go duration/],
   ];
   for (const [argv, message] of refused) assert.throws(() => parseConfig(argv, {}), message, argv.join(' '));
+});
+
+test('--iaas-keychains takes our names and kapp-controller IMGPKG_ACTIVE_KEYCHAINS names; off by default', () => {
+  assert.equal(defaultConfig().iaasKeychains, undefined);
+  const config = parseConfig(['--iaas-keychains', 'gke,aks,ecr'], {}) as OperatorConfig;
+  assert.deepEqual(config.iaasKeychains, ['acr', 'ecr', 'gcr']);
+  assert.throws(
+    () => parseConfig(['--iaas-keychains', 'ecr,github'], {}),
+    /--iaas-keychains: unknown keychain "github"/,
+  );
+  assert.ok(CONTROLLER_NAMES.includes('registrytoken'));
 });

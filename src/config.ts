@@ -5,6 +5,8 @@ import {
   DEFAULT_FETCH_TIMEOUT,
   DEFAULT_MAX_CONCURRENT_FETCHES,
 } from './packaging/fetch-limiter.js';
+import { parseKeychainList } from './cloud/keychain-config.js';
+import type { CloudEnvironment, CloudProviderName } from './cloud/types.js';
 import { isLogLevel, type LogLevel } from './runtime/logger.js';
 
 export const CONTROLLER_NAMES = [
@@ -15,6 +17,7 @@ export const CONTROLLER_NAMES = [
   'packageinstall',
   'app',
   'imagepullsecretpolicy',
+  'registrytoken',
 ] as const;
 export type ControllerName = (typeof CONTROLLER_NAMES)[number];
 
@@ -70,6 +73,13 @@ export interface OperatorConfig {
   webhookCaValidityMs: number;
   /** Lifetime of the webhook's serving certificate; it is replaced after two thirds of it. */
   webhookCertValidityMs: number;
+  /**
+   * --iaas-keychains: providers fetches may take credentials from when no secretRef
+   * credential matches; the config Secret key iaasKeychains, when present, replaces it.
+   */
+  iaasKeychains?: CloudProviderName[];
+  /** Environment the cloud providers read (endpoints, identity files); process.env unless embedded. */
+  cloudEnvironment?: CloudEnvironment;
 }
 
 export const DEFAULT_WEBHOOK_PORT = 9443;
@@ -103,6 +113,10 @@ const USAGE = `regcred-operator [flags]
   --max-concurrent-fetches N     fetches running at once; one namespace gets at most half (default ${DEFAULT_MAX_CONCURRENT_FETCHES})
   --fetch-disk-budget SIZE       disk of all running fetches together, e.g. 1536Mi or 2Gi; each fetch
                                  may use SIZE / --max-concurrent-fetches (default 1536Mi, fits a 2Gi /tmp)
+  --iaas-keychains LIST          comma list of ecr, gcr (or gke), acr (or aks): fetches whose secretRef has
+                                 no credential for an image's registry use the operator's cloud identity
+                                 for it (default: none); key iaasKeychains of the config Secret, when
+                                 present, replaces this flag
   --leader-elect[=true|false]    run workers only while holding the Lease in --namespace; followers keep
                                  caches warm and write nothing (default false)
   --leader-elect-lease-name NAME Lease used for leader election (default regcred-operator)
@@ -272,6 +286,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
       'webhook-url': { type: 'string' },
       'webhook-ca-validity': { type: 'string' },
       'webhook-cert-validity': { type: 'string' },
+      'iaas-keychains': { type: 'string' },
     },
   });
   if (values.help) return { help: USAGE };
@@ -341,6 +356,12 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
       `--webhook-ca-validity and --webhook-cert-validity must be at least 30s; got ${webhookCaValidity} and ${webhookCertValidity}`,
     );
   }
+  let iaasKeychains: CloudProviderName[] | undefined;
+  if (values['iaas-keychains'] !== undefined) {
+    const parsed = parseKeychainList(values['iaas-keychains']);
+    if (!parsed.ok) throw new Error(`--iaas-keychains: ${parsed.error}`);
+    iaasKeychains = parsed.names;
+  }
   return {
     kubeconfig: values.kubeconfig,
     namespace: values.namespace ?? env.POD_NAMESPACE ?? 'regcred-operator',
@@ -376,6 +397,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     ...(webhookUrl ? { webhookUrl } : {}),
     webhookCaValidityMs,
     webhookCertValidityMs,
+    ...(iaasKeychains ? { iaasKeychains } : {}),
   };
 }
 

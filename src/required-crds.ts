@@ -9,6 +9,7 @@ import {
   PackageMetadataResource,
   PackageRepositoryResource,
   PackageResource,
+  RegistryTokenResource,
   SecretExportResource,
   SecretImportResource,
 } from '../generated/index.js';
@@ -29,6 +30,7 @@ export const CONTROLLER_CRDS: Record<ControllerName, readonly ApiResource[]> = {
   packageinstall: [PackageInstallResource, PackageResource, AppResource],
   app: [AppResource],
   imagepullsecretpolicy: [ImagePullSecretPolicyResource],
+  registrytoken: [RegistryTokenResource],
 };
 
 export interface RequiredCrd {

@@ -9,7 +9,7 @@ import {
   type DockerConfigRegistry,
   type SkippedRegistry,
 } from '../registry/dockerconfig.js';
-import { parseImageRef } from '../registry/image-ref.js';
+import { parseImageRef, type ImageRef } from '../registry/image-ref.js';
 import { displayRegistryKey } from '../registry/registry-key.js';
 import { DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE } from './fetch-secrets.js';
 
@@ -129,6 +129,29 @@ function fromGenericSecret(secret: FetchSecretLike, where: string): FetchCredent
   // No credential: anonymous everywhere, whatever the hostname says.
   if (!entry) return { ok: true, credentials: {} };
   return { ok: true, credentials: { auths: [{ registry: hostname, entry }], scopedTo: hostname } };
+}
+
+/**
+ * Whether the fetch Secret's credentials cover the image's registry: a
+ * generic Secret without hostname covers every registry, a `.dockerconfigjson`
+ * only through a matching key. When they do not, a cloud keychain may.
+ */
+export function credentialsCoverRegistry(credentials: FetchCredentials, ref: ImageRef): boolean {
+  if (credentials.credential) return true;
+  return selectCredential(credentials.auths ?? [], ref).key !== undefined;
+}
+
+/** The credentials with one more entry, for exactly `registry` (a keychain's credential). */
+export function withRegistryCredential(
+  credentials: FetchCredentials,
+  registry: string,
+  username: string,
+  password: string,
+): FetchCredentials {
+  return {
+    ...credentials,
+    auths: [...(credentials.auths ?? []), { registry, entry: { username, password } }],
+  };
 }
 
 const AUTH_CODES = new Set(['UNAUTHORIZED', 'DENIED']);

@@ -11,8 +11,11 @@ import {
   ConfigurationError,
   InlineFetchRunner,
   RegistryFetchRunner,
+  type FetchKeychain,
+  type KeychainAnswer,
   type RegistryAccess,
 } from './registry-fetch.js';
+import { RegistryError } from '../registry/errors.js';
 import type { FetchStage } from './types.js';
 
 const root = mkdtempSync(join(tmpdir(), 'registry-fetch-test-'));
@@ -319,5 +322,109 @@ describe('fetch runners inside an admitted fetch', () => {
       exitCode: 1,
       error: 'registry.example.com/app:1: fetch timed out after 10ms (--fetch-timeout)',
     });
+  });
+});
+
+describe('RegistryFetchRunner with a cloud keychain', () => {
+  const ECR = '123456789012.dkr.ecr.eu-west-1.amazonaws.com';
+  const pinned = `${ECR}/app@sha256:${'2'.repeat(64)}`;
+  const pulls: Array<Record<string, unknown>> = [];
+  const lookups: string[] = [];
+  let rejectPull: string | undefined;
+  const client = {
+    pull: async (_image: string, options: Record<string, unknown>) => {
+      pulls.push(options);
+      if (rejectPull)
+        throw new RegistryError({ code: rejectPull, reason: 'authentication required', host: ECR });
+      return { pinned, files: 1, bytes: 2, diskBytes: 4096, skipped: [] };
+    },
+  };
+  const keychain = (answer: KeychainAnswer): FetchKeychain => ({
+    lookup: async (namespace, registry) => {
+      lookups.push(`${namespace} ${registry}`);
+      return answer;
+    },
+  });
+  const runner = (answer: KeychainAnswer) =>
+    new RegistryFetchRunner({
+      registry: { lease: async () => ({ client: client as never, release: () => undefined }) },
+      readSecret: async (ns, name) =>
+        name === 'ecr-entry'
+          ? {
+              type: 'kubernetes.io/dockerconfigjson',
+              data: {
+                '.dockerconfigjson': b64(
+                  JSON.stringify({ auths: { [ECR]: { username: 'u', password: 'p' } } }),
+                ),
+              },
+            }
+          : name === 'empty'
+            ? { type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': b64('{"auths":{}}') } }
+            : readSecret(ns, name),
+      keychain: keychain(answer),
+    });
+  const reset = () => {
+    pulls.length = 0;
+    lookups.length = 0;
+    rejectPull = undefined;
+  };
+  const minted: KeychainAnswer = { kind: 'credential', provider: 'ecr', username: 'AWS', password: 'minted' };
+
+  it('uses the keychain when the secretRef has no credential for the registry, and says so', async () => {
+    reset();
+    const outcome = await runner(minted).run(request({ imgpkgBundle: { image: `${ECR}/app:1.0` } }, 'empty'));
+    assert.equal(outcome.exitCode, 0);
+    assert.match(
+      outcome.stdout ?? '',
+      /; credentials from the ecr keychain \(the operator's cloud identity\)$/,
+    );
+    assert.deepEqual(lookups, [`ns ${ECR}`]);
+    assert.deepEqual(pulls[0]!['auths'], [{ registry: ECR, entry: { username: 'AWS', password: 'minted' } }]);
+  });
+
+  it('uses the keychain without any secretRef too', async () => {
+    reset();
+    const outcome = await runner(minted).run(request({ image: { url: `${ECR}/app:1.0` } }));
+    assert.equal(outcome.exitCode, 0);
+    assert.deepEqual(lookups, [`ns ${ECR}`]);
+  });
+
+  it('never asks the keychain when the secretRef has a credential for the registry', async () => {
+    reset();
+    const outcome = await runner(minted).run(request({ image: { url: `${ECR}/app:1.0` } }, 'ecr-entry'));
+    assert.equal(outcome.exitCode, 0);
+    assert.deepEqual(lookups, []);
+    assert.doesNotMatch(outcome.stdout ?? '', /keychain/);
+    assert.equal((pulls[0]!['auths'] as Array<{ entry: { password: string } }>)[0]!.entry.password, 'p');
+  });
+
+  it('fails with the provider and its reason when the keychain cannot mint, before pulling', async () => {
+    reset();
+    const outcome = await runner({ kind: 'failed', provider: 'ecr', error: 'no AWS credentials found' }).run(
+      request({ image: { url: `${ECR}/app:1.0` } }),
+    );
+    assert.deepEqual(outcome, {
+      exitCode: 1,
+      error: `${ECR}/app:1.0: no credential from the ecr keychain (the operator's cloud identity): no AWS credentials found`,
+    });
+    assert.equal(pulls.length, 0);
+  });
+
+  it('a rejected pull names the keychain it sent, or why no keychain was used', async () => {
+    reset();
+    rejectPull = 'UNAUTHORIZED';
+    const sent = await runner(minted).run(request({ image: { url: `${ECR}/app:1.0` } }));
+    assert.match(
+      sent.error ?? '',
+      /\(sent the credentials of the ecr keychain: the operator's cloud identity\)$/,
+    );
+    const notUsed = await runner({
+      kind: 'none',
+      note: 'the ecr keychain was not used: namespace ns is not listed in iaasKeychainNamespaces',
+    }).run(request({ image: { url: `${ECR}/app:1.0` } }));
+    assert.match(
+      notUsed.error ?? '',
+      /\(sent no credentials: the fetch names no secret\); the ecr keychain was not used: namespace ns is not listed in iaasKeychainNamespaces$/,
+    );
   });
 });

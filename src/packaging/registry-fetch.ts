@@ -16,10 +16,13 @@ import { relocateBundle, RelocationError } from './bundle-relocation.js';
 import type { FetchRequest, FetchStageRunner, StageOutcome } from './app-pipeline.js';
 import {
   credentialHint,
+  credentialsCoverRegistry,
   credentialsFromSecret,
+  withRegistryCredential,
   type FetchCredentials,
   type FetchSecretLike,
 } from './fetch-credentials.js';
+import { parseImageRef, type ImageRef } from '../registry/image-ref.js';
 import { currentFetchPermit, formatBytes, type FetchPermit } from './fetch-limiter.js';
 import { fetchStageKind } from './fetch-secrets.js';
 import { selectedTagNote, selectImageTag, stageTagSelection } from './tag-selection.js';
@@ -44,9 +47,22 @@ export class ConfigurationError extends Error {
 /** Reads a Secret of the fetching resource's namespace; undefined when it does not exist. */
 export type FetchSecretReader = (namespace: string, name: string) => Promise<FetchSecretLike | undefined>;
 
+/** What a cloud keychain (iaasKeychains) answers for a registry no secretRef credential covers. */
+export type KeychainAnswer =
+  /** No keychain applies; `note` says why when one would have served the registry. */
+  | { kind: 'none'; note?: string }
+  | { kind: 'credential'; provider: string; username: string; password: string }
+  | { kind: 'failed'; provider: string; error: string };
+
+export interface FetchKeychain {
+  lookup(namespace: string, registry: string, signal?: AbortSignal): Promise<KeychainAnswer>;
+}
+
 export interface RegistryFetchOptions {
   registry: RegistryAccess;
   readSecret: FetchSecretReader;
+  /** Cloud keychains for registries the stage's secretRef has no credential for; none: never. */
+  keychain?: FetchKeychain;
   /** Parent of the temporary directories of image pulls with subPath (default: the OS temp dir). */
   tmpDir?: string;
 }
@@ -105,12 +121,15 @@ export class RegistryFetchRunner implements FetchStageRunner {
       }
     }
 
-    const credentials = await this.credentials(request);
-    if ('error' in credentials) return awaitingChange(credentials.error);
+    const fromSecret = await this.credentials(request);
+    if ('error' in fromSecret) return awaitingChange(fromSecret.error);
 
     const permit = currentFetchPermit();
     const expired = deadlineMessage(permit);
     if (expired !== undefined) return failed(`${image}: ${expired}`);
+    const keychain = await this.keychainCredentials(request.namespace, image, fromSecret.credentials, permit);
+    if ('error' in keychain) return failed(keychain.error);
+    const credentials = { credentials: keychain.credentials };
     let lease: RegistryLease;
     try {
       lease = await this.options.registry.lease();
@@ -164,6 +183,9 @@ export class RegistryFetchRunner implements FetchStageRunner {
         bytes: result.bytes,
         stdout:
           `Fetched ${kind} ${result.pinned} (${selected ? selectedTagNote(selected) : ''}${result.files} files, ${result.bytes} bytes${skipped})` +
+          (keychain.provider
+            ? `; credentials from the ${keychain.provider} keychain (the operator's cloud identity)`
+            : '') +
           (relocation ? `; ${relocation}` : ''),
       };
     } catch (err) {
@@ -172,14 +194,58 @@ export class RegistryFetchRunner implements FetchStageRunner {
       if (err instanceof RelocationError) return failed(`${image}: ${err.message}`);
       if (err instanceof RegistryError) {
         const hint = /maxDiskBytes/.test(err.reason) ? diskShareHint(permit) : '';
-        return failed(
-          `${err.message}${hint}${credentialHint(err.code, image, request.secretName, credentials.credentials)}`,
-        );
+        const sent = keychain.provider
+          ? authRejected(err.code)
+            ? ` (sent the credentials of the ${keychain.provider} keychain: the operator's cloud identity)`
+            : ''
+          : credentialHint(err.code, image, request.secretName, credentials.credentials) +
+            (keychain.note && authRejected(err.code) ? `; ${keychain.note}` : '');
+        return failed(`${err.message}${hint}${sent}`);
       }
       throw err;
     } finally {
       lease.release();
       if (staging) await rm(staging, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * The Secret's credentials, plus a keychain credential for the image's
+   * registry when the Secret has none for it and a keychain applies.
+   */
+  private async keychainCredentials(
+    namespace: string,
+    image: string,
+    credentials: FetchCredentials,
+    permit: FetchPermit | undefined,
+  ): Promise<{ credentials: FetchCredentials; provider?: string; note?: string } | { error: string }> {
+    const keychain = this.options.keychain;
+    if (!keychain) return { credentials };
+    let ref: ImageRef;
+    try {
+      ref = parseImageRef(image);
+    } catch {
+      return { credentials }; // the pull reports the reference
+    }
+    if (credentialsCoverRegistry(credentials, ref)) return { credentials };
+    let answer: KeychainAnswer;
+    try {
+      answer = await keychain.lookup(namespace, ref.registry, permit?.signal);
+    } catch (err) {
+      return { error: `${image}: ${deadlineMessage(permit) ?? message(err)}` };
+    }
+    switch (answer.kind) {
+      case 'none':
+        return answer.note ? { credentials, note: answer.note } : { credentials };
+      case 'failed':
+        return {
+          error: `${image}: no credential from the ${answer.provider} keychain (the operator's cloud identity): ${answer.error}`,
+        };
+      case 'credential':
+        return {
+          credentials: withRegistryCredential(credentials, ref.registry, answer.username, answer.password),
+          provider: answer.provider,
+        };
     }
   }
 
@@ -193,6 +259,8 @@ export class RegistryFetchRunner implements FetchStageRunner {
     return result.ok ? { credentials: result.credentials } : { error: result.error };
   }
 }
+
+const authRejected = (code: string) => code === 'UNAUTHORIZED' || code === 'DENIED';
 
 interface InlineSource {
   paths?: Record<string, unknown>;

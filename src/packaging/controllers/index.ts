@@ -1,3 +1,5 @@
+import { fetchKeychain } from '../../cloud/keychain-fetch.js';
+import type { KeychainWatch } from '../../cloud/keychain-watch.js';
 import type { OperatorConfig } from '../../config.js';
 import type { ControllerOperator, OperatorContext } from '../../runtime/operator.js';
 import { FetchLimiter } from '../fetch-limiter.js';
@@ -6,11 +8,16 @@ import type { StageRunners } from '../app-pipeline.js';
 import { AppController } from './app.js';
 import { PackageInstallController } from './package-install.js';
 import { PackageRepositoryController } from './package-repository.js';
+import type { RegistryConfigWatch } from './fetching-controller.js';
 import { RegistryConfig } from './registry-config.js';
 import { ApiRepositoryContentSync } from './repository-content-sync.js';
 
 /** PackageRepository, PackageInstall and App controllers selected by --controllers. */
-export function packagingControllers(ctx: OperatorContext, config: OperatorConfig): ControllerOperator[] {
+export function packagingControllers(
+  ctx: OperatorContext,
+  config: OperatorConfig,
+  keychain?: KeychainWatch,
+): ControllerOperator[] {
   const controllers: ControllerOperator[] = [];
   // One registry client for both fetching controllers, configured by the operator config Secret.
   const registryConfig = new RegistryConfig(ctx, {
@@ -18,9 +25,28 @@ export function packagingControllers(ctx: OperatorContext, config: OperatorConfi
     secretName: config.configSecretName,
     ...(config.fetchTmpDir ? { clientDefaults: { tmpDir: config.fetchTmpDir } } : {}),
   });
+  // A change of the cloud settings retries failed fetches, like a change of the registry settings.
+  const configWatch: RegistryConfigWatch = keychain
+    ? {
+        start: () => {
+          registryConfig.start();
+          keychain.start();
+        },
+        onChange: (listener) => {
+          registryConfig.onChange(listener);
+          keychain.onChange(listener);
+        },
+        close: () => registryConfig.close(),
+      }
+    : registryConfig;
   // Template and deploy runners do not exist yet: those steps fail with "not supported yet".
   const runners = (readSecret: FetchSecretReader): StageRunners => ({
-    fetch: fetchRunners({ registry: registryConfig, readSecret, tmpDir: config.fetchTmpDir }),
+    fetch: fetchRunners({
+      registry: registryConfig,
+      readSecret,
+      tmpDir: config.fetchTmpDir,
+      ...(keychain ? { keychain: fetchKeychain(keychain) } : {}),
+    }),
     template: [],
     deploy: [],
   });
@@ -35,7 +61,7 @@ export function packagingControllers(ctx: OperatorContext, config: OperatorConfi
     controllers.push(
       new PackageRepositoryController(ctx, {
         runners,
-        registryConfig,
+        registryConfig: configWatch,
         content: new ApiRepositoryContentSync(
           ctx.client,
           ctx.logger.child({ controller: 'packagerepository' }),
@@ -54,7 +80,7 @@ export function packagingControllers(ctx: OperatorContext, config: OperatorConfi
     );
   }
   if (config.controllers.includes('app')) {
-    controllers.push(new AppController(ctx, { runners, registryConfig, limiter, ...workRoot }));
+    controllers.push(new AppController(ctx, { runners, registryConfig: configWatch, limiter, ...workRoot }));
   }
   return controllers;
 }

@@ -1,0 +1,139 @@
+// The cloud settings of the operator configuration Secret, followed live:
+// the keychain's providers are rebuilt when iaasKeychainHosts changes, and
+// listeners (failed fetches, RegistryTokens) run again after a change. An
+// invalid entry is logged and reported once as a Warning Event on the Secret;
+// the valid rest applies.
+
+import type { V1Secret } from '@kubernetes/client-node';
+import type { Logger } from '../runtime/logger.js';
+import type { OperatorContext } from '../runtime/operator.js';
+import { namedSecretWatches, type NamedSecretWatches } from '../sharing/controllers/named-secrets.js';
+import type { CloudKeychain } from './keychain.js';
+import {
+  KEYCHAIN_CONFIG_KEYS,
+  keychainSettings,
+  type KeychainConfigKey,
+  type KeychainSettings,
+} from './keychain-config.js';
+import type { CloudProviderName } from './types.js';
+
+export interface KeychainWatchOptions {
+  namespace: string;
+  secretName: string;
+  /** --iaas-keychains, when given. */
+  flag?: readonly CloudProviderName[];
+}
+
+const WATCH_USER = 'cloud-keychain';
+
+/** The decoded text of the cloud keys present in the Secret; a value that is not UTF-8 text is a problem. */
+export function keychainValues(secret: Pick<V1Secret, 'data'> | undefined): {
+  values: Partial<Record<KeychainConfigKey, string>>;
+  problems: string[];
+} {
+  const values: Partial<Record<KeychainConfigKey, string>> = {};
+  const problems: string[] = [];
+  for (const key of KEYCHAIN_CONFIG_KEYS) {
+    const raw = secret?.data?.[key];
+    if (raw === undefined) continue;
+    const text = Buffer.from(raw, 'base64').toString('utf8');
+    if (text.includes('\uFFFD')) {
+      problems.push(`${key}: not base64-encoded UTF-8 text`);
+      continue;
+    }
+    values[key] = text;
+  }
+  return { values, problems };
+}
+
+export class KeychainWatch {
+  private readonly watches: NamedSecretWatches;
+  private readonly log: Logger;
+  private readonly listeners: Array<() => void> = [];
+  private started = false;
+  private current: { fingerprint: string; settings: KeychainSettings } | undefined;
+
+  constructor(
+    private readonly ctx: OperatorContext,
+    readonly keychain: CloudKeychain,
+    private readonly options: KeychainWatchOptions,
+  ) {
+    this.watches = namedSecretWatches(ctx);
+    this.log = ctx.logger.child({ component: 'cloud-keychain' });
+  }
+
+  get secretKey(): string {
+    return `${this.options.namespace}/${this.options.secretName}`;
+  }
+
+  /** Starts following the config Secret (idempotent). */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.watches.acquire(this.options.namespace, this.options.secretName, WATCH_USER);
+    this.watches.onChange((namespace, name) => {
+      if (namespace === this.options.namespace && name === this.options.secretName) this.refresh();
+    });
+  }
+
+  /** Runs after the settings changed (not for the first ones). */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** The current settings, after the config Secret was read at least once. */
+  async settings(): Promise<KeychainSettings> {
+    this.start();
+    try {
+      await this.watches.get(this.options.namespace, this.options.secretName);
+    } catch (err) {
+      throw new Error(
+        `reading the operator configuration Secret ${this.secretKey}: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
+    }
+    return this.refresh();
+  }
+
+  private refresh(): KeychainSettings {
+    const secret = this.watches.peek(this.options.namespace, this.options.secretName);
+    const { values, problems } = keychainValues(secret);
+    // The registry client's trusted CAs also reach cloud token endpoints on registries (ACR's /oauth2/exchange).
+    const caCerts = secret?.data?.['caCerts']
+      ? Buffer.from(secret.data['caCerts'], 'base64').toString('utf8')
+      : '';
+    const fingerprint = JSON.stringify({ values, problems, caCerts });
+    if (this.current?.fingerprint === fingerprint) return this.current.settings;
+    const settings = keychainSettings({
+      values,
+      ...(this.options.flag ? { flag: this.options.flag } : {}),
+      operatorNamespace: this.options.namespace,
+    });
+    settings.problems.unshift(...problems);
+    const first = this.current === undefined;
+    this.current = { fingerprint, settings };
+    this.keychain.configure({ extraHosts: settings.extraHosts, ...(caCerts ? { caCerts } : {}) });
+    if (settings.problems.length > 0) {
+      const message = `operator configuration Secret ${this.secretKey}: ${settings.problems.join('; ')}; the other cloud settings apply`;
+      this.log.error('cloud keychain settings are invalid', { secret: this.secretKey, error: message });
+      if (secret) {
+        this.ctx.events.event(
+          { ...secret, apiVersion: 'v1', kind: 'Secret' },
+          'Warning',
+          'InvalidConfiguration',
+          message,
+        );
+      }
+    }
+    this.log.info('cloud keychain settings', {
+      secret: this.secretKey,
+      keychains: [...settings.keychains],
+      keychainsFrom: settings.keychainsFrom,
+      keychainNamespaces: settings.keychainNamespaces ? [...settings.keychainNamespaces] : 'all',
+      registryTokenNamespaces: [...settings.registryTokenNamespaces],
+      extraHosts: settings.extraHosts,
+    });
+    if (!first) for (const listener of this.listeners) listener();
+    return settings;
+  }
+}
