@@ -16,8 +16,6 @@ const DOCS = join(ROOT, 'docs');
  * cloud credentials, ImagePullSecretPolicy); linked already, so a link to one
  * of them may dangle until that feature is merged. Empty this list then.
  */
-const PAGES_OF_FEATURES_IN_PROGRESS = new Set(['registrytoken.md', 'cloud-credentials.md']);
-
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const path = join(dir, e.name);
@@ -206,10 +204,7 @@ describe('links in README.md and docs/', () => {
           problems.push(`${link}: points outside the repository`);
           continue;
         }
-        const inProgress =
-          dirname(target) === DOCS && PAGES_OF_FEATURES_IN_PROGRESS.has(relative(DOCS, target));
         if (!existsSync(target)) {
-          if (inProgress) continue;
           problems.push(`${link}: ${relative(ROOT, target)} does not exist`);
           continue;
         }
