@@ -7,7 +7,7 @@
 import type { V1Secret } from '@kubernetes/client-node';
 import type { Logger } from '../runtime/logger.js';
 import type { OperatorContext } from '../runtime/operator.js';
-import { namedSecretWatches, type NamedSecretWatches } from '../sharing/controllers/named-secrets.js';
+import { FollowedSecret } from '../sharing/controllers/followed-secret.js';
 import type { CloudKeychain } from './keychain.js';
 import {
   KEYCHAIN_CONFIG_KEYS,
@@ -47,10 +47,9 @@ export function keychainValues(secret: Pick<V1Secret, 'data'> | undefined): {
 }
 
 export class KeychainWatch {
-  private readonly watches: NamedSecretWatches;
+  private readonly secret: FollowedSecret;
   private readonly log: Logger;
   private readonly listeners: Array<() => void> = [];
-  private started = false;
   private current: { fingerprint: string; settings: KeychainSettings } | undefined;
 
   constructor(
@@ -58,22 +57,17 @@ export class KeychainWatch {
     readonly keychain: CloudKeychain,
     private readonly options: KeychainWatchOptions,
   ) {
-    this.watches = namedSecretWatches(ctx);
+    this.secret = new FollowedSecret(ctx, options.namespace, options.secretName, WATCH_USER);
     this.log = ctx.logger.child({ component: 'cloud-keychain' });
   }
 
   get secretKey(): string {
-    return `${this.options.namespace}/${this.options.secretName}`;
+    return this.secret.key;
   }
 
   /** Starts following the config Secret (idempotent). */
   start(): void {
-    if (this.started) return;
-    this.started = true;
-    this.watches.acquire(this.options.namespace, this.options.secretName, WATCH_USER);
-    this.watches.onChange((namespace, name) => {
-      if (namespace === this.options.namespace && name === this.options.secretName) this.refresh();
-    });
+    this.secret.start(() => this.refresh());
   }
 
   /** Runs after the settings changed (not for the first ones). */
@@ -84,19 +78,12 @@ export class KeychainWatch {
   /** The current settings, after the config Secret was read at least once. */
   async settings(): Promise<KeychainSettings> {
     this.start();
-    try {
-      await this.watches.get(this.options.namespace, this.options.secretName);
-    } catch (err) {
-      throw new Error(
-        `reading the operator configuration Secret ${this.secretKey}: ${err instanceof Error ? err.message : String(err)}`,
-        { cause: err },
-      );
-    }
+    await this.secret.read();
     return this.refresh();
   }
 
   private refresh(): KeychainSettings {
-    const secret = this.watches.peek(this.options.namespace, this.options.secretName);
+    const secret = this.secret.peek();
     const { values, problems } = keychainValues(secret);
     // The registry client's trusted CAs also reach cloud token endpoints on registries (ACR's /oauth2/exchange).
     const caCerts = secret?.data?.['caCerts']

@@ -10,7 +10,7 @@ import type { V1Secret } from '@kubernetes/client-node';
 import { RegistryClient, type RegistryClientOptions } from '../../registry/client.js';
 import type { Logger } from '../../runtime/logger.js';
 import type { OperatorContext } from '../../runtime/operator.js';
-import { namedSecretWatches, type NamedSecretWatches } from '../../sharing/controllers/named-secrets.js';
+import { FollowedSecret } from '../../sharing/controllers/followed-secret.js';
 import { parseOperatorConfigSecret, type RegistryConfigOption } from '../operator-config.js';
 import { ConfigurationError, type RegistryAccess, type RegistryLease } from '../registry-fetch.js';
 
@@ -34,33 +34,27 @@ interface Generation {
 const WATCH_USER = 'registry-config';
 
 export class RegistryConfig implements RegistryAccess {
-  private readonly watches: NamedSecretWatches;
+  private readonly secret: FollowedSecret;
   private readonly log: Logger;
   private readonly listeners: Array<() => void> = [];
   private current: Generation | undefined;
-  private started = false;
 
   constructor(
     private readonly ctx: OperatorContext,
     private readonly options: RegistryConfigOptions,
   ) {
-    this.watches = namedSecretWatches(ctx);
+    this.secret = new FollowedSecret(ctx, options.namespace, options.secretName, WATCH_USER);
     this.log = ctx.logger.child({ component: 'registry-config' });
   }
 
   /** `<namespace>/<name>` of the config Secret. */
   get secretKey(): string {
-    return `${this.options.namespace}/${this.options.secretName}`;
+    return this.secret.key;
   }
 
   /** Starts the watch of the config Secret; controllers call it from init() (idempotent). */
   start(): void {
-    if (this.started) return;
-    this.started = true;
-    this.watches.acquire(this.options.namespace, this.options.secretName, WATCH_USER);
-    this.watches.onChange((namespace, name) => {
-      if (namespace === this.options.namespace && name === this.options.secretName) this.refresh();
-    });
+    this.secret.start(() => this.refresh());
   }
 
   /** Called after the configuration changed (not for the first one): failed fetches may now succeed. */
@@ -70,14 +64,7 @@ export class RegistryConfig implements RegistryAccess {
 
   async lease(): Promise<RegistryLease> {
     this.start();
-    try {
-      await this.watches.get(this.options.namespace, this.options.secretName);
-    } catch (err) {
-      throw new Error(
-        `reading the operator configuration Secret ${this.secretKey}: ${err instanceof Error ? err.message : String(err)}`,
-        { cause: err },
-      );
-    }
+    await this.secret.read();
     this.refresh();
     const generation = this.current!;
     if (!generation.client) throw new ConfigurationError(generation.error ?? 'no registry client');
@@ -102,7 +89,7 @@ export class RegistryConfig implements RegistryAccess {
 
   /** Rebuilds the client when the Secret's registry settings changed since the last build. */
   private refresh(): void {
-    const secret = this.watches.peek(this.options.namespace, this.options.secretName);
+    const secret = this.secret.peek();
     const parsed = parseOperatorConfigSecret(secret);
     const previous = this.current;
     if (previous?.fingerprint === parsed.fingerprint) return;
