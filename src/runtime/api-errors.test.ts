@@ -4,6 +4,7 @@ import {
   isJsonPatchTestFailure,
   isStaleWrite,
   JSON_PATCH_NOT_APPLICABLE_MESSAGE,
+  staleCacheError,
   staleObjectError,
   type JsonPatchOp,
 } from './api-errors.js';
@@ -83,4 +84,42 @@ test('stale writes are conflicts, including a translated test failure, but not A
     'App a/b changed since it was cached (JSON patch test failed); reconciling again',
   );
   assert.equal(translated.path, '/apis/x');
+});
+
+test('staleCacheError: AlreadyExists and NotFound become a quiet 409; other errors pass through unchanged', () => {
+  const alreadyExists = new ApiError(
+    409,
+    'secrets "x" already exists',
+    'AlreadyExists',
+    'POST',
+    '/api/v1/namespaces/a/secrets',
+  );
+  const notFound = new ApiError(
+    404,
+    'secrets "x" not found',
+    'NotFound',
+    'PUT',
+    '/api/v1/namespaces/a/secrets/x',
+  );
+  const conflict = new ApiError(
+    409,
+    'the object has been modified',
+    'Conflict',
+    'PUT',
+    '/api/v1/namespaces/a/secrets/x',
+  );
+  const forbidden = new ApiError(403, 'forbidden', 'Forbidden', 'PUT', '/api/v1/namespaces/a/secrets/x');
+  for (const err of [alreadyExists, notFound]) {
+    const converted = staleCacheError(err, 'Secret');
+    assert.ok(converted instanceof ApiError);
+    assert.equal(converted.code, 409);
+    assert.ok(isStaleWrite(converted), 'retried like a stale write');
+    assert.match(
+      converted.message,
+      /^Secret changed since it was cached \(secrets "x" .+\); reconciling again$/,
+    );
+    assert.equal(converted.path, err.path);
+  }
+  for (const err of [conflict, forbidden, new Error('boom')])
+    assert.equal(staleCacheError(err, 'Secret'), err);
 });

@@ -1,4 +1,4 @@
-import { ApiError, isAlreadyExists, isConflict } from './kube-client.js';
+import { ApiError, isAlreadyExists, isConflict, isNotFound } from './kube-client.js';
 
 /**
  * What kube-apiserver answers (422, reason Invalid, no details) when a JSON
@@ -47,4 +47,22 @@ export function staleObjectError(err: ApiError, what: string): ApiError {
 /** The write was based on a cached object older than the stored one (not an AlreadyExists). */
 export function isStaleWrite(err: unknown): boolean {
   return isConflict(err) && !isAlreadyExists(err);
+}
+
+/**
+ * A create answered AlreadyExists, or an update answered NotFound, means our
+ * cache lags the object (typically behind our own previous write, more so
+ * after a reconnect): that becomes a 409, which the queue retries quietly like
+ * any stale read. Every other error is returned as it is.
+ */
+export function staleCacheError(err: unknown, what: string): unknown {
+  if (isStaleWrite(err) || !(isAlreadyExists(err) || isNotFound(err))) return err;
+  const apiErr = err as ApiError;
+  return new ApiError(
+    409,
+    `${what} changed since it was cached (${apiErr.message}); reconciling again`,
+    'Conflict',
+    apiErr.method,
+    apiErr.path,
+  );
 }

@@ -12,11 +12,11 @@ import {
   type RegistryToken,
   type RegistryTokenStatus,
 } from '../../../generated/index.js';
-import { isStaleWrite } from '../../runtime/api-errors.js';
+import { staleCacheError } from '../../runtime/api-errors.js';
 import { commonStatus, rfc3339 } from '../../runtime/conditions.js';
 import { FairLimiter } from '../../runtime/fair-limiter.js';
 import { splitKey, type Informer } from '../../runtime/informer.js';
-import { ApiError, isAlreadyExists, isNotFound, type ResourceType } from '../../runtime/kube-client.js';
+import { type ResourceType } from '../../runtime/kube-client.js';
 import { ControllerOperator, type OperatorContext } from '../../runtime/operator.js';
 import type { ReconcileResult } from '../../runtime/work-queue.js';
 import { SecretsResource } from '../../shared-informers.js';
@@ -369,19 +369,7 @@ export class RegistryTokenController extends ControllerOperator {
       }
       return await this.client.create(SecretsResource, secret);
     } catch (err) {
-      if (isStaleWrite(err)) throw err;
-      if (isAlreadyExists(err) || isNotFound(err)) {
-        // Our cache lags the Secret: a stale read, retried quietly with the newer state.
-        const apiErr = err as ApiError;
-        throw new ApiError(
-          409,
-          `Secret changed since it was cached (${apiErr.message}); reconciling again`,
-          'Conflict',
-          apiErr.method,
-          apiErr.path,
-        );
-      }
-      throw err;
+      throw staleCacheError(err, 'Secret');
     }
   }
 

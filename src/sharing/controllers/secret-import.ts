@@ -2,8 +2,7 @@ import type { V1Namespace, V1Secret } from '@kubernetes/client-node';
 import type { SecretExport, SecretImport } from '../../../generated/index.js';
 import { commonStatus } from '../../runtime/conditions.js';
 import { byNamespaceIndex, splitKey, type Informer } from '../../runtime/informer.js';
-import { isStaleWrite } from '../../runtime/api-errors.js';
-import { ApiError, isAlreadyExists, isNotFound } from '../../runtime/kube-client.js';
+import { staleCacheError } from '../../runtime/api-errors.js';
 import { ControllerOperator, type OperatorContext } from '../../runtime/operator.js';
 import { OutcomeEvents, settledFromStatus } from '../../runtime/outcome-events.js';
 import {
@@ -199,22 +198,9 @@ export class SecretImportController extends ControllerOperator {
           return;
       }
     } catch (err) {
-      // Someone changed the Secret since the cache saw it: the watch event requeues with the new state.
-      // A plain stale write goes to the queue as is, which retries it quietly.
-      if (isStaleWrite(err)) throw err;
-      if (isAlreadyExists(err) || isNotFound(err)) {
-        // Typically our own previous write that the watch has not delivered yet (more so after a
-        // reconnect): a stale read, retried quietly like a conflict.
-        const apiErr = err as ApiError;
-        throw new ApiError(
-          409,
-          `Secret changed since it was cached (${apiErr.message}); reconciling again`,
-          'Conflict',
-          apiErr.method,
-          apiErr.path,
-        );
-      }
-      throw err;
+      // Someone changed the Secret since the cache saw it: the watch event requeues with the new state,
+      // and the queue retries the stale write quietly.
+      throw staleCacheError(err, 'Secret');
     }
   }
 }
