@@ -110,6 +110,23 @@ describe('WebhookServer', () => {
     await server.close();
   });
 
+  it('names --webhook-port when its port is taken (another replica on the same host)', async () => {
+    const second = new WebhookServer({
+      port,
+      host: '127.0.0.1',
+      path: '/mutate-pods',
+      source,
+      logger: silentLogger,
+    });
+    await assert.rejects(
+      second.listen(),
+      new RegExp(
+        `^Error: webhook port ${port} is in use: choose another with --webhook-port, or 0 to turn the webhook off$`,
+      ),
+    );
+    await second.close();
+  });
+
   it('refuses handshakes until a certificate is loaded', async () => {
     await assert.rejects(post(port, tls.caCerts[0]!, review('cached')));
     assert.equal(server.useCertificate(tls.cert, tls.key), true);

@@ -81,9 +81,18 @@ export class WebhookServer {
 
   async listen(): Promise<AddressInfo> {
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
+      const failed = (err: NodeJS.ErrnoException) =>
+        reject(
+          err.code === 'EADDRINUSE'
+            ? new Error(
+                `webhook port ${this.options.port} is in use: choose another with --webhook-port, or 0 to turn the webhook off`,
+                { cause: err },
+              )
+            : err,
+        );
+      this.server.once('error', failed);
       this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off('error', reject);
+        this.server.off('error', failed);
         resolve();
       });
     });
