@@ -925,6 +925,10 @@ const cases: BadInputCase[] = [
     async setup(r) {
       await share(r.ns2, 'half-a', { auths: manyRegistries(5500, 'a', 60) }, { toNamespaces: [r.ns] });
       await share(r.ns2, 'half-b', { auths: manyRegistries(5500, 'b', 60) }, { toNamespaces: [r.ns] });
+      // Both exports in the operator's cache first: a placeholder seen with only half-a would be
+      // filled with it (that fits), which is right, but not the case under test.
+      for (const name of ['half-a', 'half-b'])
+        await expectCondition(SecretExports, r.ns2, name, { type: 'ReconcileSucceeded' });
       await env.client.create(Secrets, placeholderSecret(r.ns, 'creds'));
       r.untouched.push([Secrets, r.ns2, 'half-a'], [Secrets, r.ns2, 'half-b']);
     },
