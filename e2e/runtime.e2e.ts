@@ -417,7 +417,16 @@ describe('operator process', () => {
       );
       const healthz = await fetch(`http://127.0.0.1:${port}/healthz`);
       assert.equal(healthz.status, 200);
-      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      // Ready means every cache has listed; its watch requests are counted once their answers begin.
+      let metrics = '';
+      await waitFor(
+        'a WATCH counted in /metrics',
+        async () => {
+          metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+          return /^rest_client_requests_total\{code="200",method="WATCH",/m.test(metrics);
+        },
+        { timeoutMs: 10_000, intervalMs: 100 },
+      );
       assert.match(metrics, /^regcred_ready 1$/m);
       assert.match(metrics, /regcred_workqueue_stale_reads_total\{queue="[^"]+"\} 0/);
       // prom-client: controller-runtime's, client-go's and the default process metrics, with values.
