@@ -12,7 +12,7 @@ import type { V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
 import { clientFor, REPO_ROOT } from '../e2e/harness/cluster.js';
 import { freePort, startControlPlane, type ControlPlane } from '../e2e/harness/control-plane.js';
 import { Informer } from '../src/runtime/informer.js';
-import type { KubeClient } from '../src/runtime/kube-client.js';
+import { isAlreadyExists, type KubeClient } from '../src/runtime/kube-client.js';
 import { silentLogger } from '../src/runtime/logger.js';
 import { Apps } from '../src/packaging/controllers/resources.js';
 import { RegistryTokens } from '../src/cloud/controllers/registry-token.js';
@@ -776,11 +776,12 @@ async function measureRegistryToken(
 ): Promise<Array<Record<string, number>>> {
   const OPERATOR_NS = 'regcred-operator';
   await client.delete(SecretExports, 'bench-src', 'creds');
-  await client.create(NamespacesResource, {
-    apiVersion: 'v1',
-    kind: 'Namespace',
-    metadata: { name: OPERATOR_NS },
-  });
+  // The webhook phase's operator may have created its namespace already.
+  await client
+    .create(NamespacesResource, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: OPERATOR_NS } })
+    .catch((err: unknown) => {
+      if (!isAlreadyExists(err)) throw err;
+    });
   await client.create(SecretsResource, {
     apiVersion: 'v1',
     kind: 'Secret',
