@@ -563,7 +563,7 @@ async function measureWebhook(client: KubeClient, kubeconfig: string): Promise<R
       {
         apiVersion: 'regcred.dev/v1alpha1',
         kind: 'ImagePullSecretPolicy',
-        metadata: { name: 'bench' },
+        metadata: { name: 'bench-webhook' },
         spec: { secretName: 'regcred', namespaceSelector: { matchLabels: { 'bench-webhook': 'true' } } },
       },
     );
