@@ -19,6 +19,7 @@ import { open } from 'node:fs/promises';
 import {
   CloudCredentialError,
   FailureCache,
+  formPostRequest,
   isLabelUnder,
   MAX_CLOUD_RESPONSE_BYTES,
   METADATA_FAILURE_TTL_MS,
@@ -172,16 +173,9 @@ export function createAcrProvider(
       form.client_assertion = credential.client_assertion;
     }
     const secret = 'client_secret' in credential ? credential.client_secret : credential.client_assertion;
-    const response = await http({
-      url,
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-      body: new URLSearchParams(form).toString(),
-      timeoutMs: tokenTimeoutMs,
-      signal,
-      what,
-      ...ca,
-    });
+    const response = await http(
+      formPostRequest(url, form, { timeoutMs: tokenTimeoutMs, signal, what, ...ca }),
+    );
     if (response.status !== 200) throw statusError(what, response, [secret]);
     return { token: readEntraAccessToken(parseJsonObject(response, what), what), tenant };
   }
@@ -260,16 +254,9 @@ export function createAcrProvider(
     if (tenant) form.tenant = tenant;
     const url = new URL(`https://${registryHost}/oauth2/exchange`);
     const what = `ACR token exchange at ${registryHost}`;
-    const response = await http({
-      url,
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-      body: new URLSearchParams(form).toString(),
-      timeoutMs: tokenTimeoutMs,
-      signal,
-      what,
-      ...ca,
-    });
+    const response = await http(
+      formPostRequest(url, form, { timeoutMs: tokenTimeoutMs, signal, what, ...ca }),
+    );
     if (response.status !== 200) throw statusError(what, response, [entra.token]);
     const refreshToken = parseJsonObject(response, what).refresh_token;
     if (

@@ -11,6 +11,7 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import {
   CloudCredentialError,
   FailureCache,
+  formPostRequest,
   isLabelUnder,
   MAX_CLOUD_RESPONSE_BYTES,
   METADATA_FAILURE_TTL_MS,
@@ -204,19 +205,18 @@ export function createGcrProvider(
       key.privateKeyId,
     );
     const what = `Google token endpoint ${new URL(tokenUrl).host} for ${key.clientEmail}`;
-    const response = await http({
-      url: new URL(tokenUrl),
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-      body: new URLSearchParams({
-        grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer',
-        assertion,
-      }).toString(),
-      timeoutMs: options.tokenTimeoutMs ?? TOKEN_ENDPOINT_TIMEOUT_MS,
-      signal,
-      what,
-      ...(options.caCerts ? { caCerts: options.caCerts } : {}),
-    });
+    const response = await http(
+      formPostRequest(
+        new URL(tokenUrl),
+        { grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion },
+        {
+          timeoutMs: options.tokenTimeoutMs ?? TOKEN_ENDPOINT_TIMEOUT_MS,
+          signal,
+          what,
+          ...(options.caCerts ? { caCerts: options.caCerts } : {}),
+        },
+      ),
+    );
     if (response.status !== 200) throw statusError(what, response, [assertion]);
     return readAccessToken(parseJsonObject(response, what), what, now());
   }

@@ -28,6 +28,21 @@ export interface CloudHttpRequest {
   what?: string;
 }
 
+/** A POST of an OAuth2-style form that expects JSON back (token endpoints, ACR's exchange). */
+export function formPostRequest(
+  url: URL,
+  form: Record<string, string>,
+  rest: Omit<CloudHttpRequest, 'url' | 'method' | 'headers' | 'body'>,
+): CloudHttpRequest {
+  return {
+    url,
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+    body: new URLSearchParams(form).toString(),
+    ...rest,
+  };
+}
+
 export interface CloudHttpResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
