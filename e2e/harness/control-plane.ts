@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate, generateKeyPairSync, randomBytes } from 'node:crypto';
 import {
+  copyFileSync,
   createWriteStream,
   existsSync,
   mkdirSync,
@@ -12,7 +13,7 @@ import {
 import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -230,6 +231,10 @@ export async function startControlPlane(
     await stopProcess(procs.kcm, 5000);
     await stopProcess(procs.apiserver, 10_000);
     await stopProcess(procs.etcd, 5000);
+    // E2E_FAULTS_LOG_DIR keeps the audit log for a post-mortem of a failed fault case.
+    const keepDir = process.env.E2E_FAULTS_LOG_DIR;
+    if (keepDir && existsSync(join(dir, 'audit.log')))
+      copyFileSync(join(dir, 'audit.log'), join(keepDir, `audit-${basename(dir)}.log`));
     rmSync(dir, { recursive: true, force: true });
   };
   try {

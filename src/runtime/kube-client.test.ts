@@ -199,6 +199,48 @@ test('a write answered 503 with Retry-After is not repeated; the error carries r
   }
 });
 
+test('a throttled request tries again as soon as its priority level serves another request, not only after Retry-After', async () => {
+  const cases = [
+    { name: 'same priority level', servedLevel: 'pl-a', retryAfter: '30', released: true },
+    { name: 'another priority level', servedLevel: 'pl-b', retryAfter: '2', released: false },
+  ];
+  for (const c of cases) {
+    let throttledOnce = false;
+    const api = await apiServer((req, res) => {
+      if (req.url?.endsWith('/throttled') && !throttledOnce) {
+        throttledOnce = true;
+        res.setHeader('X-Kubernetes-PF-PriorityLevel-UID', 'pl-a');
+        answer(res, 429, c.retryAfter);
+        return;
+      }
+      res.setHeader(
+        'X-Kubernetes-PF-PriorityLevel-UID',
+        req.url?.endsWith('/throttled') ? 'pl-a' : c.servedLevel,
+      );
+      answer(res, 200);
+    });
+    const client = await KubeClient.create(fakeAuth(api.url), OPTIONS);
+    try {
+      const started = performance.now();
+      const throttled = client.get(ConfigMaps, 'ns', 'throttled');
+      while (!throttledOnce) await new Promise((r) => setTimeout(r, 5));
+      await client.get(ConfigMaps, 'ns', 'other');
+      assert.equal((await throttled)?.metadata?.name, 'x', c.name);
+      const elapsed = performance.now() - started;
+      assert.deepEqual(
+        api.seen.map((s) => s.split('/').pop()),
+        ['throttled', 'other', 'throttled'],
+        c.name,
+      );
+      if (c.released) assert.ok(elapsed < 1000, `${c.name}: retried after ${Math.round(elapsed)} ms`);
+      else assert.ok(elapsed >= 1900, `${c.name}: released early, after ${Math.round(elapsed)} ms`);
+    } finally {
+      client.close();
+      await api.close();
+    }
+  }
+});
+
 test('retries are bounded: by count, and by total wait', async () => {
   const always0 = await apiServer((_req, res) => answer(res, 429, '0'));
   const always5 = await apiServer((_req, res) => answer(res, 429, '5'));

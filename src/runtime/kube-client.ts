@@ -11,6 +11,7 @@ import { HttpsTunnelAgent, HttpTunnelAgent, proxyFor, redactProxyUrl } from './h
 import type { KubeAuth } from './kubeconfig.js';
 import type { Logger } from './logger.js';
 import { InFlightLimit, TokenBucket } from './rate-limiter.js';
+import { abortReason, priorityLevelOf, ThrottleWaiters } from './throttle-waiters.js';
 
 /** What the client needs to know to build a resource's REST path. */
 export interface ResourceType {
@@ -158,33 +159,6 @@ export function retryDelayMs(input: {
   return delay;
 }
 
-/** Waits `ms`, or rejects as soon as one of the signals aborts. */
-function sleep(ms: number, signals: AbortSignal[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const aborted = signals.find((s) => s.aborted);
-    if (aborted) {
-      reject(abortReason(aborted));
-      return;
-    }
-    const stop = () => {
-      clearTimeout(timer);
-      for (const s of signals) s.removeEventListener('abort', onAbort);
-    };
-    const onAbort = (event: Event) => {
-      stop();
-      reject(abortReason(event.target as AbortSignal));
-    };
-    const timer = setTimeout(() => {
-      stop();
-      resolve();
-    }, ms);
-    for (const s of signals) s.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-const abortReason = (signal: AbortSignal): Error =>
-  signal.reason instanceof Error ? signal.reason : new Error('request aborted');
-
 const sameBytes = (a: unknown, b: unknown): boolean => {
   if (a === b) return true;
   if (a === undefined || b === undefined) return false;
@@ -234,6 +208,8 @@ export class KubeClient {
   /** Aborted by close(): ends waits between retries. */
   private readonly closed = new AbortController();
   private throttling: { since: number; last: number; responses: number } | undefined;
+  /** Requests waiting out a Retry-After, released early when their priority level serves another. */
+  private readonly throttleWaiters = new ThrottleWaiters();
   private requestObserver: ((observation: RequestObservation) => void) | undefined;
 
   private constructor(
@@ -383,6 +359,7 @@ export class KubeClient {
     const verb = `${method} ${path.includes('/status') ? 'status' : ''}`.trim();
     let waitedMs = 0;
     let reauthenticated = false;
+    let releasedEarly = false;
     for (let attempt = 0; ;) {
       if (method !== 'GET' && !this.writesAllowed()) throw new NotLeaderError(method, path);
       await this.limiter.take();
@@ -415,6 +392,9 @@ export class KubeClient {
       }
       const code = res.statusCode ?? 0;
       this.noteAnswer(method, code, sentAt);
+      const level = priorityLevelOf(res.headers);
+      // Served by its priority level: that level had a seat, so one throttled request may try again now.
+      if (code !== 429 && code < 500) this.throttleWaiters.served(level, sentAt, releasedEarly);
       if (code >= 200 && code < 300) {
         this.noteUnthrottled();
         return (text ? parseResponseBody(text, method, path) : undefined) as T;
@@ -437,14 +417,17 @@ export class KubeClient {
       });
       this.noteThrottled(err, method, path, delay);
       if (delay === undefined) throw err;
-      await sleep(delay, signals);
-      waitedMs += delay;
+      const waitStarted = performance.now();
+      releasedEarly = await this.throttleWaiters.wait(level, delay, signals);
+      waitedMs += performance.now() - waitStarted;
       attempt++;
     }
   }
 
-  /** Logs the start of a throttling burst once; later throttled answers within the burst are only counted. */
-  /** Counts a throttled answer (a 429, or any answer with Retry-After) into the current burst; other errors pass. */
+  /**
+   * Counts a throttled answer (a 429, or any answer with Retry-After) into the current burst, logging only
+   * the burst's first; other errors pass.
+   */
   private noteThrottled(err: ApiError, method: string, path: string, delayMs: number | undefined): void {
     if (err.code !== 429 && err.retryAfterMs === undefined) return;
     const code = err.code;
