@@ -210,6 +210,11 @@ async function startOperatorProcess(kubeconfig: string, extraArgs: string[] = []
       const out: Record<string, number> = {};
       for (const m of text.matchAll(/^regcred_api_requests_total\{verb="([^"]+)"\} (\d+)$/gm))
         out[m[1]!] = Number(m[2]);
+      // Reconciles by controller, all results together: `reconcile:<controller>`.
+      for (const m of text.matchAll(/^controller_runtime_reconcile_total\{([^}]*)\} (\d+)$/gm)) {
+        const controller = /controller="([^"]+)"/.exec(m[1]!)?.[1];
+        if (controller) out[`reconcile:${controller}`] = (out[`reconcile:${controller}`] ?? 0) + Number(m[2]);
+      }
       return out;
     },
     rssMb() {
@@ -494,10 +499,13 @@ async function measurePolicy(
         { op: 'add', path: '/imagePullSecrets', value: [{ name: 'floor-pull' }] },
       ]);
     });
-    const floorMs = Math.max(...(await floorObserved));
+    const floorTimes = (await floorObserved).sort((a, b) => a - b);
+    const floorMs = Math.max(...floorTimes);
+    console.error('FLOOR', [0, 10, 25, 50, 75, 90, 99, 100].map((q) => Math.round(percentile(floorTimes, q))).join(' '));
 
     const operator = await startOperator();
-    const before = writesOf(await operator.metrics());
+    const metricsBefore = await operator.metrics();
+    const before = writesOf(metricsBefore);
     log(`policy: one ImagePullSecretPolicy selecting ${N} namespaces`);
     const start = performance.now();
     const observed = observer.waitAll(keys, 'policy-pull', start);
@@ -508,8 +516,12 @@ async function measurePolicy(
       spec: { secretName: 'policy-pull', namespaceSelector: { matchLabels: { 'bench-policy': 'true' } } },
     });
     const times = (await observed).sort((a, b) => a - b);
+    console.error('OPER', [0, 10, 25, 50, 75, 90, 99, 100].map((q) => Math.round(percentile(times, q))).join(' '));
     await sleep(1500); // trailing writes (the policy status) land before counting
-    const writes = writesOf(await operator.metrics()) - before;
+    const metricsAfter = await operator.metrics();
+    const writes = writesOf(metricsAfter) - before;
+    const reconcileKey = 'reconcile:imagepullsecretpolicy';
+    const reconciles = (metricsAfter[reconcileKey] ?? 0) - (metricsBefore[reconcileKey] ?? 0);
     const p100 = percentile(times, 100);
     return {
       floorMs: ms(floorMs),
@@ -517,6 +529,7 @@ async function measurePolicy(
       p100Ms: ms(p100),
       vsFloor: ms(p100 / floorMs),
       apiWrites: writes,
+      reconciles,
     };
   } finally {
     await observer.informer.stop();
@@ -949,6 +962,7 @@ async function main(): Promise<void> {
         );
         const writesDone = performance.now() - start;
         const times = (await observed).sort((a, b) => a - b);
+    console.error('OPER', [0, 10, 25, 50, 75, 90, 99, 100].map((q) => Math.round(percentile(times, q))).join(' '));
         results.floor = {
           writes: N,
           writesMs: ms(writesDone),
@@ -977,6 +991,7 @@ async function main(): Promise<void> {
           spec: { toNamespaces: ['*'] },
         });
         const times = (await observed).sort((a, b) => a - b);
+    console.error('OPER', [0, 10, 25, 50, 75, 90, 99, 100].map((q) => Math.round(percentile(times, q))).join(' '));
         results.initialFill = { p50Ms: ms(percentile(times, 50)), p100Ms: ms(percentile(times, 100)) };
       }
 
@@ -990,6 +1005,7 @@ async function main(): Promise<void> {
           data: { '.dockerconfigjson': b64(dockerconfig(password)) },
         });
         const times = (await observed).sort((a, b) => a - b);
+    console.error('OPER', [0, 10, 25, 50, 75, 90, 99, 100].map((q) => Math.round(percentile(times, q))).join(' '));
         await new Promise((r) => setTimeout(r, 1500)); // let trailing writes (export status) land before counting
         const writes = writesOf(await operator.metrics()) - before;
         const entry = {
@@ -1108,6 +1124,7 @@ async function main(): Promise<void> {
     ['policy converged (all N SAs list it)', `${policy.p100Ms} ms (p50 ${policy.p50Ms})`, ''],
     ['policy / floor', `${policy.vsFloor}×`, '≤ 1.5×'],
     ['policy API writes', `${policy.apiWrites}`, `2N + status = ${2 * N + 1}`],
+    ['policy reconciles (namespaces and the policy)', `${policy.reconciles}`, ''],
   ];
   if (ONLY) {
     const file = writeResults(results);

@@ -16,9 +16,14 @@ export function isLogLevel(value: string): value is LogLevel {
   return (LOG_LEVELS as readonly string[]).includes(value);
 }
 
-/** JSON lines on stderr, so stdout stays free for tools that print results. */
+/**
+ * JSON lines on stderr, so stdout stays free for tools that print results.
+ * winston runs every call through its formats (timestamp, JSON) before a
+ * transport drops it by level, so disabled levels are cut off here: a debug
+ * line in a hot path costs nothing at the default level.
+ */
 export function createLogger(level: LogLevel, stream: NodeJS.WritableStream = process.stderr): Logger {
-  return winston.createLogger({
+  const logger = winston.createLogger({
     level,
     format: winston.format.combine(
       winston.format.timestamp(),
@@ -27,6 +32,25 @@ export function createLogger(level: LogLevel, stream: NodeJS.WritableStream = pr
     ),
     transports: [new winston.transports.Stream({ stream })],
   });
+  return levelGated(logger, LOG_LEVELS.indexOf(level));
+}
+
+const ignore = (): void => undefined;
+
+function levelGated(logger: winston.Logger, maxLevel: number): Logger {
+  const at =
+    (level: LogLevel) =>
+    (message: string, meta?: Record<string, unknown>): void => {
+      logger.log(level, message, meta);
+    };
+  const enabled = (level: LogLevel) => LOG_LEVELS.indexOf(level) <= maxLevel;
+  return {
+    error: enabled('error') ? at('error') : ignore,
+    warn: enabled('warn') ? at('warn') : ignore,
+    info: enabled('info') ? at('info') : ignore,
+    debug: enabled('debug') ? at('debug') : ignore,
+    child: (meta) => levelGated(logger.child(meta), maxLevel),
+  };
 }
 
 /** A logger that drops everything, for unit tests. */

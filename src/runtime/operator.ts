@@ -32,6 +32,9 @@ export type ControllerGauge =
       series: () => Array<{ labels: Record<string, string>; value: number }>;
     };
 
+/** What a watched informer saw happen to an object. */
+export type WatchedEvent = 'add' | 'update' | 'delete';
+
 // The framework ships as CommonJS with `exports.default`.
 const FrameworkOperator = framework.default;
 
@@ -126,16 +129,16 @@ export abstract class ControllerOperator extends FrameworkOperator {
   /** Shared informer of a resource, with handlers that enqueue keys computed by `toKeys`. */
   protected watch<T extends KubernetesObject>(
     informer: Informer<T>,
-    toKeys: (obj: T, old?: T) => Iterable<string> = (obj) => [objectKey(obj)],
+    toKeys: (obj: T, old: T | undefined, event: WatchedEvent) => Iterable<string> = (obj) => [objectKey(obj)],
   ): Informer<T> {
-    const enqueue = (obj: T, old?: T) => {
-      for (const key of toKeys(obj, old)) this.queue.add(key);
+    const enqueue = (event: WatchedEvent, obj: T, old?: T) => {
+      for (const key of toKeys(obj, old, event)) this.queue.add(key);
     };
     if (!this.watchedInformers.includes(informer)) this.watchedInformers.push(informer);
     informer.addHandlers({
-      onAdd: (obj) => enqueue(obj),
-      onUpdate: (old, obj) => enqueue(obj, old),
-      onDelete: (obj) => enqueue(obj),
+      onAdd: (obj) => enqueue('add', obj),
+      onUpdate: (old, obj) => enqueue('update', obj, old),
+      onDelete: (obj) => enqueue('delete', obj),
     });
     return informer;
   }
@@ -184,14 +187,14 @@ export abstract class ControllerOperator extends FrameworkOperator {
    * lags the object: it is raised as a conflict, which the queue retries
    * quietly from the newer cached object instead of reporting a failure.
    */
-  protected async guardedPatch(
+  protected async guardedPatch<T extends KubernetesObject = KubernetesObject>(
     rt: ResourceType,
     namespace: string | undefined,
     name: string,
     ops: JsonPatchOp[],
-  ): Promise<void> {
+  ): Promise<T> {
     try {
-      await this.client.jsonPatch(rt, namespace, name, ops);
+      return await this.client.jsonPatch<T>(rt, namespace, name, ops);
     } catch (err) {
       if (err instanceof ApiError && isJsonPatchTestFailure(err, ops)) {
         throw staleObjectError(err, `${rt.kind || rt.plural} ${namespace ? `${namespace}/` : ''}${name}`);

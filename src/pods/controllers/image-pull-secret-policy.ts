@@ -8,6 +8,7 @@ import { isStaleWrite, type JsonPatchOp } from '../../runtime/api-errors.js';
 import type { Informer } from '../../runtime/informer.js';
 import { ApiError, isAlreadyExists, isNotFound, type ResourceType } from '../../runtime/kube-client.js';
 import { ControllerOperator, type ControllerGauge, type OperatorContext } from '../../runtime/operator.js';
+import { OwnWrites } from '../../runtime/own-writes.js';
 import { errorMessage, type ReconcileResult } from '../../runtime/work-queue.js';
 import {
   namespacesInformer,
@@ -100,6 +101,8 @@ export class ImagePullSecretPolicyController extends ControllerOperator {
     string,
     { namespaces: number; serviceAccounts: number; conflicts: number }
   >();
+  /** Placeholders created and ServiceAccounts patched here: their watch echoes need no second namespace pass. */
+  private readonly ownWrites = new OwnWrites();
 
   constructor(
     ctx: OperatorContext,
@@ -161,21 +164,31 @@ export class ImagePullSecretPolicyController extends ControllerOperator {
       return [namespaceKey(ns.metadata!.name!)];
     });
 
-    this.serviceAccounts = this.watch(serviceAccountsInformer(this.ctx), (sa) => {
+    this.serviceAccounts = this.watch(serviceAccountsInformer(this.ctx), (sa, _old, event) => {
       if (this.policies.size === 0 && sa.metadata?.annotations?.[ADDED_ENTRIES_ANNOTATION] === undefined)
         return [];
       this.recountAll();
-      return [namespaceKey(sa.metadata!.namespace!)];
+      const md = sa.metadata!;
+      if (
+        event !== 'delete' &&
+        this.ownWrites.isEcho('ServiceAccount', md.namespace, md.name!, md.resourceVersion)
+      )
+        return [];
+      return [namespaceKey(md.namespace!)];
     });
 
-    this.secrets = this.watch(secretIndexWithPolicyLabels(this.ctx), (stub, old) => {
-      const name = stub.metadata.name;
-      const labelled = stub.metadata.labels?.[POLICY_LABEL] ?? old?.metadata.labels?.[POLICY_LABEL];
-      const named = this.policies.list().filter((p) => p.spec.secretName === name);
+    this.secrets = this.watch(secretIndexWithPolicyLabels(this.ctx), (stub, old, event) => {
+      const md = stub.metadata;
+      // Plans read only a Secret's existence, name and labels: a data change (a placeholder being filled) moves nothing.
+      if (old && sameLabels(old.metadata.labels, md.labels)) return [];
+      const labelled = md.labels?.[POLICY_LABEL] ?? old?.metadata.labels?.[POLICY_LABEL];
+      const named = this.policies.list().filter((p) => p.spec.secretName === md.name);
       if (labelled === undefined && named.length === 0) return [];
       for (const p of named) this.queue.addAfter(policyKey(p.metadata!.name!), STATUS_DELAY_MS);
       if (labelled !== undefined) this.queue.addAfter(policyKey(labelled), STATUS_DELAY_MS);
-      return [namespaceKey(stub.metadata.namespace)];
+      if (event !== 'delete' && this.ownWrites.isEcho('Secret', md.namespace, md.name, md.resourceVersion))
+        return [];
+      return [namespaceKey(md.namespace)];
     });
   }
 
@@ -281,7 +294,8 @@ export class ImagePullSecretPolicyController extends ControllerOperator {
       data: { [DOCKER_CONFIG_JSON_KEY]: EMPTY_DOCKER_CONFIG },
     };
     try {
-      await this.client.create(SecretsResource, secret, namespace);
+      const created = await this.client.create(SecretsResource, secret, namespace);
+      this.ownWrites.wrote('Secret', namespace, name, created.metadata?.resourceVersion);
     } catch (err) {
       // A namespace being deleted refuses new objects; its own delete event follows.
       if (err instanceof ApiError && err.code === 403 && /being terminated/.test(err.message)) return;
@@ -318,7 +332,13 @@ export class ImagePullSecretPolicyController extends ControllerOperator {
       else ops.push({ op: 'add', path: RECORD_PATH, value: next });
     }
     try {
-      await this.guardedPatch(ServiceAccountsResource, md.namespace, md.name!, ops);
+      const patched = await this.guardedPatch<V1ServiceAccount>(
+        ServiceAccountsResource,
+        md.namespace,
+        md.name!,
+        ops,
+      );
+      this.ownWrites.wrote('ServiceAccount', md.namespace, md.name!, patched.metadata?.resourceVersion);
     } catch (err) {
       if (isNotFound(err)) return;
       throw err;
