@@ -499,9 +499,7 @@ async function measurePolicy(
         { op: 'add', path: '/imagePullSecrets', value: [{ name: 'floor-pull' }] },
       ]);
     });
-    const floorTimes = (await floorObserved).sort((a, b) => a - b);
-    const floorMs = Math.max(...floorTimes);
-    console.error('FLOOR', [0, 10, 25, 50, 75, 90, 99, 100].map((q) => Math.round(percentile(floorTimes, q))).join(' '));
+    const floorMs = Math.max(...(await floorObserved));
 
     const operator = await startOperator();
     const metricsBefore = await operator.metrics();
@@ -516,7 +514,6 @@ async function measurePolicy(
       spec: { secretName: 'policy-pull', namespaceSelector: { matchLabels: { 'bench-policy': 'true' } } },
     });
     const times = (await observed).sort((a, b) => a - b);
-    console.error('OPER', [0, 10, 25, 50, 75, 90, 99, 100].map((q) => Math.round(percentile(times, q))).join(' '));
     await sleep(1500); // trailing writes (the policy status) land before counting
     const metricsAfter = await operator.metrics();
     const writes = writesOf(metricsAfter) - before;
@@ -962,7 +959,6 @@ async function main(): Promise<void> {
         );
         const writesDone = performance.now() - start;
         const times = (await observed).sort((a, b) => a - b);
-    console.error('OPER', [0, 10, 25, 50, 75, 90, 99, 100].map((q) => Math.round(percentile(times, q))).join(' '));
         results.floor = {
           writes: N,
           writesMs: ms(writesDone),
@@ -991,7 +987,6 @@ async function main(): Promise<void> {
           spec: { toNamespaces: ['*'] },
         });
         const times = (await observed).sort((a, b) => a - b);
-    console.error('OPER', [0, 10, 25, 50, 75, 90, 99, 100].map((q) => Math.round(percentile(times, q))).join(' '));
         results.initialFill = { p50Ms: ms(percentile(times, 50)), p100Ms: ms(percentile(times, 100)) };
       }
 
@@ -1005,7 +1000,6 @@ async function main(): Promise<void> {
           data: { '.dockerconfigjson': b64(dockerconfig(password)) },
         });
         const times = (await observed).sort((a, b) => a - b);
-    console.error('OPER', [0, 10, 25, 50, 75, 90, 99, 100].map((q) => Math.round(percentile(times, q))).join(' '));
         await new Promise((r) => setTimeout(r, 1500)); // let trailing writes (export status) land before counting
         const writes = writesOf(await operator.metrics()) - before;
         const entry = {

@@ -27,6 +27,7 @@ export const MAX_EVENT_MESSAGE_CHARS = 1024;
 export class EventRecorder {
   private readonly recent = new Map<string, number>();
   readonly written: Array<{ object: string; type: EventType; reason: string; message: string }> = [];
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
     private readonly client: KubeClient,
@@ -72,13 +73,25 @@ export class EventRecorder {
     };
     this.written.push({ object: `${obj.kind}/${namespace}/${md.name}`, type, reason, message });
     if (this.written.length > 1000) this.written.shift();
-    this.client.create(EventsResource, event, namespace).catch((err: unknown) => {
-      this.logger.warn('could not write event', {
-        object: `${obj.kind} ${namespace}/${md.name}`,
-        reason,
-        error: errorMessage(err),
-      });
-    });
+    const write: Promise<void> = this.client
+      .create(EventsResource, event, namespace)
+      .then(
+        () => undefined,
+        (err: unknown) => {
+          this.logger.warn('could not write event', {
+            object: `${obj.kind} ${namespace}/${md.name}`,
+            reason,
+            error: errorMessage(err),
+          });
+        },
+      )
+      .finally(() => this.inFlight.delete(write));
+    this.inFlight.add(write);
+  }
+
+  /** Resolves once the Events being written are done: a stopping operator waits for them before closing its client. */
+  async drain(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
   private prune(now: number): void {

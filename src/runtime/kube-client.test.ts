@@ -6,6 +6,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import {
+  createSecureServer as createSecureHttp2Server,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type Http2Session,
+} from 'node:http2';
 import { connect, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -398,21 +404,26 @@ before(() => {
 
 after(() => rmSync(pki, { recursive: true, force: true }));
 
-/** An https API server that asks for a client certificate and answers with its CN; `revoked` CNs get 401. */
-async function tlsApiServer(revoked: Set<string> = new Set()) {
+/**
+ * An https API server that asks for a client certificate and answers with its CN; `revoked` CNs get 401.
+ * With `http2`, it offers HTTP/2 (and HTTP/1.1) as kube-apiserver does; `versions` lists each request's.
+ */
+async function tlsApiServer(revoked: Set<string> = new Set(), opts: { http2?: boolean } = {}) {
   const seen: string[] = [];
-  const server = createHttpsServer(
+  const versions: string[] = [];
+  const tlsOptions = {
+    key: pem('server.key'),
+    cert: pem('server.crt'),
+    ca: pem('ca.crt'),
+    requestCert: true,
+    rejectUnauthorized: false,
+  };
+  const handler = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => {
     {
-      key: pem('server.key'),
-      cert: pem('server.crt'),
-      ca: pem('ca.crt'),
-      requestCert: true,
-      rejectUnauthorized: false,
-    },
-    (req, res) => {
       const socket = req.socket as TLSSocket;
       const cn = socket.authorized ? String(socket.getPeerCertificate().subject.CN) : 'anonymous';
       seen.push(cn);
+      versions.push(req.httpVersion);
       res.setHeader('Content-Type', 'application/json');
       if (cn === 'anonymous' || revoked.has(cn)) {
         res.statusCode = 401;
@@ -428,10 +439,23 @@ async function tlsApiServer(revoked: Set<string> = new Set()) {
         return;
       }
       res.end(JSON.stringify({ ...cm, metadata: { ...cm.metadata, name: cn } }));
-    },
-  );
+    }
+  };
+  const server = opts.http2
+    ? createSecureHttp2Server({ ...tlsOptions, allowHTTP1: true }, handler)
+    : createHttpsServer(tlsOptions, handler);
+  const sessions = new Set<Http2Session>();
+  if (opts.http2) server.on('session', (session: Http2Session) => sessions.add(session));
   const port = await listen(server);
-  return { seen, port, close: () => close(server) };
+  return {
+    seen,
+    versions,
+    port,
+    close: async () => {
+      for (const session of sessions) session.destroy();
+      await close(server);
+    },
+  };
 }
 
 /** A kubeconfig for the server; `user` is the YAML of the user entry. */
@@ -483,47 +507,81 @@ process.stdout.write(JSON.stringify({ apiVersion: 'client.authentication.k8s.io/
   return { which, user };
 }
 
-test('client certificates that rotate are picked up by new connections: exec plugin and certificate files', async () => {
-  const server = await tlsApiServer();
-  const certFile = join(pki, 'rotating.crt');
-  const keyFile = join(pki, 'rotating.key');
-  writeFileSync(certFile, pem('client-1.crt'));
-  writeFileSync(keyFile, pem('client-1.key'));
-  const plugin = execPlugin(50);
-  const cases = [
-    {
-      name: 'exec plugin returning clientCertificateData',
-      user: plugin.user,
-      rotate: () => writeFileSync(plugin.which, 'client-2'),
-    },
-    {
-      name: 'client-certificate / client-key files',
-      user: `    client-certificate: ${certFile}\n    client-key: ${keyFile}`,
-      rotate: () => {
-        writeFileSync(certFile, pem('client-2.crt'));
-        writeFileSync(keyFile, pem('client-2.key'));
+for (const http2 of [false, true])
+  test(`client certificates that rotate are picked up by new connections: exec plugin and certificate files (server ${http2 ? 'with' : 'without'} HTTP/2)`, async () => {
+    const server = await tlsApiServer(new Set(), { http2 });
+    const certFile = join(pki, 'rotating.crt');
+    const keyFile = join(pki, 'rotating.key');
+    writeFileSync(certFile, pem('client-1.crt'));
+    writeFileSync(keyFile, pem('client-1.key'));
+    const plugin = execPlugin(50);
+    const cases = [
+      {
+        name: 'exec plugin returning clientCertificateData',
+        user: plugin.user,
+        rotate: () => writeFileSync(plugin.which, 'client-2'),
       },
-    },
+      {
+        name: 'client-certificate / client-key files',
+        user: `    client-certificate: ${certFile}\n    client-key: ${keyFile}`,
+        rotate: () => {
+          writeFileSync(certFile, pem('client-2.crt'));
+          writeFileSync(keyFile, pem('client-2.key'));
+        },
+      },
+    ];
+    try {
+      for (const c of cases) {
+        const client = await KubeClient.create(loadKubeAuth(kubeconfig(server.port, c.user)), {
+          ...OPTIONS,
+          credentialRefreshMs: 100,
+        });
+        try {
+          assert.equal((await client.get(ConfigMaps, 'ns', 'x'))?.metadata?.name, 'client-1', c.name);
+          c.rotate();
+          await new Promise((r) => setTimeout(r, 200));
+          assert.equal((await client.get(ConfigMaps, 'ns', 'x'))?.metadata?.name, 'client-2', c.name);
+          const events: string[] = [];
+          await client.watch(
+            ConfigMaps,
+            { resourceVersion: '1' },
+            (e: { object: { metadata: { name: string } } }) => events.push(e.object.metadata.name),
+            new AbortController().signal,
+          );
+          assert.deepEqual(events, ['client-2'], `${c.name}: watch`);
+        } finally {
+          client.close();
+        }
+      }
+      // Requests use HTTP/2 where the server offers it; watches always stream over HTTP/1.1.
+      const want = http2 ? ['2.0', '2.0', '1.1'] : ['1.1', '1.1', '1.1'];
+      assert.deepEqual(server.versions, [...want, ...want]);
+    } finally {
+      await server.close();
+    }
+  });
+
+test('HTTP/2: one connection carries concurrent requests; DISABLE_HTTP2 keeps HTTP/1.1', async () => {
+  const server = await tlsApiServer(new Set(), { http2: true });
+  const user = `    client-certificate: ${join(pki, 'client-1.crt')}\n    client-key: ${join(pki, 'client-1.key')}`;
+  const cases = [
+    { name: 'default', env: {}, want: '2.0' },
+    { name: 'DISABLE_HTTP2=1', env: { DISABLE_HTTP2: '1' }, want: '1.1' },
   ];
   try {
     for (const c of cases) {
-      const client = await KubeClient.create(loadKubeAuth(kubeconfig(server.port, c.user)), {
+      server.versions.length = 0;
+      const client = await KubeClient.create(loadKubeAuth(kubeconfig(server.port, user)), {
         ...OPTIONS,
-        credentialRefreshMs: 100,
+        env: c.env,
       });
       try {
-        assert.equal((await client.get(ConfigMaps, 'ns', 'x'))?.metadata?.name, 'client-1', c.name);
-        c.rotate();
-        await new Promise((r) => setTimeout(r, 200));
-        assert.equal((await client.get(ConfigMaps, 'ns', 'x'))?.metadata?.name, 'client-2', c.name);
-        const events: string[] = [];
-        await client.watch(
-          ConfigMaps,
-          { resourceVersion: '1' },
-          (e: { object: { metadata: { name: string } } }) => events.push(e.object.metadata.name),
-          new AbortController().signal,
+        const names = await Promise.all(
+          Array.from({ length: 20 }, () => client.get(ConfigMaps, 'ns', 'x').then((o) => o?.metadata?.name)),
         );
-        assert.deepEqual(events, ['client-2'], `${c.name}: watch`);
+        assert.deepEqual(new Set(names), new Set(['client-1']), c.name);
+        assert.deepEqual(new Set(server.versions), new Set([c.want]), c.name);
+        assert.equal(server.versions.length, 20, c.name);
       } finally {
         client.close();
       }

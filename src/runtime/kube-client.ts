@@ -7,6 +7,7 @@ import {
 } from 'node:http';
 import { setMaxListeners } from 'node:events';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { Http2Connection, Http2Unavailable, type Exchange } from './http2-connection.js';
 import { HttpsTunnelAgent, HttpTunnelAgent, proxyFor, redactProxyUrl } from './http-proxy.js';
 import type { KubeAuth } from './kubeconfig.js';
 import type { Logger } from './logger.js';
@@ -208,6 +209,8 @@ export class KubeClient {
   /** Aborted by close(): ends waits between retries. */
   private readonly closed = new AbortController();
   private throttling: { since: number; last: number; responses: number } | undefined;
+  /** Ordinary requests go here when the server speaks HTTP/2; watches always use watchAgent. */
+  private readonly http2: Http2Connection | undefined;
   /** Requests waiting out a Retry-After, released early when their priority level serves another. */
   private readonly throttleWaiters = new ThrottleWaiters();
   private requestObserver: ((observation: RequestObservation) => void) | undefined;
@@ -223,6 +226,9 @@ export class KubeClient {
     this.proxy = proxyFor(this.server, cluster.proxyUrl, options.env ?? process.env);
     this.tls = tls;
     [this.agent, this.watchAgent] = this.buildAgents();
+    // HTTP/2 for requests as client-go does, unless a proxy is in the way or DISABLE_HTTP2 (client-go's switch) is set.
+    if (this.server.protocol === 'https:' && !this.proxy && !(options.env ?? process.env).DISABLE_HTTP2)
+      this.http2 = new Http2Connection(this.server.origin, this.tls);
     this.limiter = new TokenBucket(options.qps, options.burst);
     this.inFlight = new InFlightLimit(options.maxInFlight ?? 0);
     // Every request waiting for a Retry-After listens on it.
@@ -307,6 +313,7 @@ export class KubeClient {
       [this.agent, this.watchAgent] = this.buildAgents();
       // Requests and watches in flight finish on their connections; idle ones close now, busy ones when freed.
       for (const agent of old) retire(agent);
+      this.http2?.renew(tls);
       this.options.logger?.info('API client credentials changed: new connections use them');
     }
     return this.setAuth(opts);
@@ -378,19 +385,17 @@ export class KubeClient {
         headers['Content-Length'] = String(payload.length);
       }
       const release = await this.inFlight.acquire();
-      let res: IncomingMessage;
-      let text: string;
+      let res: Exchange;
       const sentAt = performance.now();
       try {
-        res = await this.send(url, method, headers, payload, this.agent, this.options.timeoutMs, opts.signal);
-        text = await readBody(res);
+        res = await this.exchange(url, method, headers, payload, opts.signal);
       } catch (err) {
         this.noteAnswer(method, undefined, sentAt);
         throw err;
       } finally {
         release();
       }
-      const code = res.statusCode ?? 0;
+      const { statusCode: code, text } = res;
       this.noteAnswer(method, code, sentAt);
       const level = priorityLevelOf(res.headers);
       // Served by its priority level: that level had a seat, so one throttled request may try again now.
@@ -458,6 +463,34 @@ export class KubeClient {
     });
   }
 
+  /** One request and its whole answer: over the HTTP/2 connection when there is one, else HTTP/1.1. */
+  private async exchange(
+    url: URL,
+    method: string,
+    headers: Record<string, string>,
+    payload: Buffer | undefined,
+    signal?: AbortSignal,
+  ): Promise<Exchange> {
+    const timeoutMs = this.options.timeoutMs;
+    if (this.http2?.available) {
+      try {
+        return await this.http2.request(
+          method,
+          url.pathname + url.search,
+          headers,
+          payload,
+          timeoutMs,
+          signal,
+        );
+      } catch (err) {
+        // Not sent: HTTP/1.1 carries this request (and the next ones for a while).
+        if (!(err instanceof Http2Unavailable)) throw err;
+      }
+    }
+    const res = await this.send(url, method, headers, payload, this.agent, timeoutMs, signal);
+    return { statusCode: res.statusCode ?? 0, headers: res.headers, text: await readBody(res) };
+  }
+
   private send(
     url: URL,
     method: string,
@@ -478,8 +511,7 @@ export class KubeClient {
         req.destroy(new Error(`request timed out after ${timeoutMs} ms: ${method} ${url.pathname}`)),
       );
       req.on('error', reject);
-      if (payload) req.write(payload);
-      req.end();
+      req.end(payload);
     });
   }
 
@@ -665,6 +697,7 @@ export class KubeClient {
 
   close(): void {
     this.closed.abort(new Error('API client closed'));
+    this.http2?.close();
     this.agent.destroy();
     this.watchAgent.destroy();
   }

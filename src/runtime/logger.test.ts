@@ -7,7 +7,8 @@ function capture(level: LogLevel) {
   const lines: Array<Record<string, unknown>> = [];
   const stream = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+      for (const line of chunk.toString('utf8').split('\n').filter(Boolean))
+        lines.push(JSON.parse(line) as Record<string, unknown>);
       cb();
     },
   });
@@ -36,7 +37,7 @@ test('each level writes its own and the more severe lines as JSON, with meta and
       level,
     );
     for (const l of fromChild) {
-      assert.equal(l.message, `${l.level} line`);
+      assert.equal(l.message, `${String(l.level)} line`);
       assert.equal(l.n, 1);
       assert.equal(typeof l.timestamp, 'string');
     }

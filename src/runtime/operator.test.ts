@@ -31,7 +31,12 @@ class FakeInformer {
 class Recorder extends ControllerOperator {
   readonly reconciled: string[] = [];
   constructor(private readonly informer: FakeInformer) {
-    const ctx = { logger: silentLogger, concurrency: 1, resyncPeriodMs: 0 } as unknown as OperatorContext;
+    const ctx = {
+      logger: silentLogger,
+      concurrency: 1,
+      resyncPeriodMs: 0,
+      events: { drain: async () => undefined },
+    } as unknown as OperatorContext;
     super(ctx, 'recorder');
   }
   protected async init(): Promise<void> {

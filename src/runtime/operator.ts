@@ -124,6 +124,7 @@ export abstract class ControllerOperator extends FrameworkOperator {
   // eslint-disable-next-line @typescript-eslint/no-misused-promises
   override async stop(): Promise<void> {
     await Promise.all([this.queue, ...this.frameworkQueues].map((q) => q.shutdown()));
+    await this.ctx.events.drain();
   }
 
   /** Shared informer of a resource, with handlers that enqueue keys computed by `toKeys`. */

@@ -6,15 +6,21 @@
  * echo brings nothing new, yet queueing its key again costs a second
  * reconcile that reads the same caches, and a write guarded by a cache that
  * has not seen the controller's previous write yet fails as stale. Only an
- * exact (object, resourceVersion) match is an echo: any other change to the
- * object has a new resourceVersion and is queued as usual. An echo that
- * arrives before the write's answer is not recognised and is queued as
- * before (the entry then ages out), so a miss only costs the extra reconcile.
+ * exact (object, resourceVersion) match is an echo: any other change has a
+ * new resourceVersion and is queued as usual.
  *
- * Bounded: at most `maxEntries` versions, each forgotten after `ttlMs`.
+ * The echo may arrive before the write's answer, so a write is bracketed by
+ * begin() and end(): events for the object in between are held, and end()
+ * says whether any of them was not the write's own version (then the caller
+ * queues the key, which runs again after the current reconcile).
+ *
+ * Bounded: at most `maxEntries` recorded versions, each forgotten after
+ * `ttlMs`; events held during one write at most MAX_HELD (more count as a
+ * change by someone else).
  */
 export class OwnWrites {
   private readonly versions = new Map<string, { resourceVersion: string; at: number }>();
+  private readonly writing = new Map<string, { count: number; held: Array<string | undefined> }>();
 
   constructor(
     private readonly maxEntries = 10_000,
@@ -26,24 +32,41 @@ export class OwnWrites {
     return this.versions.size;
   }
 
-  /** Records that this controller wrote `resourceVersion` of the object. */
-  wrote(
+  /** A write of the object is about to be sent. Always pair with end(). */
+  begin(kind: string, namespace: string | undefined, name: string): void {
+    const key = objectId(kind, namespace, name);
+    const entry = this.writing.get(key);
+    if (entry) entry.count += 1;
+    else this.writing.set(key, { count: 1, held: [] });
+  }
+
+  /**
+   * The write ended: with the version it produced, or undefined when it
+   * failed. True when an event held meanwhile was someone else's change (or
+   * the write failed after events came), so the caller must queue the key.
+   */
+  end(
     kind: string,
     namespace: string | undefined,
     name: string,
     resourceVersion: string | undefined,
-  ): void {
-    if (!resourceVersion) return;
+  ): boolean {
     const key = objectId(kind, namespace, name);
-    // Re-inserted so the Map's order stays oldest first.
-    this.versions.delete(key);
-    this.versions.set(key, { resourceVersion, at: this.now() });
-    this.trim();
+    const entry = this.writing.get(key);
+    if (!entry) return false;
+    entry.count -= 1;
+    if (entry.count > 0) return false;
+    this.writing.delete(key);
+    const echoSeen = resourceVersion !== undefined && entry.held.includes(resourceVersion);
+    // The echo already came: nothing left to match later.
+    if (resourceVersion !== undefined && !echoSeen) this.record(key, resourceVersion);
+    return entry.held.some((held) => held === undefined || held !== resourceVersion);
   }
 
   /**
-   * True when the event's object is exactly the version this controller
-   * wrote (each recorded version matches once); false for any other version.
+   * True when the event's object needs no queueing now: it is exactly the
+   * version this controller wrote (each recorded version matches once), or a
+   * write of it is in flight (end() decides). False for any other version.
    */
   isEcho(
     kind: string,
@@ -51,13 +74,26 @@ export class OwnWrites {
     name: string,
     resourceVersion: string | undefined,
   ): boolean {
-    this.trim();
     const key = objectId(kind, namespace, name);
+    const inFlight = this.writing.get(key);
+    if (inFlight) {
+      if (inFlight.held.length < MAX_HELD) inFlight.held.push(resourceVersion);
+      else inFlight.held[MAX_HELD - 1] = undefined;
+      return true;
+    }
+    this.trim();
     const entry = this.versions.get(key);
     if (!entry || resourceVersion === undefined) return false;
     // A newer version of the object than the one recorded: the recorded echo will not come any more.
     this.versions.delete(key);
     return entry.resourceVersion === resourceVersion;
+  }
+
+  private record(key: string, resourceVersion: string): void {
+    // Re-inserted so the Map's order stays oldest first.
+    this.versions.delete(key);
+    this.versions.set(key, { resourceVersion, at: this.now() });
+    this.trim();
   }
 
   private trim(): void {
@@ -68,6 +104,9 @@ export class OwnWrites {
     }
   }
 }
+
+/** Events held for one write; past it, the last slot says "someone else changed it" (undefined). */
+const MAX_HELD = 16;
 
 const objectId = (kind: string, namespace: string | undefined, name: string): string =>
   `${kind}\0${namespace ?? ''}\0${name}`;

@@ -167,7 +167,7 @@ async function startApp(opts: { workRoot: string; logger?: Logger; app?: Partial
   const ctx = {
     client,
     informers: new InformerFactory(client, logger),
-    events: { event: () => undefined } as unknown as EventRecorder,
+    events: { event: () => undefined, drain: async () => undefined } as unknown as EventRecorder,
     logger,
     concurrency: 2,
     resyncPeriodMs: 0,

@@ -293,13 +293,16 @@ export class ImagePullSecretPolicyController extends ControllerOperator {
       type: DOCKER_CONFIG_JSON_TYPE,
       data: { [DOCKER_CONFIG_JSON_KEY]: EMPTY_DOCKER_CONFIG },
     };
+    let written: string | undefined;
+    this.ownWrites.begin('Secret', namespace, name);
     try {
-      const created = await this.client.create(SecretsResource, secret, namespace);
-      this.ownWrites.wrote('Secret', namespace, name, created.metadata?.resourceVersion);
+      written = (await this.client.create(SecretsResource, secret, namespace)).metadata?.resourceVersion;
     } catch (err) {
       // A namespace being deleted refuses new objects; its own delete event follows.
       if (err instanceof ApiError && err.code === 403 && /being terminated/.test(err.message)) return;
       throw err;
+    } finally {
+      if (this.ownWrites.end('Secret', namespace, name, written)) this.queue.add(namespaceKey(namespace));
     }
     this.log.info('created placeholder', { namespace, secret: name, policy });
   }
@@ -331,6 +334,8 @@ export class ImagePullSecretPolicyController extends ControllerOperator {
         ops.push({ op: 'add', path: '/metadata/annotations', value: { [ADDED_ENTRIES_ANNOTATION]: next } });
       else ops.push({ op: 'add', path: RECORD_PATH, value: next });
     }
+    let written: string | undefined;
+    this.ownWrites.begin('ServiceAccount', md.namespace, md.name!);
     try {
       const patched = await this.guardedPatch<V1ServiceAccount>(
         ServiceAccountsResource,
@@ -338,10 +343,13 @@ export class ImagePullSecretPolicyController extends ControllerOperator {
         md.name!,
         ops,
       );
-      this.ownWrites.wrote('ServiceAccount', md.namespace, md.name!, patched.metadata?.resourceVersion);
+      written = patched.metadata?.resourceVersion;
     } catch (err) {
       if (isNotFound(err)) return;
       throw err;
+    } finally {
+      if (this.ownWrites.end('ServiceAccount', md.namespace, md.name!, written))
+        this.queue.add(namespaceKey(md.namespace!));
     }
     this.log.debug('updated ServiceAccount imagePullSecrets', {
       serviceAccount: `${md.namespace}/${md.name}`,
