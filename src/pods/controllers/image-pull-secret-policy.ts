@@ -151,7 +151,16 @@ export class ImagePullSecretPolicyController extends ControllerOperator {
           !old ||
           JSON.stringify(old.spec) !== JSON.stringify(policy.spec) ||
           isDeleting(old) !== isDeleting(policy);
-        if (moved) for (const ns of this.namespaces.keys()) keys.push(namespaceKey(ns));
+        // Only where the old or the new spec selects: elsewhere the policy has nothing and wants nothing
+        // (leftovers of a deleted policy are queued by its finalizer; startup queues every namespace).
+        if (moved) {
+          for (const ns of this.namespaces.list()) {
+            const view = { name: ns.metadata!.name!, labels: ns.metadata?.labels ?? {} };
+            const selects = (p: ImagePullSecretPolicy) =>
+              policySelectsNamespace(p, view, this.operatorNamespace);
+            if (selects(policy) || (old !== undefined && selects(old))) keys.push(namespaceKey(view.name));
+          }
+        }
         return keys;
       },
     );

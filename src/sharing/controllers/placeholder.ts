@@ -1,7 +1,8 @@
 import type { V1Namespace, V1Secret } from '@kubernetes/client-node';
 import type { SecretExport } from '../../../generated/index.js';
-import { splitKey, type Informer } from '../../runtime/informer.js';
+import { objectKey, splitKey, type Informer } from '../../runtime/informer.js';
 import { ApiError, isNotFound } from '../../runtime/kube-client.js';
+import { OwnWrites } from '../../runtime/own-writes.js';
 import { errorMessage } from '../../runtime/work-queue.js';
 import { domainMetrics, secondsSinceSourceChange, type SourceChange } from '../../runtime/domain-metrics.js';
 import {
@@ -68,6 +69,8 @@ export class PlaceholderController extends ControllerOperator {
   /** The newest source Secret change seen (for the propagation metric). */
   private lastSourceChange: SourceChange | undefined;
   private readonly outcomes: OutcomeEvents;
+  /** Placeholders written here: the watch echo of a write needs no second reconcile. */
+  private readonly ownWrites = new OwnWrites();
 
   constructor(ctx: OperatorContext) {
     super(ctx, 'placeholder');
@@ -76,7 +79,12 @@ export class PlaceholderController extends ControllerOperator {
 
   protected async init(): Promise<void> {
     this.secrets = namedSecretWatches(this.ctx);
-    this.placeholders = this.watch(placeholdersInformer(this.ctx));
+    this.placeholders = this.watch(placeholdersInformer(this.ctx), (secret, _old, event) => {
+      const md = secret.metadata!;
+      if (event !== 'delete' && this.ownWrites.isEcho('Secret', md.namespace, md.name!, md.resourceVersion))
+        return [];
+      return [objectKey(secret)];
+    });
     this.wrongType = this.watch(wrongTypePlaceholdersInformer(this.ctx));
     this.namespaces = namespacesInformer(this.ctx);
     this.namespaces.addHandlers({
@@ -226,7 +234,15 @@ export class PlaceholderController extends ControllerOperator {
     };
     // Data is replaced entirely: keys the placeholder had beyond .dockerconfigjson are removed.
     if (write.data) patch.data = replaceNulls(secret.data ?? {}, write.data);
-    await this.client.mergePatch(SecretsResource, md.namespace, md.name!, patch);
+    let written: string | undefined;
+    this.ownWrites.begin('Secret', md.namespace, md.name!);
+    try {
+      written = (await this.client.mergePatch<V1Secret>(SecretsResource, md.namespace, md.name!, patch))
+        .metadata?.resourceVersion;
+    } finally {
+      if (this.ownWrites.end('Secret', md.namespace, md.name!, written))
+        this.queue.add(`${md.namespace}/${md.name}`);
+    }
   }
 
   private async writeFailure(
