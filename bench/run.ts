@@ -502,6 +502,19 @@ async function measurePolicy(
     const floorMs = Math.max(...(await floorObserved));
 
     const operator = await startOperator();
+    // Startup reconciles every namespace once (thousands in a full run): the clock starts after them.
+    await waitUntil('the policy operator to finish its startup reconciles', 60_000, async () => {
+      const text = await operator.metricsText();
+      const depth = [...text.matchAll(/^workqueue_depth\{[^}]*\} (\d+)$/gm)].reduce(
+        (n, m) => n + Number(m[1]),
+        0,
+      );
+      const busy = [...text.matchAll(/^controller_runtime_active_workers\{[^}]*\} (\d+)$/gm)].reduce(
+        (n, m) => n + Number(m[1]),
+        0,
+      );
+      return depth === 0 && busy === 0;
+    });
     const metricsBefore = await operator.metrics();
     const before = writesOf(metricsBefore);
     log(`policy: one ImagePullSecretPolicy selecting ${N} namespaces`);
