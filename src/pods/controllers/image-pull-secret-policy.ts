@@ -9,6 +9,7 @@ import type { Informer } from '../../runtime/informer.js';
 import { ApiError, isAlreadyExists, isNotFound, type ResourceType } from '../../runtime/kube-client.js';
 import { ControllerOperator, type ControllerGauge, type OperatorContext } from '../../runtime/operator.js';
 import { OwnWrites } from '../../runtime/own-writes.js';
+import { sameStringMap } from '../../runtime/string-map.js';
 import { errorMessage, type ReconcileResult } from '../../runtime/work-queue.js';
 import {
   namespacesInformer,
@@ -167,7 +168,11 @@ export class ImagePullSecretPolicyController extends ControllerOperator {
     this.policies.addHandlers({ onDelete: (p) => this.observed.delete(p.metadata!.name!) });
 
     this.namespaces = this.watch(namespacesInformer(this.ctx), (ns, old) => {
-      if (old && sameLabels(old.metadata?.labels, ns.metadata?.labels) && isDeleting(old) === isDeleting(ns))
+      if (
+        old &&
+        sameStringMap(old.metadata?.labels, ns.metadata?.labels) &&
+        isDeleting(old) === isDeleting(ns)
+      )
         return [];
       this.recountAll();
       return [namespaceKey(ns.metadata!.name!)];
@@ -189,7 +194,7 @@ export class ImagePullSecretPolicyController extends ControllerOperator {
     this.secrets = this.watch(secretIndexWithPolicyLabels(this.ctx), (stub, old, event) => {
       const md = stub.metadata;
       // Plans read only a Secret's existence, name and labels: a data change (a placeholder being filled) moves nothing.
-      if (old && sameLabels(old.metadata.labels, md.labels)) return [];
+      if (old && sameStringMap(old.metadata.labels, md.labels)) return [];
       const labelled = md.labels?.[POLICY_LABEL] ?? old?.metadata.labels?.[POLICY_LABEL];
       const named = this.policies.list().filter((p) => p.spec.secretName === md.name);
       if (labelled === undefined && named.length === 0) return [];
@@ -474,9 +479,4 @@ export class ImagePullSecretPolicyController extends ControllerOperator {
       policy: name,
     });
   }
-}
-
-function sameLabels(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
-  const ak = Object.keys(a ?? {});
-  return ak.length === Object.keys(b ?? {}).length && ak.every((k) => a![k] === b?.[k]);
 }

@@ -3,6 +3,7 @@ import type { SecretExport } from '../../../generated/index.js';
 import { objectKey, splitKey, type Informer } from '../../runtime/informer.js';
 import { ApiError, isNotFound } from '../../runtime/kube-client.js';
 import { OwnWrites } from '../../runtime/own-writes.js';
+import { sameStringMap } from '../../runtime/string-map.js';
 import { errorMessage } from '../../runtime/work-queue.js';
 import { domainMetrics, secondsSinceSourceChange, type SourceChange } from '../../runtime/domain-metrics.js';
 import {
@@ -100,7 +101,17 @@ export class PlaceholderController extends ControllerOperator {
         this.secrets.acquire(e.metadata!.namespace!, e.metadata!.name!, 'placeholder');
         this.enqueueReachedBy([e]);
       },
-      onUpdate: (before, after) => this.enqueueReachedBy([before, after]),
+      onUpdate: (before, after) => {
+        // The export's own status write (after each source change, mid-fan-out) moves no placeholder:
+        // placeholders read its spec (generation), annotations and deletion only.
+        if (
+          before.metadata?.generation === after.metadata?.generation &&
+          isDeleting(before) === isDeleting(after) &&
+          sameStringMap(before.metadata?.annotations, after.metadata?.annotations)
+        )
+          return;
+        this.enqueueReachedBy([before, after]);
+      },
       onDelete: (e) => {
         this.secrets.release(e.metadata!.namespace!, e.metadata!.name!, 'placeholder');
         this.enqueueReachedBy([e]);
@@ -314,3 +325,5 @@ export class PlaceholderController extends ControllerOperator {
     );
   }
 }
+
+const isDeleting = (obj: SecretExport): boolean => Boolean(obj.metadata?.deletionTimestamp);
