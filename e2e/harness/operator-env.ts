@@ -49,14 +49,18 @@ export class AuditLog {
   since(offset: number): AuditEvent[] {
     const end = this.offset();
     if (end <= offset) return [];
-    const buffer = Buffer.alloc(end - offset);
+    // One byte before the offset too: an offset taken while the API server was writing a long line
+    // falls inside that line, which belongs to before the offset.
+    const from = Math.max(0, offset - 1);
+    const buffer = Buffer.alloc(end - from);
     const fd = openSync(this.path, 'r');
     try {
-      readSync(fd, buffer, 0, buffer.length, offset);
+      readSync(fd, buffer, 0, buffer.length, from);
     } finally {
       closeSync(fd);
     }
-    const text = buffer.toString('utf8');
+    let text = buffer.toString('utf8');
+    if (offset > 0) text = text.slice(text.indexOf('\n') + 1);
     // Only whole lines: the last one may still be being written.
     return text
       .slice(0, text.lastIndexOf('\n') + 1)
