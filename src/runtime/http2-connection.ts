@@ -102,8 +102,8 @@ export class Http2Connection {
 
   /**
    * Sends one request and reads the whole answer. Throws Http2Unavailable
-   * when the request was not sent (no connection, or the connection has no
-   * free stream); any other error may come after the server received it.
+   * when the request was not sent (no connection could be made); any other
+   * error may come after the server received it.
    */
   async request(
     method: string,

@@ -94,6 +94,10 @@ export interface InformerHealth {
   lastError: string | undefined;
 }
 
+/** The object has a deletionTimestamp: finalizers run, nothing new should be added to it. */
+export const isDeleting = (obj: { metadata?: { deletionTimestamp?: unknown } }): boolean =>
+  obj.metadata?.deletionTimestamp !== undefined && obj.metadata.deletionTimestamp !== null;
+
 export const objectKey = (obj: KubernetesObject): string =>
   obj.metadata?.namespace ? `${obj.metadata.namespace}/${obj.metadata.name}` : `${obj.metadata?.name}`;
 

@@ -102,3 +102,42 @@ test('bounded: the oldest entries go past maxEntries, and every entry after ttlM
   assert.equal(own.isEcho('Secret', 'ns', 'b', '1'), false, 'aged out');
   assert.equal(own.size, 0);
 });
+
+test('write() brackets a write: its echo is recognised, a change by someone else during it requeues, errors pass through', async () => {
+  const own = new OwnWrites();
+  const secret = (rv: string) => ({ metadata: { namespace: 'ns', name: 'a', resourceVersion: rv } });
+  let requeued = 0;
+  const requeue = () => (requeued += 1);
+
+  assert.deepEqual(await own.write('Secret', 'ns', 'a', async () => secret('10'), requeue), secret('10'));
+  assert.equal(own.isEchoEvent('Secret', secret('10'), 'update'), true, 'its echo');
+  assert.equal(requeued, 0);
+
+  const during = own.write(
+    'Secret',
+    'ns',
+    'a',
+    async () => {
+      assert.equal(own.isEchoEvent('Secret', secret('11'), 'update'), true, 'held while the write runs');
+      return secret('12');
+    },
+    requeue,
+  );
+  await during;
+  assert.equal(requeued, 1, 'version 11 was someone else’s');
+
+  await assert.rejects(
+    own.write('Secret', 'ns', 'a', () => Promise.reject(new Error('refused')), requeue),
+    /refused/,
+  );
+  assert.equal(requeued, 1, 'a failed write with no event meanwhile queues nothing');
+});
+
+test('isEchoEvent: a delete is never an echo', () => {
+  const own = new OwnWrites();
+  own.begin('Secret', 'ns', 'a');
+  own.end('Secret', 'ns', 'a', '10');
+  const obj = { metadata: { namespace: 'ns', name: 'a', resourceVersion: '10' } };
+  assert.equal(own.isEchoEvent('Secret', obj, 'delete'), false);
+  assert.equal(own.isEchoEvent('Secret', obj, 'add'), true);
+});

@@ -1,3 +1,5 @@
+import type { WatchedEvent } from './operator.js';
+
 /**
  * The object versions a controller wrote itself, so the watch event that
  * echoes such a write can be told apart from someone else's change.
@@ -30,6 +32,39 @@ export class OwnWrites {
 
   get size(): number {
     return this.versions.size;
+  }
+
+  /**
+   * Sends one write of the object bracketed by begin() and end(), and calls
+   * `requeue` when an event held meanwhile was someone else's change. Returns
+   * what `send` returns; its error is rethrown.
+   */
+  async write<T extends { metadata?: { resourceVersion?: string } }>(
+    kind: string,
+    namespace: string | undefined,
+    name: string,
+    send: () => Promise<T>,
+    requeue: () => void,
+  ): Promise<T> {
+    let written: string | undefined;
+    this.begin(kind, namespace, name);
+    try {
+      const result = await send();
+      written = result.metadata?.resourceVersion;
+      return result;
+    } finally {
+      if (this.end(kind, namespace, name, written)) requeue();
+    }
+  }
+
+  /** A watch event of `obj` that needs no queueing: the echo of this controller's write (a delete never is). */
+  isEchoEvent(
+    kind: string,
+    obj: { metadata?: { namespace?: string; name?: string; resourceVersion?: string } },
+    event: WatchedEvent,
+  ): boolean {
+    const md = obj.metadata ?? {};
+    return event !== 'delete' && this.isEcho(kind, md.namespace, md.name ?? '', md.resourceVersion);
   }
 
   /** A write of the object is about to be sent. Always pair with end(). */

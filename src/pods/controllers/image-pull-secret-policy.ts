@@ -5,7 +5,7 @@ import {
   type ImagePullSecretPolicy,
 } from '../../../generated/index.js';
 import { isStaleWrite, type JsonPatchOp } from '../../runtime/api-errors.js';
-import type { Informer } from '../../runtime/informer.js';
+import { isDeleting, type Informer } from '../../runtime/informer.js';
 import { ApiError, isAlreadyExists, isNotFound, type ResourceType } from '../../runtime/kube-client.js';
 import { ControllerOperator, type ControllerGauge, type OperatorContext } from '../../runtime/operator.js';
 import { OwnWrites } from '../../runtime/own-writes.js';
@@ -76,9 +76,6 @@ const stubToExisting = (s: SecretStub): ExistingSecret => ({
   resourceVersion: s.metadata.resourceVersion,
   policy: s.metadata.labels?.[POLICY_LABEL],
 });
-
-const isDeleting = (obj: { metadata?: { deletionTimestamp?: unknown } }) =>
-  obj.metadata?.deletionTimestamp !== undefined && obj.metadata.deletionTimestamp !== null;
 
 /**
  * ImagePullSecretPolicy: a placeholder Secret in every selected namespace
@@ -182,13 +179,8 @@ export class ImagePullSecretPolicyController extends ControllerOperator {
       if (this.policies.size === 0 && sa.metadata?.annotations?.[ADDED_ENTRIES_ANNOTATION] === undefined)
         return [];
       this.recountAll();
-      const md = sa.metadata!;
-      if (
-        event !== 'delete' &&
-        this.ownWrites.isEcho('ServiceAccount', md.namespace, md.name!, md.resourceVersion)
-      )
-        return [];
-      return [namespaceKey(md.namespace!)];
+      if (this.ownWrites.isEchoEvent('ServiceAccount', sa, event)) return [];
+      return [namespaceKey(sa.metadata!.namespace!)];
     });
 
     this.secrets = this.watch(secretIndexWithPolicyLabels(this.ctx), (stub, old, event) => {
@@ -200,8 +192,7 @@ export class ImagePullSecretPolicyController extends ControllerOperator {
       if (labelled === undefined && named.length === 0) return [];
       for (const p of named) this.queue.addAfter(policyKey(p.metadata!.name!), STATUS_DELAY_MS);
       if (labelled !== undefined) this.queue.addAfter(policyKey(labelled), STATUS_DELAY_MS);
-      if (event !== 'delete' && this.ownWrites.isEcho('Secret', md.namespace, md.name, md.resourceVersion))
-        return [];
+      if (this.ownWrites.isEchoEvent('Secret', stub, event)) return [];
       return [namespaceKey(md.namespace)];
     });
   }
@@ -307,16 +298,18 @@ export class ImagePullSecretPolicyController extends ControllerOperator {
       type: DOCKER_CONFIG_JSON_TYPE,
       data: { [DOCKER_CONFIG_JSON_KEY]: EMPTY_DOCKER_CONFIG },
     };
-    let written: string | undefined;
-    this.ownWrites.begin('Secret', namespace, name);
     try {
-      written = (await this.client.create(SecretsResource, secret, namespace)).metadata?.resourceVersion;
+      await this.ownWrites.write(
+        'Secret',
+        namespace,
+        name,
+        () => this.client.create(SecretsResource, secret, namespace),
+        () => this.queue.add(namespaceKey(namespace)),
+      );
     } catch (err) {
       // A namespace being deleted refuses new objects; its own delete event follows.
       if (err instanceof ApiError && err.code === 403 && /being terminated/.test(err.message)) return;
       throw err;
-    } finally {
-      if (this.ownWrites.end('Secret', namespace, name, written)) this.queue.add(namespaceKey(namespace));
     }
     this.log.info('created placeholder', { namespace, secret: name, policy });
   }
@@ -348,22 +341,17 @@ export class ImagePullSecretPolicyController extends ControllerOperator {
         ops.push({ op: 'add', path: '/metadata/annotations', value: { [ADDED_ENTRIES_ANNOTATION]: next } });
       else ops.push({ op: 'add', path: RECORD_PATH, value: next });
     }
-    let written: string | undefined;
-    this.ownWrites.begin('ServiceAccount', md.namespace, md.name!);
     try {
-      const patched = await this.guardedPatch<V1ServiceAccount>(
-        ServiceAccountsResource,
+      await this.ownWrites.write(
+        'ServiceAccount',
         md.namespace,
         md.name!,
-        ops,
+        () => this.guardedPatch<V1ServiceAccount>(ServiceAccountsResource, md.namespace, md.name!, ops),
+        () => this.queue.add(namespaceKey(md.namespace!)),
       );
-      written = patched.metadata?.resourceVersion;
     } catch (err) {
       if (isNotFound(err)) return;
       throw err;
-    } finally {
-      if (this.ownWrites.end('ServiceAccount', md.namespace, md.name!, written))
-        this.queue.add(namespaceKey(md.namespace!));
     }
     this.log.debug('updated ServiceAccount imagePullSecrets', {
       serviceAccount: `${md.namespace}/${md.name}`,

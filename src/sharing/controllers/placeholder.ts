@@ -1,6 +1,6 @@
 import type { V1Namespace, V1Secret } from '@kubernetes/client-node';
 import type { SecretExport } from '../../../generated/index.js';
-import { objectKey, splitKey, type Informer } from '../../runtime/informer.js';
+import { isDeleting, objectKey, splitKey, type Informer } from '../../runtime/informer.js';
 import { ApiError, isNotFound } from '../../runtime/kube-client.js';
 import { OwnWrites } from '../../runtime/own-writes.js';
 import { sameStringMap } from '../../runtime/string-map.js';
@@ -80,12 +80,9 @@ export class PlaceholderController extends ControllerOperator {
 
   protected async init(): Promise<void> {
     this.secrets = namedSecretWatches(this.ctx);
-    this.placeholders = this.watch(placeholdersInformer(this.ctx), (secret, _old, event) => {
-      const md = secret.metadata!;
-      if (event !== 'delete' && this.ownWrites.isEcho('Secret', md.namespace, md.name!, md.resourceVersion))
-        return [];
-      return [objectKey(secret)];
-    });
+    this.placeholders = this.watch(placeholdersInformer(this.ctx), (secret, _old, event) =>
+      this.ownWrites.isEchoEvent('Secret', secret, event) ? [] : [objectKey(secret)],
+    );
     this.wrongType = this.watch(wrongTypePlaceholdersInformer(this.ctx));
     this.namespaces = namespacesInformer(this.ctx);
     this.namespaces.addHandlers({
@@ -245,15 +242,13 @@ export class PlaceholderController extends ControllerOperator {
     };
     // Data is replaced entirely: keys the placeholder had beyond .dockerconfigjson are removed.
     if (write.data) patch.data = replaceNulls(secret.data ?? {}, write.data);
-    let written: string | undefined;
-    this.ownWrites.begin('Secret', md.namespace, md.name!);
-    try {
-      written = (await this.client.mergePatch<V1Secret>(SecretsResource, md.namespace, md.name!, patch))
-        .metadata?.resourceVersion;
-    } finally {
-      if (this.ownWrites.end('Secret', md.namespace, md.name!, written))
-        this.queue.add(`${md.namespace}/${md.name}`);
-    }
+    await this.ownWrites.write(
+      'Secret',
+      md.namespace,
+      md.name!,
+      () => this.client.mergePatch<V1Secret>(SecretsResource, md.namespace, md.name!, patch),
+      () => this.queue.add(objectKey(secret)),
+    );
   }
 
   private async writeFailure(
@@ -325,5 +320,3 @@ export class PlaceholderController extends ControllerOperator {
     );
   }
 }
-
-const isDeleting = (obj: SecretExport): boolean => Boolean(obj.metadata?.deletionTimestamp);
