@@ -80,3 +80,47 @@ test('a cache cut off for longer than the hold bound does not stop the controlle
   assert.deepEqual(op.reconciled, ['ns/c']);
   await op.stop();
 });
+
+class StatusWriter extends ControllerOperator {
+  readonly patches: unknown[] = [];
+  constructor() {
+    const client = {
+      jsonPatch: async (_rt: unknown, _ns: unknown, _name: unknown, ops: Array<{ value: unknown }>) => {
+        this.patches.push(ops[0]!.value);
+        return {};
+      },
+    };
+    const ctx = {
+      logger: silentLogger,
+      concurrency: 1,
+      resyncPeriodMs: 0,
+      client,
+      events: { drain: async () => undefined },
+    } as unknown as OperatorContext;
+    super(ctx, 'status-writer');
+  }
+  protected async init(): Promise<void> {}
+  protected async reconcile(): Promise<void> {}
+  write(resourceVersion: string, cached: unknown, desired: unknown): Promise<boolean> {
+    const obj = { metadata: { namespace: 'ns', name: 'a', resourceVersion }, status: cached };
+    return this.writeStatus(
+      { group: 'g', version: 'v1', plural: 'things', kind: 'Thing', namespaced: true },
+      obj,
+      desired,
+    );
+  }
+}
+
+test('writeStatus: a status already written over the same cached version is not sent again', async () => {
+  const op = new StatusWriter();
+  const s1 = { phase: 'one' };
+  const s2 = { phase: 'two' };
+  assert.equal(await op.write('5', {}, s1), true);
+  // The cache still shows version 5 (our write's echo has not arrived): the same status again is no write.
+  assert.equal(await op.write('5', {}, s1), false);
+  assert.equal(await op.write('5', {}, s2), true, 'a different status is written');
+  assert.equal(await op.write('6', s2, s2), false, 'the cache caught up: equal, no write');
+  assert.equal(await op.write('7', s1, s2), true, 'someone changed it back: written again');
+  assert.equal(await op.write('7', s1, s2), false);
+  assert.deepEqual(op.patches, [s1, s2, s2]);
+});

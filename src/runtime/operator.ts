@@ -7,6 +7,7 @@ import type { InformerFactory } from './informer-factory.js';
 import { objectKey, type Informer } from './informer.js';
 import { ApiError, isNotFound, type KubeClient, type ResourceType } from './kube-client.js';
 import type { Logger } from './logger.js';
+import { RecentStatusWrites } from './status-writes.js';
 import { WorkQueue, type ReconcileResult } from './work-queue.js';
 
 /** What every controller of this process shares. */
@@ -93,6 +94,7 @@ export abstract class ControllerOperator extends FrameworkOperator {
   }
 
   private workersRunning = false;
+  private readonly recentStatusWrites = new RecentStatusWrites();
   private readonly watchedInformers: Array<Pick<Informer<KubernetesObject>, 'health' | 'description'>> = [];
 
   /**
@@ -146,8 +148,10 @@ export abstract class ControllerOperator extends FrameworkOperator {
 
   /**
    * Writes `status` through the status subresource when it differs from what
-   * the cached object has; no write when nothing changed. Strings longer than
-   * MAX_MESSAGE_CHARS are truncated (see fitStatus). Errors propagate.
+   * the cached object has, and from what this controller last wrote over that
+   * same cached version (a cache lagging our write); no write when nothing
+   * changed. Strings longer than MAX_MESSAGE_CHARS are truncated (see
+   * fitStatus). Errors propagate.
    */
   protected async writeStatus<T extends KubernetesObject & { status?: unknown }>(
     rt: ResourceType,
@@ -156,8 +160,13 @@ export abstract class ControllerOperator extends FrameworkOperator {
   ): Promise<boolean> {
     // Long texts are cut first, so the write fits and a steady long message compares equal.
     const fitted = fitStatus(status);
-    if (jsonEqual(obj.status, fitted)) return false;
+    const key = objectKey(obj);
     const md = obj.metadata!;
+    if (jsonEqual(obj.status, fitted)) {
+      this.recentStatusWrites.forget(key);
+      return false;
+    }
+    if (this.recentStatusWrites.alreadyWritten(key, md.resourceVersion, fitted)) return false;
     // Replace the whole status: a merge patch computed against a cached status
     // that lags our own previous write would leave stale fields behind.
     await this.client.jsonPatch(
@@ -167,6 +176,7 @@ export abstract class ControllerOperator extends FrameworkOperator {
       [{ op: 'add', path: '/status', value: fitted }],
       'status',
     );
+    this.recentStatusWrites.written(key, md.resourceVersion, fitted);
     return true;
   }
 
