@@ -478,10 +478,20 @@ class ServiceAccountObserver {
   }
 }
 
+interface PolicyResult {
+  floorMs: number;
+  floorRoundsMs: number[];
+  p50Ms: number;
+  p100Ms: number;
+  vsFloor: number;
+  apiWrites: number;
+  reconciles: number;
+}
+
 /**
  * ImagePullSecretPolicy convergence: N labelled namespaces with one
  * ServiceAccount each. The floor is a raw client doing the same writes (create
- * the placeholder, then JSON-patch the ServiceAccount) at the same
+ * the placeholder, then JSON-patch the ServiceAccount; median of 3 rounds) at the same
  * concurrency; the operator's time runs from the policy's creation until every
  * ServiceAccount lists the placeholder (each namespace's placeholder is
  * created before its ServiceAccount is patched). Both are observed by one watch.
@@ -489,7 +499,7 @@ class ServiceAccountObserver {
 async function measurePolicy(
   client: KubeClient,
   startOperator: () => Promise<OperatorProcess>,
-): Promise<Record<string, number>> {
+): Promise<PolicyResult> {
   const names = Array.from({ length: N }, (_, i) => `bench-pol-${String(i).padStart(5, '0')}`);
   const keys = names.map((ns) => `${ns}/app`);
   await pool(names, CONCURRENCY, async (ns) => {
@@ -517,16 +527,26 @@ async function measurePolicy(
     data: { '.dockerconfigjson': b64('{}') },
   });
   try {
-    log(`policy floor: ${N} placeholder creates + ${N} ServiceAccount patches at concurrency ${CONCURRENCY}`);
-    const floorStart = performance.now();
-    const floorObserved = observer.waitAll(keys, 'floor-pull', floorStart);
-    await pool(names, CONCURRENCY, async (ns) => {
-      await client.create(SecretsResource, placeholder(ns, 'floor-pull'));
-      await client.jsonPatch(ServiceAccountsResource, ns, 'app', [
-        { op: 'add', path: '/imagePullSecrets', value: [{ name: 'floor-pull' }] },
-      ]);
-    });
-    const floorMs = Math.max(...(await floorObserved));
+    // Three rounds, each with Secrets of its own name, and the median is the floor: one round moves a lot.
+    log(
+      `policy floor: ${N} placeholder creates + ${N} ServiceAccount patches at concurrency ${CONCURRENCY}, 3 rounds`,
+    );
+    const floorRoundsMs: number[] = [];
+    for (const round of [1, 2, 3]) {
+      const secretName = `floor-pull-${round}`;
+      const floorStart = performance.now();
+      const floorObserved = observer.waitAll(keys, secretName, floorStart);
+      await pool(names, CONCURRENCY, async (ns) => {
+        await client.create(SecretsResource, placeholder(ns, secretName));
+        await client.jsonPatch(ServiceAccountsResource, ns, 'app', [
+          { op: 'add', path: '/imagePullSecrets', value: [{ name: secretName }] },
+        ]);
+      });
+      floorRoundsMs.push(ms(Math.max(...(await floorObserved))));
+      log(`  round ${round}: ${floorRoundsMs.at(-1)} ms`);
+      await sleep(1500);
+    }
+    const floorMs = [...floorRoundsMs].sort((a, b) => a - b)[1]!;
 
     const operator = await startOperator();
     // Startup reconciles every namespace once (thousands in a full run): the clock starts after them.
@@ -562,6 +582,7 @@ async function measurePolicy(
     const p100 = percentile(times, 100);
     return {
       floorMs: ms(floorMs),
+      floorRoundsMs,
       p50Ms: ms(percentile(times, 50)),
       p100Ms: ms(p100),
       vsFloor: ratio(p100 / floorMs),
@@ -1185,9 +1206,10 @@ async function main(): Promise<void> {
     await gcp.stop();
   }
 
-  const policy = results.policy as Record<string, number>;
+  const policy = results.policy as PolicyResult;
   const policyRows: Array<[string, string, string]> = [
-    ['policy raw floor: N creates + N SA patches', `${policy.floorMs} ms`, ''],
+    ['policy raw floor: N creates + N SA patches (per round)', `${policy.floorRoundsMs.join(', ')} ms`, ''],
+    ['policy raw floor (median round)', `${policy.floorMs} ms`, ''],
     ['policy converged (all N SAs list it)', `${policy.p100Ms} ms (p50 ${policy.p50Ms})`, ''],
     ['policy / floor', `${policy.vsFloor}×`, '≤ 1.5×'],
     ['policy API writes', `${policy.apiWrites}`, `2N + status = ${2 * N + 1}`],
