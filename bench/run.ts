@@ -82,6 +82,10 @@ const log = (line: string) => console.error(`[bench] ${line}`);
 const ms = (t: number) => Math.round(t * 10) / 10;
 /** Two decimals: 1.47 and 1.53 must not both print as 1.5 against a 1.5 target. */
 const ratio = (x: number) => Math.round(x * 100) / 100;
+/** The middle item by `value` (the upper middle of an even count). */
+function medianBy<T>(items: readonly T[], value: (item: T) => number): T {
+  return [...items].sort((a, b) => value(a) - value(b))[Math.floor(items.length / 2)]!;
+}
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const dockerconfig = (password: string) =>
   JSON.stringify({ auths: { 'registry.bench.local': { username: 'bench', password } } });
@@ -270,7 +274,7 @@ async function rssMedian(op: OperatorProcess, seconds: number): Promise<number> 
     samples.push(op.rssMb());
     await sleep(500);
   }
-  return samples.sort((a, b) => a - b)[Math.floor(samples.length / 2)]!;
+  return medianBy(samples, (x) => x);
 }
 
 async function waitUntil(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
@@ -546,7 +550,7 @@ async function measurePolicy(
       log(`  round ${round}: ${floorRoundsMs.at(-1)} ms`);
       await sleep(1500);
     }
-    const floorMs = [...floorRoundsMs].sort((a, b) => a - b)[1]!;
+    const floorMs = medianBy(floorRoundsMs, (x) => x);
 
     const operator = await startOperator();
     // Startup reconciles every namespace once (thousands in a full run): the clock starts after them.
@@ -1034,8 +1038,7 @@ async function main(): Promise<void> {
           log(`  round ${round}: p50 ${ms(percentile(times, 50))} ms, p100 ${ms(percentile(times, 100))} ms`);
           await sleep(1500);
         }
-        const median = [...rounds].sort((a, b) => a.observedP100Ms - b.observedP100Ms)[1]!;
-        results.floor = { writes: N, ...median, rounds };
+        results.floor = { writes: N, ...medianBy(rounds, (r) => r.observedP100Ms), rounds };
       }
 
       log('starting the operator process');
@@ -1139,15 +1142,7 @@ async function main(): Promise<void> {
       {
         // RSS moves with garbage collection; compare medians of samples taken over a few seconds.
         const op = operator;
-        const sampleMedian = async (seconds: number) => {
-          const samples: number[] = [];
-          for (let i = 0; i < seconds * 2; i++) {
-            samples.push(op.rssMb());
-            await new Promise((r) => setTimeout(r, 500));
-          }
-          return samples.sort((a, b) => a - b)[Math.floor(samples.length / 2)]!;
-        };
-        const rssBefore = await sampleMedian(5);
+        const rssBefore = await rssMedian(op, 5);
         let rssPeak = rssBefore;
         const peakTimer = setInterval(() => (rssPeak = Math.max(rssPeak, op.rssMb())), 250);
         await client.create(NamespacesResource, {
@@ -1170,7 +1165,7 @@ async function main(): Promise<void> {
         );
         await new Promise((r) => setTimeout(r, 5000));
         clearInterval(peakTimer);
-        const rssAfter = await sampleMedian(5);
+        const rssAfter = await rssMedian(op, 5);
         results.memory = {
           rssEmptyMb: ms(rssIdleEmpty),
           rssBeforeMb: ms(rssBefore),
@@ -1262,8 +1257,7 @@ async function main(): Promise<void> {
 /** Floor, rotation and renewal rows; sets the ratios in `results` (the median round is what the target checks). */
 function fanOutRows(results: Record<string, unknown>): Array<[string, string, string]> {
   const floor = results.floor as { observedP100Ms: number; rounds: Array<{ observedP100Ms: number }> };
-  const median = (rounds: Array<{ p100Ms: number }>) =>
-    rounds.map((r) => r.p100Ms).sort((a, b) => a - b)[Math.floor(rounds.length / 2)]!;
+  const median = (rounds: Array<{ p100Ms: number }>) => medianBy(rounds, (r) => r.p100Ms).p100Ms;
   const rotation = results.rotation as Array<{ p100Ms: number; apiWrites: number; operatorCpuMs: number }>;
   const medianRotation = median(rotation);
   results.rotationVsFloor = ratio(medianRotation / floor.observedP100Ms);
