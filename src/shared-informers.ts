@@ -9,7 +9,7 @@ import {
 } from '../generated/index.js';
 import { POLICY_LABEL } from './pods/placeholder-ownership.js';
 import { ADDED_ENTRIES_ANNOTATION } from './pods/service-account-entries.js';
-import { byNamespaceIndex, type Informer } from './runtime/informer.js';
+import { byNamespaceIndex, ViewUnion, type Informer, type InformerView } from './runtime/informer.js';
 import type { ResourceType } from './runtime/kube-client.js';
 import type { OperatorContext } from './runtime/operator.js';
 import { DOCKER_CONFIG_JSON_TYPE, IMAGE_PULL_SECRET_ANNOTATION } from './sharing/annotations.js';
@@ -51,7 +51,8 @@ export function namespacesInformer(ctx: OperatorContext): Informer<V1Namespace> 
 /**
  * Placeholder Secrets of the right type, with data. The server filters on type
  * and the informer keeps only annotated ones, so the cache grows with
- * placeholders, not with the cluster's Secrets.
+ * placeholders, not with the cluster's Secrets. Its watch also feeds the
+ * Secret index's dockerconfigjson part.
  */
 export function placeholdersInformer(ctx: OperatorContext): Informer<V1Secret> {
   const informer = ctx.informers.get<V1Secret>('secrets:placeholders', {
@@ -66,7 +67,8 @@ export function placeholdersInformer(ctx: OperatorContext): Informer<V1Secret> {
 
 /**
  * Annotated Secrets of any other type (misconfigured placeholders), metadata
- * only: the controller only writes a failure annotation on them.
+ * only: the controller only writes a failure annotation on them. Its watch
+ * also feeds the Secret index's part for every type but dockerconfigjson.
  */
 export function wrongTypePlaceholdersInformer(ctx: OperatorContext): Informer<V1Secret> {
   const informer = ctx.informers.get<V1Secret>('secrets:wrong-type-placeholders', {
@@ -96,45 +98,61 @@ export interface SecretStub {
 /** Index of the Secret index: namespace → Secrets carrying the ImagePullSecretPolicy label. */
 export const POLICY_PLACEHOLDERS_INDEX = 'policy-placeholders';
 
+/** Every Secret of the cluster as a slim record; see secretIndex. */
+export type SecretIndex = ViewUnion<SecretStub>;
+
+/** A new object, so the informer feeding the view keeps its own copy untouched. */
+function toStub(obj: V1Secret): SecretStub {
+  const stub: SecretStub = {
+    metadata: {
+      namespace: obj.metadata?.namespace ?? '',
+      name: obj.metadata?.name ?? '',
+      resourceVersion: obj.metadata?.resourceVersion ?? '',
+    },
+  };
+  // Which policy created a placeholder: the policy controller decides ownership from this alone.
+  const policy = obj.metadata?.labels?.[POLICY_LABEL];
+  if (policy !== undefined) stub.metadata.labels = { [POLICY_LABEL]: policy };
+  return stub;
+}
+
+const secretIndexes = new WeakMap<OperatorContext['informers'], SecretIndex>();
+
 /**
  * Every Secret of the cluster as a slim record (namespace, name,
- * resourceVersion), from one metadata-only watch: which Secrets exist and when
- * each changed, whatever number of names the controllers reference. Labels,
- * annotations (kubectl's last-applied copy may hold the data) and
- * managedFields are dropped as each object arrives, so 10,000 Secrets cost a
- * few MB whatever their size.
+ * resourceVersion): which Secrets exist and when each changed, whatever number
+ * of names the controllers reference. Labels, annotations (kubectl's
+ * last-applied copy may hold the data) and managedFields are not kept, so
+ * 10,000 Secrets cost a few MB whatever their size.
+ *
+ * No watch of its own: it is a view of the two placeholder watches, which
+ * between them see every Secret (type dockerconfigjson, whole; every other
+ * type, metadata only). A placeholder write, the bulk of a fan-out, then
+ * reaches the operator once and not twice. One per process; created before
+ * the informers start.
  */
-export function secretIndexInformer(ctx: OperatorContext): Informer<SecretStub> {
-  return ctx.informers.get<SecretStub>('secrets:index', {
-    resource: SecretsResource,
-    metadataOnly: true,
-    transform: (obj) => {
-      const stub: SecretStub = {
-        metadata: {
-          namespace: obj.metadata?.namespace ?? '',
-          name: obj.metadata?.name ?? '',
-          resourceVersion: obj.metadata?.resourceVersion ?? '',
-        },
-      };
-      // Which policy created a placeholder: the policy controller decides ownership from this alone.
-      const policy = obj.metadata?.labels?.[POLICY_LABEL];
-      if (policy !== undefined) stub.metadata.labels = { [POLICY_LABEL]: policy };
-      return stub;
-    },
-    // Consumers re-read what they need on each change; a replay would only cost GETs.
-    resyncPeriodMs: 0,
-  });
+export function secretIndex(ctx: OperatorContext): SecretIndex {
+  let index = secretIndexes.get(ctx.informers);
+  if (!index) {
+    const parts: Array<InformerView<V1Secret, SecretStub>> = [
+      placeholdersInformer(ctx).view({ transform: toStub }),
+      wrongTypePlaceholdersInformer(ctx).view({ transform: toStub }),
+    ];
+    index = new ViewUnion<SecretStub>(parts);
+    secretIndexes.set(ctx.informers, index);
+  }
+  return index;
 }
 
 /** The Secret index with its namespace → policy-labelled Secrets index. */
-export function secretIndexWithPolicyLabels(ctx: OperatorContext): Informer<SecretStub> {
-  const informer = secretIndexInformer(ctx);
-  if (!informer.hasIndex(POLICY_PLACEHOLDERS_INDEX)) {
-    informer.addIndex(POLICY_PLACEHOLDERS_INDEX, (s) =>
+export function secretIndexWithPolicyLabels(ctx: OperatorContext): SecretIndex {
+  const index = secretIndex(ctx);
+  if (!index.hasIndex(POLICY_PLACEHOLDERS_INDEX)) {
+    index.addIndex(POLICY_PLACEHOLDERS_INDEX, (s) =>
       s.metadata.labels?.[POLICY_LABEL] === undefined ? [] : [s.metadata.namespace],
     );
   }
-  return informer;
+  return index;
 }
 
 /**

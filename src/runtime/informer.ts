@@ -9,13 +9,10 @@ import {
   type WatchEvent,
 } from './kube-client.js';
 import type { Logger } from './logger.js';
+import { ObjectStore, objectKey, type InformerHandlers, type StoreEvent } from './object-store.js';
 import { errorMessage } from './work-queue.js';
 
-export interface InformerHandlers<T> {
-  onAdd?(obj: T): void;
-  onUpdate?(oldObj: T, newObj: T): void;
-  onDelete?(obj: T): void;
-}
+export { objectKey, type InformerHandlers } from './object-store.js';
 
 export interface InformerOptions<T extends KubernetesObject> {
   resource: ResourceType;
@@ -98,9 +95,6 @@ export interface InformerHealth {
 export const isDeleting = (obj: { metadata?: { deletionTimestamp?: unknown } }): boolean =>
   obj.metadata?.deletionTimestamp !== undefined && obj.metadata.deletionTimestamp !== null;
 
-export const objectKey = (obj: KubernetesObject): string =>
-  obj.metadata?.namespace ? `${obj.metadata.namespace}/${obj.metadata.name}` : `${obj.metadata?.name}`;
-
 export const splitKey = (key: string): { namespace?: string; name: string } => {
   const i = key.indexOf('/');
   return i < 0 ? { name: key } : { namespace: key.slice(0, i), name: key.slice(i + 1) };
@@ -136,10 +130,8 @@ export class Informer<T extends KubernetesObject> {
     events: 0,
     handlerErrors: 0,
   };
-  private readonly store = new Map<string, T>();
-  private readonly indexers = new Map<string, (obj: T) => string[]>();
-  private readonly indexes = new Map<string, Map<string, Set<string>>>();
-  private readonly handlers: InformerHandlers<T>[] = [];
+  private readonly cache = new ObjectStore<T>((event, key, err) => this.handlerFailed(event, key, err));
+  private readonly views: Array<InformerView<KubernetesObject, KubernetesObject>> = [];
   private readonly abort = new AbortController();
   private resourceVersion = '';
   private syncedFlag = false;
@@ -187,49 +179,54 @@ export class Informer<T extends KubernetesObject> {
   }
 
   addHandlers(handlers: InformerHandlers<T>): void {
-    this.handlers.push(handlers);
+    this.cache.addHandlers(handlers);
   }
 
   /** Registers an index; objects already cached are indexed at once. */
   addIndex(name: string, indexFn: (obj: T) => string[]): void {
-    this.indexers.set(name, indexFn);
-    this.indexes.set(name, new Map());
-    for (const [key, obj] of this.store) this.addToIndex(name, indexFn, key, obj);
+    this.cache.addIndex(name, indexFn);
   }
 
   hasIndex(name: string): boolean {
-    return this.indexers.has(name);
+    return this.cache.hasIndex(name);
   }
 
   get(namespace: string | undefined, name: string): T | undefined {
-    return this.store.get(namespace ? `${namespace}/${name}` : name);
+    return this.cache.get(namespace, name);
   }
 
   getByKey(key: string): T | undefined {
-    return this.store.get(key);
+    return this.cache.getByKey(key);
   }
 
   list(): T[] {
-    return [...this.store.values()];
+    return this.cache.list();
   }
 
   keys(): string[] {
-    return [...this.store.keys()];
+    return this.cache.keys();
   }
 
   get size(): number {
-    return this.store.size;
+    return this.cache.size;
   }
 
   byIndex(name: string, value: string): T[] {
-    const keys = this.indexes.get(name)?.get(value);
-    if (!keys) return [];
-    const out: T[] = [];
-    for (const k of keys) {
-      const obj = this.store.get(k);
-      if (obj) out.push(obj);
-    }
-    return out;
+    return this.cache.byIndex(name, value);
+  }
+
+  /**
+   * A second cache fed by this informer's list and watch (see InformerView).
+   * Only before start(): a view added later would miss the objects already
+   * listed.
+   */
+  view<S extends KubernetesObject>(options: InformerViewOptions<T, S>): InformerView<T, S> {
+    if (this.loop) throw new Error(`a view of informer ${this.description} must be added before it starts`);
+    const view = new InformerView<T, S>(this, options, (event, key, err) =>
+      this.handlerFailed(event, key, err),
+    );
+    this.views.push(view as unknown as InformerView<KubernetesObject, KubernetesObject>);
+    return view;
   }
 
   start(): void {
@@ -249,9 +246,9 @@ export class Informer<T extends KubernetesObject> {
     await this.loop;
   }
 
-  /** Replays every cached object to the update handlers. */
+  /** Replays every cached object to the update handlers (not to views). */
   resync(): void {
-    for (const [key, obj] of this.store) this.notify('update', key, (h) => h.onUpdate?.(obj, obj));
+    this.cache.resync();
   }
 
   private async run(): Promise<void> {
@@ -326,6 +323,7 @@ export class Informer<T extends KubernetesObject> {
 
   private async listAndReplace(signal: AbortSignal): Promise<void> {
     const fresh = new Map<string, T>();
+    const freshForViews = this.views.map(() => new Map<string, KubernetesObject>());
     let cont: string | undefined;
     let rv: string;
     do {
@@ -345,8 +343,14 @@ export class Informer<T extends KubernetesObject> {
       if (signal.aborted) return;
       this.progressed();
       for (const item of page.items) {
-        const obj = this.normalize(item);
-        if (this.keep(obj)) fresh.set(objectKey(obj), obj);
+        const prepared = this.prepare(item);
+        const key = objectKey(prepared);
+        this.views.forEach((view, i) => {
+          const kept = view.accept(prepared);
+          if (kept) freshForViews[i]!.set(key, kept);
+        });
+        const obj = this.transform(prepared);
+        if (this.keep(obj)) fresh.set(key, obj);
       }
       cont = page.continue;
       rv = page.resourceVersion;
@@ -354,10 +358,8 @@ export class Informer<T extends KubernetesObject> {
     this.stats.lists += 1;
     this.connected();
     // Diff against the cache so handlers see adds, updates and the deletes missed while not watching.
-    for (const [key, old] of this.store) {
-      if (!fresh.has(key)) this.remove(key, old);
-    }
-    for (const [key, obj] of fresh) this.upsert(key, obj);
+    this.views.forEach((view, i) => view.replaceAll(freshForViews[i]!));
+    this.cache.replaceAll(fresh);
     this.resourceVersion = rv;
     if (!this.syncedFlag) {
       this.syncedFlag = true;
@@ -449,21 +451,17 @@ export class Informer<T extends KubernetesObject> {
       return;
     }
     this.stats.events += 1;
-    const obj = this.normalize(event.object);
-    const key = objectKey(obj);
-    if (event.type === 'DELETED') {
-      const old = this.store.get(key);
-      if (old) this.remove(key, old);
-    } else if (this.keep(obj)) {
-      this.upsert(key, obj);
-    } else {
-      const old = this.store.get(key);
-      if (old) this.remove(key, old);
-    }
+    const prepared = this.prepare(event.object);
+    const key = objectKey(prepared);
+    const deleted = event.type === 'DELETED';
+    for (const view of this.views) view.apply(key, prepared, deleted);
+    const obj = this.transform(prepared);
+    if (!deleted && this.keep(obj)) this.cache.upsert(key, obj);
+    else this.cache.remove(key);
     if (rv) this.resourceVersion = rv;
   }
 
-  private normalize(obj: T): T {
+  private prepare(obj: T): T {
     // managedFields are large and never read here.
     if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
     if (this.options.metadataOnly) {
@@ -471,6 +469,10 @@ export class Informer<T extends KubernetesObject> {
       obj.kind = this.options.resource.kind;
       obj.apiVersion = apiVersionOf(this.options.resource);
     }
+    return obj;
+  }
+
+  private transform(obj: T): T {
     return this.options.transform ? this.options.transform(obj) : obj;
   }
 
@@ -478,65 +480,187 @@ export class Informer<T extends KubernetesObject> {
     return this.options.filter ? this.options.filter(obj) : true;
   }
 
-  private upsert(key: string, obj: T): void {
-    const old = this.store.get(key);
-    if (old && old.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
-    if (old) this.unindex(key, old);
-    this.store.set(key, obj);
-    this.index(key, obj);
-    if (old) this.notify('update', key, (h) => h.onUpdate?.(old, obj));
-    else this.notify('add', key, (h) => h.onAdd?.(obj));
+  private handlerFailed(event: StoreEvent, key: string, err: unknown): void {
+    this.stats.handlerErrors += 1;
+    this.options.logger.error('informer event handler failed', {
+      informer: this.description,
+      event,
+      key,
+      error: errorMessage(err),
+    });
+  }
+}
+
+/** What a view keeps of each object its informer receives. */
+export interface InformerViewOptions<T, S> {
+  /** Must not modify its argument: the informer keeps the same object. */
+  transform: (obj: T) => S;
+  /** Keep only objects that pass (after transform). */
+  filter?: (obj: S) => boolean;
+}
+
+/**
+ * A second cache over one informer's list and watch, with its own transform,
+ * filter, indexes and handlers. It sees every object the watch delivers,
+ * including those the informer's own filter drops, and costs no connection:
+ * one watch of dockerconfigjson Secrets keeps placeholders whole and every
+ * other such Secret as a slim record. Synced when its informer is.
+ */
+export class InformerView<T extends KubernetesObject, S extends KubernetesObject> {
+  private readonly cache: ObjectStore<S>;
+
+  constructor(
+    private readonly source: Informer<T>,
+    private readonly options: InformerViewOptions<T, S>,
+    onHandlerError: (event: StoreEvent, key: string, err: unknown) => void,
+  ) {
+    this.cache = new ObjectStore<S>(onHandlerError);
   }
 
-  private remove(key: string, old: T): void {
-    this.unindex(key, old);
-    this.store.delete(key);
-    this.notify('delete', key, (h) => h.onDelete?.(old));
+  get description(): string {
+    return `view of ${this.source.description}`;
   }
 
-  /** Calls every handler; one that throws is logged and does not keep the event from the others. */
-  private notify(
-    event: 'add' | 'update' | 'delete',
-    key: string,
-    call: (h: InformerHandlers<T>) => void,
-  ): void {
-    for (const h of this.handlers) {
-      try {
-        call(h);
-      } catch (err) {
-        this.stats.handlerErrors += 1;
-        this.options.logger.error('informer event handler failed', {
-          informer: this.description,
-          event,
-          key,
-          error: errorMessage(err),
-        });
-      }
+  get synced(): Promise<void> {
+    return this.source.synced;
+  }
+
+  hasSynced(): boolean {
+    return this.source.hasSynced();
+  }
+
+  health(): InformerHealth {
+    return this.source.health();
+  }
+
+  addHandlers(handlers: InformerHandlers<S>): void {
+    this.cache.addHandlers(handlers);
+  }
+
+  addIndex(name: string, indexFn: (obj: S) => string[]): void {
+    this.cache.addIndex(name, indexFn);
+  }
+
+  hasIndex(name: string): boolean {
+    return this.cache.hasIndex(name);
+  }
+
+  get(namespace: string | undefined, name: string): S | undefined {
+    return this.cache.get(namespace, name);
+  }
+
+  list(): S[] {
+    return this.cache.list();
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  byIndex(name: string, value: string): S[] {
+    return this.cache.byIndex(name, value);
+  }
+
+  /** What this view keeps of `obj`, or undefined when its filter drops it. Called by the informer. */
+  accept(obj: T): S | undefined {
+    const kept = this.options.transform(obj);
+    return !this.options.filter || this.options.filter(kept) ? kept : undefined;
+  }
+
+  /** One watch event. Called by the informer. */
+  apply(key: string, obj: T, deleted: boolean): void {
+    const kept = deleted ? undefined : this.accept(obj);
+    if (kept) this.cache.upsert(key, kept);
+    else this.cache.remove(key);
+  }
+
+  /** A new list. Called by the informer. */
+  replaceAll(fresh: Map<string, S>): void {
+    this.cache.replaceAll(fresh);
+  }
+}
+
+/** The read side of an InformerView, whatever its source type. */
+export type ViewOf<S extends KubernetesObject> = Omit<
+  InformerView<KubernetesObject, S>,
+  'accept' | 'apply' | 'replaceAll'
+>;
+
+/**
+ * One cache over views that hold disjoint parts of a resource (Secrets of
+ * type dockerconfigjson, Secrets of every other type), each fed by its own
+ * watch. A Secret deleted and created again with another type can be in two
+ * parts for a moment (one watch is ahead of the other): reads then see one of
+ * them, and the late watch's delete puts it right.
+ */
+export class ViewUnion<S extends KubernetesObject> {
+  readonly synced: Promise<void>;
+
+  constructor(private readonly parts: Array<ViewOf<S>>) {
+    this.synced = Promise.all(parts.map((p) => p.synced)).then(() => undefined);
+  }
+
+  get description(): string {
+    return this.parts.map((p) => p.description).join(' + ');
+  }
+
+  hasSynced(): boolean {
+    return this.parts.every((p) => p.hasSynced());
+  }
+
+  /** The least healthy part: failing since the earliest time, progressed the longest ago. */
+  health(): InformerHealth {
+    const all = this.parts.map((p) => p.health());
+    const failing = all.filter((h) => h.failingSince !== undefined);
+    return {
+      started: all.every((h) => h.started),
+      synced: all.every((h) => h.synced),
+      lastProgressAt: Math.min(...all.map((h) => h.lastProgressAt)),
+      failingSince: failing.length ? Math.min(...failing.map((h) => h.failingSince!)) : undefined,
+      lastError: failing.find((h) => h.lastError !== undefined)?.lastError,
+    };
+  }
+
+  addHandlers(handlers: InformerHandlers<S>): void {
+    for (const p of this.parts) p.addHandlers(handlers);
+  }
+
+  addIndex(name: string, indexFn: (obj: S) => string[]): void {
+    for (const p of this.parts) p.addIndex(name, indexFn);
+  }
+
+  hasIndex(name: string): boolean {
+    return this.parts.every((p) => p.hasIndex(name));
+  }
+
+  get(namespace: string | undefined, name: string): S | undefined {
+    for (const p of this.parts) {
+      const obj = p.get(namespace, name);
+      if (obj) return obj;
     }
+    return undefined;
   }
 
-  private index(key: string, obj: T): void {
-    for (const [name, fn] of this.indexers) this.addToIndex(name, fn, key, obj);
+  get size(): number {
+    return this.parts.reduce((n, p) => n + p.size, 0);
   }
 
-  private addToIndex(name: string, indexFn: (obj: T) => string[], key: string, obj: T): void {
-    const idx = this.indexes.get(name)!;
-    for (const value of indexFn(obj)) {
-      let keys = idx.get(value);
-      if (!keys) idx.set(value, (keys = new Set()));
-      keys.add(key);
-    }
+  list(): S[] {
+    return this.distinct(this.parts.flatMap((p) => p.list()));
   }
 
-  private unindex(key: string, obj: T): void {
-    for (const [name, fn] of this.indexers) {
-      const idx = this.indexes.get(name)!;
-      for (const value of fn(obj)) {
-        const keys = idx.get(value);
-        keys?.delete(key);
-        if (keys?.size === 0) idx.delete(value);
-      }
-    }
+  byIndex(name: string, value: string): S[] {
+    return this.distinct(this.parts.flatMap((p) => p.byIndex(name, value)));
+  }
+
+  private distinct(objects: S[]): S[] {
+    const seen = new Set<string>();
+    return objects.filter((obj) => {
+      const key = objectKey(obj);
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
   }
 }
 

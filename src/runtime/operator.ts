@@ -4,7 +4,7 @@ import { isJsonPatchTestFailure, isStaleWrite, staleObjectError, type JsonPatchO
 import { fitStatus, jsonEqual } from './conditions.js';
 import type { EventRecorder } from './events.js';
 import type { InformerFactory } from './informer-factory.js';
-import { objectKey, type Informer } from './informer.js';
+import { objectKey, type InformerHandlers, type InformerHealth } from './informer.js';
 import { ApiError, isNotFound, type KubeClient, type ResourceType } from './kube-client.js';
 import type { Logger } from './logger.js';
 import { RecentStatusWrites } from './status-writes.js';
@@ -35,6 +35,13 @@ export type ControllerGauge =
 
 /** What a watched informer saw happen to an object. */
 export type WatchedEvent = 'add' | 'update' | 'delete';
+
+/** What a controller can watch: an informer, a view of one, or a union of views. */
+export interface WatchSource<T> {
+  addHandlers(handlers: InformerHandlers<T>): void;
+  health(): InformerHealth;
+  readonly description: string;
+}
 
 // The framework ships as CommonJS with `exports.default`.
 const FrameworkOperator = framework.default;
@@ -95,7 +102,8 @@ export abstract class ControllerOperator extends FrameworkOperator {
 
   private workersRunning = false;
   private readonly recentStatusWrites = new RecentStatusWrites();
-  private readonly watchedInformers: Array<Pick<Informer<KubernetesObject>, 'health' | 'description'>> = [];
+  private readonly watchedInformers: Array<Pick<WatchSource<KubernetesObject>, 'health' | 'description'>> =
+    [];
 
   /**
    * Reconciles only while every informer this controller watches is connected:
@@ -130,10 +138,10 @@ export abstract class ControllerOperator extends FrameworkOperator {
   }
 
   /** Shared informer of a resource, with handlers that enqueue keys computed by `toKeys`. */
-  protected watch<T extends KubernetesObject>(
-    informer: Informer<T>,
+  protected watch<T extends KubernetesObject, W extends WatchSource<T>>(
+    informer: W & WatchSource<T>,
     toKeys: (obj: T, old: T | undefined, event: WatchedEvent) => Iterable<string> = (obj) => [objectKey(obj)],
-  ): Informer<T> {
+  ): W {
     const enqueue = (event: WatchedEvent, obj: T, old?: T) => {
       for (const key of toKeys(obj, old, event)) this.queue.add(key);
     };

@@ -1,6 +1,6 @@
 // How a read of a referenced Secret is answered: from the copy held since the
-// last read, as absent, or by a GET. The Secret index (one metadata-only watch
-// over every Secret) says which Secrets exist and at which resourceVersion; a
+// last read, as absent, or by a GET. The Secret index (a slim record of every
+// Secret, from the two placeholder watches) says which Secrets exist and at which resourceVersion; a
 // full copy is held only for referenced names.
 
 export type CachedRead = 'held' | 'absent' | 'get';

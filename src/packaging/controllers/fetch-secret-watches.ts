@@ -1,7 +1,7 @@
 // The Secrets a controller's fetches read, followed by name through the shared
-// NamedSecretWatches (one metadata-only watch over all Secrets plus a GET of
-// each referenced Secret when it changes): a name is followed from its first
-// owner to its last, and no name costs a connection of its own. A change of a
+// NamedSecretWatches (the slim Secret index of the two placeholder watches
+// plus a GET of each referenced Secret when it changes): a name is followed
+// from its first owner to its last, and no name costs a connection of its own. A change of a
 // Secret's type or data enqueues its owners at once (Beyond upstream, which
 // sleeps and retries hoping a placeholder gets filled); fetches read the
 // Secrets from there.

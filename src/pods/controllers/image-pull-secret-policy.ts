@@ -18,6 +18,7 @@ import {
   SecretsResource,
   ServiceAccountsResource,
   serviceAccountsInformer,
+  type SecretIndex,
   type SecretStub,
 } from '../../shared-informers.js';
 import {
@@ -92,7 +93,7 @@ const stubToExisting = (s: SecretStub): ExistingSecret => ({
 export class ImagePullSecretPolicyController extends ControllerOperator {
   private policies!: Informer<ImagePullSecretPolicy>;
   private namespaces!: Informer<V1Namespace>;
-  private secrets!: Informer<SecretStub>;
+  private secrets!: SecretIndex;
   private serviceAccounts!: Informer<V1ServiceAccount>;
   /** Per policy: the last status counts, for the gauges. */
   private readonly observed = new Map<

@@ -8,13 +8,32 @@ import { InformerFactory } from '../../runtime/informer-factory.js';
 import type { KubeClient, ListOptions, ResourceType, WatchEvent } from '../../runtime/kube-client.js';
 import { silentLogger } from '../../runtime/logger.js';
 import type { OperatorContext } from '../../runtime/operator.js';
+import { POLICY_LABEL } from '../../pods/placeholder-ownership.js';
+import { secretIndex } from '../../shared-informers.js';
+import { DOCKER_CONFIG_JSON_TYPE } from '../annotations.js';
 import { MAX_CONCURRENT_SECRET_READS, NamedSecretWatches } from './named-secrets.js';
 
-/** Secrets in memory, served as list, watch and get. */
+type Selected = (s: V1Secret) => boolean;
+
+/** The server's field selectors on type, the only ones the Secret index's watches use. */
+function selectorOf(fieldSelector: string | undefined): Selected {
+  const notType = /^type!=(.+)$/.exec(fieldSelector ?? '');
+  if (notType) return (s) => (s.type ?? 'Opaque') !== notType[1];
+  const isType = /^type=(.+)$/.exec(fieldSelector ?? '');
+  if (isType) return (s) => (s.type ?? 'Opaque') === isType[1];
+  assert.equal(fieldSelector, undefined, 'unexpected field selector');
+  return () => true;
+}
+
+/** Secrets in memory, served as list, watch (by type field selector, whole or metadata only) and get. */
 class ScriptedApi {
   private readonly secrets = new Map<string, V1Secret>();
   private revision = 1;
-  private emit: ((event: WatchEvent<V1Secret>) => void) | undefined;
+  private readonly watchers: Array<{
+    selected: Selected;
+    metadataOnly: boolean;
+    emit: (event: WatchEvent<V1Secret>) => void;
+  }> = [];
   readonly gets: string[] = [];
   watches = 0;
   inFlight = 0;
@@ -24,20 +43,26 @@ class ScriptedApi {
   failNextGets = 0;
 
   async list(_rt: ResourceType, opts: ListOptions) {
-    // The Secret index asks for metadata only; the server would strip data.
-    assert.equal(opts.metadataOnly, true);
-    return { items: [...this.secrets.values()].map(metadataOnly), resourceVersion: String(this.revision) };
+    const selected = selectorOf(opts.fieldSelector);
+    const items = [...this.secrets.values()].filter(selected).map((s) => served(s, opts.metadataOnly));
+    return { items, resourceVersion: String(this.revision) };
   }
 
   async watch(
     _rt: ResourceType,
-    _opts: unknown,
+    opts: ListOptions,
     onEvent: (event: WatchEvent<V1Secret>) => void,
     signal: AbortSignal,
   ): Promise<void> {
     this.watches += 1;
-    this.emit = onEvent;
+    const watcher = {
+      selected: selectorOf(opts.fieldSelector),
+      metadataOnly: !!opts.metadataOnly,
+      emit: onEvent,
+    };
+    this.watchers.push(watcher);
     await new Promise((resolve) => signal.addEventListener('abort', resolve));
+    this.watchers.splice(this.watchers.indexOf(watcher), 1);
   }
 
   async get(_rt: ResourceType, namespace: string, name: string): Promise<V1Secret | undefined> {
@@ -54,21 +79,32 @@ class ScriptedApi {
     return secret ? structuredClone(secret) : undefined;
   }
 
-  put(namespace: string, name: string, value: string): void {
+  /** Creates or changes a Secret (a change of type is a delete and a create, as for a real Secret). */
+  put(
+    namespace: string,
+    name: string,
+    value: string,
+    type = 'Opaque',
+    labels?: Record<string, string>,
+  ): void {
     const key = `${namespace}/${name}`;
+    const old = this.secrets.get(key);
+    if (old && (old.type ?? 'Opaque') !== type) this.remove(namespace, name);
     const existed = this.secrets.has(key);
     this.revision += 1;
     const secret: V1Secret = {
+      type,
       metadata: {
         namespace,
         name,
         resourceVersion: String(this.revision),
         annotations: { big: 'x'.repeat(100) },
+        ...(labels ? { labels } : {}),
       },
       data: { value: Buffer.from(value).toString('base64') },
     };
     this.secrets.set(key, secret);
-    this.emit?.({ type: existed ? 'MODIFIED' : 'ADDED', object: metadataOnly(secret) });
+    this.send(secret, existed ? 'MODIFIED' : 'ADDED');
   }
 
   remove(namespace: string, name: string): void {
@@ -76,11 +112,19 @@ class ScriptedApi {
     const secret = this.secrets.get(key)!;
     this.secrets.delete(key);
     this.revision += 1;
-    this.emit?.({ type: 'DELETED', object: metadataOnly(secret) });
+    this.send(secret, 'DELETED');
+  }
+
+  /** Delivers an event to the watches whose selector matches, as the server would. */
+  private send(secret: V1Secret, type: WatchEvent<V1Secret>['type']): void {
+    for (const w of this.watchers)
+      if (w.selected(secret)) w.emit({ type, object: served(secret, w.metadataOnly) });
   }
 }
 
-const metadataOnly = (s: V1Secret): V1Secret => ({ metadata: structuredClone(s.metadata) });
+/** A copy as the server sends it: PartialObjectMetadata has metadata only. */
+const served = (s: V1Secret, metadataOnly: boolean | undefined): V1Secret =>
+  metadataOnly ? { metadata: structuredClone(s.metadata) } : structuredClone(s);
 const valueOf = (s: V1Secret | undefined) =>
   s?.data?.value === undefined ? undefined : Buffer.from(s.data.value, 'base64').toString();
 const until = async (what: string, check: () => boolean) => {
@@ -101,17 +145,17 @@ async function setUp(before: (api: ScriptedApi) => void = () => {}) {
   );
   informers.start();
   await informers.waitForSync();
-  return { api, informers, watches, changes, stop: () => informers.stop() };
+  return { api, ctx, informers, watches, changes, stop: () => informers.stop() };
 }
 
 describe('NamedSecretWatches', () => {
-  test('500 referenced names share one watch and one informer', async () => {
+  test("500 referenced names share the placeholder controller's two Secret watches", async () => {
     const { api, informers, watches, stop } = await setUp();
     for (let i = 0; i < 500; i++) watches.acquire('tenant', `s-${i}`, 'user');
-    assert.equal(api.watches, 1);
+    assert.equal(api.watches, 2);
     assert.deepEqual(
       informers.all().map((i) => i.name),
-      ['secrets:index'],
+      ['secrets:placeholders', 'secrets:wrong-type-placeholders'],
     );
     await stop();
   });
@@ -142,11 +186,37 @@ describe('NamedSecretWatches', () => {
     await stop();
   });
 
-  test('the index holds slim records: no data, annotations or labels', async () => {
-    const { informers, stop } = await setUp((api) => api.put('a', 'one', 'v1'));
-    assert.deepEqual(informers.lookup('secrets:index')!.list(), [
+  test('the index holds slim records of every type: no data, annotations or other labels', async () => {
+    const { ctx, stop } = await setUp((api) => {
+      api.put('a', 'one', 'v1');
+      api.put('a', 'pull', 'v1', DOCKER_CONFIG_JSON_TYPE, { [POLICY_LABEL]: 'p', team: 'x' });
+    });
+    const sorted = secretIndex(ctx)
+      .list()
+      .sort((x, y) => x.metadata.name.localeCompare(y.metadata.name));
+    assert.deepEqual(sorted, [
       { metadata: { namespace: 'a', name: 'one', resourceVersion: '2' } },
+      { metadata: { namespace: 'a', name: 'pull', resourceVersion: '3', labels: { [POLICY_LABEL]: 'p' } } },
     ]);
+    await stop();
+  });
+
+  test('a dockerconfigjson Secret is followed through the whole-object watch, and a change of type too', async () => {
+    const { api, ctx, watches, changes, stop } = await setUp((api) =>
+      api.put('a', 's', 'v1', DOCKER_CONFIG_JSON_TYPE),
+    );
+    watches.acquire('a', 's', 'u');
+    assert.equal(valueOf(await watches.get('a', 's')), 'v1');
+    api.put('a', 's', 'v2', DOCKER_CONFIG_JSON_TYPE);
+    await until('the change to be reported', () => changes.includes('a/s:v2'));
+    // Deleted and created again as Opaque: the other watch has it now.
+    api.put('a', 's', 'v3');
+    await until('the new Secret to be reported', () => changes.includes('a/s:v3'));
+    assert.equal(valueOf(await watches.get('a', 's')), 'v3');
+    assert.equal(secretIndex(ctx).size, 1);
+    api.remove('a', 's');
+    await until('the delete to be reported', () => changes.at(-1) === 'a/s:undefined');
+    assert.equal(secretIndex(ctx).size, 0);
     await stop();
   });
 

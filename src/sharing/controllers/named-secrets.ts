@@ -1,11 +1,10 @@
 import type { V1Secret } from '@kubernetes/client-node';
 import { Backoff } from '../../runtime/backoff.js';
 import { FairLimiter } from '../../runtime/fair-limiter.js';
-import type { Informer } from '../../runtime/informer.js';
 import type { Logger } from '../../runtime/logger.js';
 import type { OperatorContext } from '../../runtime/operator.js';
 import { errorMessage } from '../../runtime/work-queue.js';
-import { secretIndexInformer, SecretsResource, type SecretStub } from '../../shared-informers.js';
+import { secretIndex, SecretsResource, type SecretIndex, type SecretStub } from '../../shared-informers.js';
 import { decideCachedRead } from '../secret-cache.js';
 
 type Listener = (namespace: string, name: string) => void;
@@ -39,10 +38,10 @@ interface Held {
  * Secret of each SecretExport, the copy and source of each SecretImport, the
  * Secrets fetches read, the operator config Secret.
  *
- * Cost does not grow with the number of names: one metadata-only watch over
- * every Secret (the Secret index, slim records) says which Secrets exist and
- * when they change, and the full Secret is read with a GET only for names
- * that are referenced, held while referenced and read again only when the
+ * Cost does not grow with the number of names: the Secret index (slim
+ * records of every Secret, from the two placeholder watches) says which
+ * Secrets exist and when they change, and the full Secret is read with a GET
+ * only for names that are referenced, held while referenced and read again only when the
  * index shows a newer resourceVersion. Users are told of a change (by
  * onChange) once the held copy is current, so peek() in a listener sees it.
  * A watch per name would cost a connection and ~100 KB each, and a tenant
@@ -52,12 +51,12 @@ export class NamedSecretWatches {
   private readonly held = new Map<string, Held>();
   private readonly listeners: Listener[] = [];
   private readonly reads = new FairLimiter(MAX_CONCURRENT_SECRET_READS);
-  private readonly index: Informer<SecretStub>;
+  private readonly index: SecretIndex;
   private readonly log: Logger;
 
   constructor(private readonly ctx: OperatorContext) {
     this.log = ctx.logger.child({ component: 'named-secrets' });
-    this.index = secretIndexInformer(ctx);
+    this.index = secretIndex(ctx);
     const changed = (stub: SecretStub) => this.indexChanged(stub.metadata.namespace, stub.metadata.name);
     this.index.addHandlers({ onAdd: changed, onUpdate: (_old, stub) => changed(stub), onDelete: changed });
   }
