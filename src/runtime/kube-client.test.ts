@@ -226,10 +226,13 @@ test('a throttled request tries again as soon as its priority level serves anoth
       answer(res, 200);
     });
     const client = await KubeClient.create(fakeAuth(api.url), OPTIONS);
+    // The client has read the 429 (and started its wait): only a request sent after that counts as served.
+    let throttleSeen = false;
+    client.observeRequests((o) => (throttleSeen ||= o.code === '429'));
     try {
       const started = performance.now();
       const throttled = client.get(ConfigMaps, 'ns', 'throttled');
-      while (!throttledOnce) await new Promise((r) => setTimeout(r, 5));
+      while (!throttleSeen) await new Promise((r) => setTimeout(r, 5));
       await client.get(ConfigMaps, 'ns', 'other');
       assert.equal((await throttled)?.metadata?.name, 'x', c.name);
       const elapsed = performance.now() - started;
