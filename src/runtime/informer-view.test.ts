@@ -10,6 +10,7 @@ import { Informer, ViewUnion, type InformerHealth, type ViewOf } from './informe
 import { KubeClient, type ResourceType } from './kube-client.js';
 import { silentLogger } from './logger.js';
 import { ObjectStore, objectKey } from './object-store.js';
+import { plainHttpClient } from './test-clients.js';
 
 const ConfigMaps: ResourceType = {
   group: '',
@@ -60,15 +61,7 @@ async function scriptedApi(
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
-  const client = await KubeClient.create(
-    {
-      loadFromFile: () => undefined,
-      loadFromDefault: () => undefined,
-      getCurrentCluster: () => ({ server: `http://127.0.0.1:${port}` }),
-      applyToHTTPSOptions: async () => undefined,
-    },
-    { qps: 0, burst: 1, timeoutMs: 5000, userAgent: 'test' },
-  );
+  const client = await plainHttpClient(`http://127.0.0.1:${port}`);
   cleanups.push(async () => {
     client.close();
     for (const res of open) res.destroy();

@@ -11,6 +11,7 @@ import { Wakeup } from './backoff.js';
 import { Informer } from './informer.js';
 import { KubeClient, type ResourceType } from './kube-client.js';
 import { silentLogger, type Logger } from './logger.js';
+import { plainHttpClient } from './test-clients.js';
 
 const ConfigMaps: ResourceType = {
   group: '',
@@ -59,15 +60,7 @@ async function fakeApi(handler: Handler, timeoutMs = 5000): Promise<FakeApi> {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
-  const client = await KubeClient.create(
-    {
-      loadFromFile: () => undefined,
-      loadFromDefault: () => undefined,
-      getCurrentCluster: () => ({ server: `http://127.0.0.1:${port}` }),
-      applyToHTTPSOptions: async () => undefined,
-    },
-    { qps: 0, burst: 1, timeoutMs, userAgent: 'test' },
-  );
+  const client = await plainHttpClient(`http://127.0.0.1:${port}`, timeoutMs);
   const api = {
     client,
     requests,

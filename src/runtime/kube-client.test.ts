@@ -26,6 +26,7 @@ import {
   type ResourceType,
 } from './kube-client.js';
 import { loadKubeAuth, type KubeAuth } from './kubeconfig.js';
+import { plainHttpAuth } from './test-clients.js';
 
 const ConfigMaps: ResourceType = {
   group: '',
@@ -46,16 +47,7 @@ async function listen(server: Server): Promise<number> {
 
 const close = (server: Server) => new Promise<void>((r) => server.close(() => r()));
 
-function fakeAuth(server: string, token = (): string => 'token'): KubeAuth {
-  return {
-    loadFromFile: () => undefined,
-    loadFromDefault: () => undefined,
-    getCurrentCluster: () => ({ server }),
-    applyToHTTPSOptions: async (opts) => {
-      opts.headers = { Authorization: `Bearer ${token()}` };
-    },
-  };
-}
+const fakeAuth = (server: string, token = (): string => 'token'): KubeAuth => plainHttpAuth(server, token);
 
 /** A plain-http API server whose n-th request (from 1) is answered by `handler`. */
 async function apiServer(handler: Handler) {

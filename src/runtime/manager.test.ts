@@ -7,9 +7,10 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { DEFAULT_HEALTH_BOUNDS } from './health.js';
 import { InformerFactory } from './informer-factory.js';
-import { KubeClient, type ResourceType } from './kube-client.js';
+import type { ResourceType } from './kube-client.js';
 import { silentLogger } from './logger.js';
 import { DEFAULT_CRD_CHECK, Manager, type HealthOptions } from './manager.js';
+import { plainHttpClient } from './test-clients.js';
 
 const ConfigMaps: ResourceType = {
   group: '',
@@ -44,15 +45,7 @@ async function managerAgainst(handler: Handler): Promise<{ base: string; manager
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
-  const client = await KubeClient.create(
-    {
-      loadFromFile: () => undefined,
-      loadFromDefault: () => undefined,
-      getCurrentCluster: () => ({ server: `http://127.0.0.1:${port}` }),
-      applyToHTTPSOptions: async () => undefined,
-    },
-    { qps: 0, burst: 1, timeoutMs: 150, userAgent: 'test' },
-  );
+  const client = await plainHttpClient(`http://127.0.0.1:${port}`, 150);
   const informers = new InformerFactory(client, silentLogger);
   informers.get('configmaps', { resource: ConfigMaps, backoff: { baseMs: 20, maxMs: 50 } });
   const manager = new Manager(client, informers, [], silentLogger, [], DEFAULT_CRD_CHECK, undefined, health);

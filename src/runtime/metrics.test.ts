@@ -8,10 +8,10 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fetchResult, NO_RUNNERS, runFetchPhase, type StageOutcome } from '../packaging/app-pipeline.js';
 import { domainMetrics, secondsSinceSourceChange } from './domain-metrics.js';
-import { KubeClient } from './kube-client.js';
 import { silentLogger } from './logger.js';
 import { OperatorMetrics, type MetricsSource } from './metrics.js';
 import { WorkQueue, type ReconcileResult } from './work-queue.js';
+import { plainHttpClient } from './test-clients.js';
 
 const closers: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
@@ -192,15 +192,7 @@ describe('REST client metrics', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     closers.push(() => new Promise<void>((r) => server.close(() => r())));
     const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const client = await KubeClient.create(
-      {
-        loadFromFile: () => undefined,
-        loadFromDefault: () => undefined,
-        getCurrentCluster: () => ({ server: `http://${host}` }),
-        applyToHTTPSOptions: async () => undefined,
-      },
-      { qps: 0, burst: 1, timeoutMs: 5000, userAgent: 'test' },
-    );
+    const client = await plainHttpClient(`http://${host}`);
     closers.push(() => client.close());
     const metrics = new OperatorMetrics(
       {

@@ -5,8 +5,9 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EventRecorder } from './events.js';
-import { KubeClient, NotLeaderError, type ResourceType } from './kube-client.js';
+import { NotLeaderError, type ResourceType } from './kube-client.js';
 import { silentLogger } from './logger.js';
+import { plainHttpClient } from './test-clients.js';
 
 const ConfigMaps: ResourceType = {
   group: '',
@@ -25,15 +26,7 @@ test('with writes guarded, only reads reach the API server while the guard says 
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
-  const client = await KubeClient.create(
-    {
-      loadFromFile: () => undefined,
-      loadFromDefault: () => undefined,
-      getCurrentCluster: () => ({ server: `http://127.0.0.1:${port}` }),
-      applyToHTTPSOptions: async () => undefined,
-    },
-    { qps: 0, burst: 1, timeoutMs: 5000, userAgent: 'test' },
-  );
+  const client = await plainHttpClient(`http://127.0.0.1:${port}`);
   try {
     let leading = false;
     client.guardWrites(() => leading);

@@ -1,0 +1,19 @@
+import { KubeClient } from './kube-client.js';
+import type { KubeAuth } from './kubeconfig.js';
+
+/** Credentials for a test API server on plain HTTP: no kubeconfig, a bearer token when `token` is given. */
+export function plainHttpAuth(server: string, token?: () => string): KubeAuth {
+  return {
+    loadFromFile: () => undefined,
+    loadFromDefault: () => undefined,
+    getCurrentCluster: () => ({ server }),
+    applyToHTTPSOptions: async (opts) => {
+      if (token) opts.headers = { Authorization: `Bearer ${token()}` };
+    },
+  };
+}
+
+/** A client of a test API server on plain HTTP, without client-side rate limit. */
+export function plainHttpClient(server: string, timeoutMs = 5000): Promise<KubeClient> {
+  return KubeClient.create(plainHttpAuth(server), { qps: 0, burst: 1, timeoutMs, userAgent: 'test' });
+}
