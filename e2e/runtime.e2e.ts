@@ -21,14 +21,8 @@ import { clientFor, REPO_ROOT, startTestCluster, type TestCluster } from './harn
 import { freePort } from './harness/control-plane.js';
 import { TcpProxy } from './harness/tcp-proxy.js';
 import { waitFor } from './harness/wait.js';
+import { ConfigMaps } from '../src/runtime/test-clients.js';
 
-const ConfigMaps: ResourceType = {
-  group: '',
-  version: 'v1',
-  plural: 'configmaps',
-  kind: 'ConfigMap',
-  namespaced: true,
-};
 const Secrets: ResourceType = {
   group: '',
   version: 'v1',

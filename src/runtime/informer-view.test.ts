@@ -7,18 +7,10 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { KubernetesObject, V1ConfigMap } from '@kubernetes/client-node';
 import { Informer, ViewUnion, type InformerHealth, type ViewOf } from './informer.js';
-import { KubeClient, type ResourceType } from './kube-client.js';
+import type { KubeClient } from './kube-client.js';
 import { silentLogger } from './logger.js';
 import { ObjectStore, objectKey } from './object-store.js';
-import { plainHttpClient } from './test-clients.js';
-
-const ConfigMaps: ResourceType = {
-  group: '',
-  version: 'v1',
-  plural: 'configmaps',
-  kind: 'ConfigMap',
-  namespaced: true,
-};
+import { plainHttpClient, ConfigMaps } from './test-clients.js';
 
 const cm = (name: string, resourceVersion: string, labels?: Record<string, string>): V1ConfigMap => ({
   apiVersion: 'v1',

@@ -9,17 +9,9 @@ import type { AddressInfo } from 'node:net';
 import type { V1ConfigMap } from '@kubernetes/client-node';
 import { Wakeup } from './backoff.js';
 import { Informer } from './informer.js';
-import { KubeClient, type ResourceType } from './kube-client.js';
+import type { KubeClient } from './kube-client.js';
 import { silentLogger, type Logger } from './logger.js';
-import { plainHttpClient } from './test-clients.js';
-
-const ConfigMaps: ResourceType = {
-  group: '',
-  version: 'v1',
-  plural: 'configmaps',
-  kind: 'ConfigMap',
-  namespaced: true,
-};
+import { plainHttpClient, ConfigMaps } from './test-clients.js';
 
 const cm = (name: string, resourceVersion: string): V1ConfigMap => ({
   apiVersion: 'v1',

@@ -17,24 +17,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { after, before, test } from 'node:test';
-import {
-  ApiError,
-  KubeClient,
-  parseRetryAfter,
-  retryDelayMs,
-  type ClientOptions,
-  type ResourceType,
-} from './kube-client.js';
+import { ApiError, KubeClient, parseRetryAfter, retryDelayMs, type ClientOptions } from './kube-client.js';
 import { loadKubeAuth, type KubeAuth } from './kubeconfig.js';
-import { plainHttpAuth } from './test-clients.js';
+import { plainHttpAuth, ConfigMaps } from './test-clients.js';
 
-const ConfigMaps: ResourceType = {
-  group: '',
-  version: 'v1',
-  plural: 'configmaps',
-  kind: 'ConfigMap',
-  namespaced: true,
-};
 const cm = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { namespace: 'ns', name: 'x' } };
 const OPTIONS: ClientOptions = { qps: 0, burst: 1, timeoutMs: 5000, userAgent: 'test' };
 

@@ -7,18 +7,9 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { DEFAULT_HEALTH_BOUNDS } from './health.js';
 import { InformerFactory } from './informer-factory.js';
-import type { ResourceType } from './kube-client.js';
 import { silentLogger } from './logger.js';
 import { DEFAULT_CRD_CHECK, Manager, type HealthOptions } from './manager.js';
-import { plainHttpClient } from './test-clients.js';
-
-const ConfigMaps: ResourceType = {
-  group: '',
-  version: 'v1',
-  plural: 'configmaps',
-  kind: 'ConfigMap',
-  namespaced: true,
-};
+import { plainHttpClient, ConfigMaps } from './test-clients.js';
 
 const health: HealthOptions = {
   ...DEFAULT_HEALTH_BOUNDS,

@@ -1,4 +1,4 @@
-import { KubeClient } from './kube-client.js';
+import { KubeClient, type ResourceType } from './kube-client.js';
 import type { KubeAuth } from './kubeconfig.js';
 
 /** Credentials for a test API server on plain HTTP: no kubeconfig, a bearer token when `token` is given. */
@@ -17,3 +17,12 @@ export function plainHttpAuth(server: string, token?: () => string): KubeAuth {
 export function plainHttpClient(server: string, timeoutMs = 5000): Promise<KubeClient> {
   return KubeClient.create(plainHttpAuth(server), { qps: 0, burst: 1, timeoutMs, userAgent: 'test' });
 }
+
+/** ConfigMaps: the core resource tests watch and write when the kind does not matter. */
+export const ConfigMaps: ResourceType = {
+  group: '',
+  version: 'v1',
+  plural: 'configmaps',
+  kind: 'ConfigMap',
+  namespaced: true,
+};

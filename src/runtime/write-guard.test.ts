@@ -5,17 +5,9 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EventRecorder } from './events.js';
-import { NotLeaderError, type ResourceType } from './kube-client.js';
+import { NotLeaderError } from './kube-client.js';
 import { silentLogger } from './logger.js';
-import { plainHttpClient } from './test-clients.js';
-
-const ConfigMaps: ResourceType = {
-  group: '',
-  version: 'v1',
-  plural: 'configmaps',
-  kind: 'ConfigMap',
-  namespaced: true,
-};
+import { plainHttpClient, ConfigMaps } from './test-clients.js';
 
 test('with writes guarded, only reads reach the API server while the guard says no', async () => {
   const seen: string[] = [];
