@@ -83,19 +83,24 @@ const stubOf = (o: V1ConfigMap): Stub => ({
 });
 const wanted = (o: V1ConfigMap) => o.metadata?.labels?.wanted === 'yes';
 
-test('a view keeps what the informer filters out, in its own shape, and follows changes and deletes', async () => {
-  let watch!: ServerResponse;
-  const { client, counts } = await scriptedApi(
-    [[cm('kept', '1', { wanted: 'yes' }), cm('other', '2')]],
-    [(res) => (watch = res)],
-  );
+/** An informer keeping the wanted ConfigMaps, and a view of slim records of all; stopped after the test. */
+function wantedWithStubView(client: KubeClient) {
   const informer = new Informer<V1ConfigMap>(client, {
     resource: ConfigMaps,
     filter: wanted,
     logger: silentLogger,
   });
   cleanups.push(() => informer.stop());
-  const view = informer.view<Stub>({ transform: stubOf });
+  return { informer, view: informer.view<Stub>({ transform: stubOf }) };
+}
+
+test('a view keeps what the informer filters out, in its own shape, and follows changes and deletes', async () => {
+  let watch!: ServerResponse;
+  const { client, counts } = await scriptedApi(
+    [[cm('kept', '1', { wanted: 'yes' }), cm('other', '2')]],
+    [(res) => (watch = res)],
+  );
+  const { informer, view } = wantedWithStubView(client);
   const seen: string[] = [];
   view.addHandlers({
     onAdd: (o) => seen.push(`add ${o.metadata.name}@${o.metadata.resourceVersion}`),
@@ -138,13 +143,7 @@ test('after a 410 the relist also tells the view of the deletes it missed', asyn
       () => {},
     ],
   );
-  const informer = new Informer<V1ConfigMap>(client, {
-    resource: ConfigMaps,
-    filter: wanted,
-    logger: silentLogger,
-  });
-  cleanups.push(() => informer.stop());
-  const view = informer.view<Stub>({ transform: stubOf });
+  const { informer, view } = wantedWithStubView(client);
   const deleted: string[] = [];
   view.addHandlers({ onDelete: (o) => deleted.push(o.metadata.name) });
   informer.start();
