@@ -41,8 +41,8 @@ interface Held {
  * Cost does not grow with the number of names: the Secret index (slim
  * records of every Secret, from the two placeholder watches) says which
  * Secrets exist and when they change, and the full Secret is read with a GET
- * only for names that are referenced, held while referenced and read again only when the
- * index shows a newer resourceVersion. Users are told of a change (by
+ * only for names that are referenced, held while referenced and read again
+ * only when the index shows a newer resourceVersion. Users are told of a change (by
  * onChange) once the held copy is current, so peek() in a listener sees it.
  * A watch per name would cost a connection and ~100 KB each, and a tenant
  * naming thousands of Secrets would open thousands.
