@@ -200,7 +200,9 @@ function part(name: string, health: Partial<InformerHealth> = {}) {
     addIndex: (n, fn) => store.addIndex(n, fn),
     hasIndex: (n) => store.hasIndex(n),
     get: (ns, n) => store.get(ns, n),
+    getByKey: (key) => store.getByKey(key),
     list: () => store.list(),
+    keys: () => store.keys(),
     get size() {
       return store.size;
     },

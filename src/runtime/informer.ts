@@ -112,71 +112,15 @@ interface WatchAttempt {
 }
 
 /**
- * List-then-watch cache of one resource (client-go's reflector + store).
- * - Lists in pages, then watches from the list's resourceVersion with bookmarks.
- * - A watch closed by the server resumes from the last resourceVersion seen.
- * - 410 Gone (expired resourceVersion) relists and diffs against the cache, so
- *   deletes missed while disconnected are delivered.
- * - Other errors restart the watch with exponential backoff and jitter;
- *   the informer never exits the process.
+ * The read side of a cache, shared by informers and their views: objects by
+ * key, indexes and change handlers, over an ObjectStore that only the feeder
+ * (the informer's list and watch) writes.
  */
-export class Informer<T extends KubernetesObject> {
-  readonly stats: InformerStats = {
-    lists: 0,
-    watches: 0,
-    relistsAfterGone: 0,
-    watchRestartsAfterError: 0,
-    watchdogRestarts: 0,
-    events: 0,
-    handlerErrors: 0,
-  };
-  private readonly cache = new ObjectStore<T>((event, key, err) => this.handlerFailed(event, key, err));
-  private readonly views: Array<InformerView<KubernetesObject, KubernetesObject>> = [];
-  private readonly abort = new AbortController();
-  private resourceVersion = '';
-  private syncedFlag = false;
-  private resolveSynced!: () => void;
-  private loop: Promise<void> | undefined;
-  private resyncTimer: NodeJS.Timeout | undefined;
-  private lastProgressAt = 0;
-  private failingSince: number | undefined;
-  private lastError: string | undefined;
-  readonly synced: Promise<void>;
+abstract class CacheReader<T extends KubernetesObject> {
+  protected readonly cache = new ObjectStore<T>((event, key, err) => this.handlerFailed(event, key, err));
 
-  constructor(
-    private readonly client: KubeClient,
-    private readonly options: InformerOptions<T>,
-  ) {
-    this.synced = new Promise((resolve) => (this.resolveSynced = resolve));
-  }
-
-  get description(): string {
-    const o = this.options;
-    const parts = [o.resource.plural + (o.resource.group ? `.${o.resource.group}` : '')];
-    if (o.namespace) parts.push(`ns=${o.namespace}`);
-    if (o.labelSelector) parts.push(`labels=${o.labelSelector}`);
-    if (o.fieldSelector) parts.push(`fields=${o.fieldSelector}`);
-    if (o.metadataOnly) parts.push('metadata-only');
-    return parts.join(' ');
-  }
-
-  hasSynced(): boolean {
-    return this.syncedFlag;
-  }
-
-  health(): InformerHealth {
-    return {
-      started: this.loop !== undefined,
-      synced: this.syncedFlag,
-      lastProgressAt: this.lastProgressAt,
-      failingSince: this.failingSince,
-      lastError: this.lastError,
-    };
-  }
-
-  get lastResourceVersion(): string {
-    return this.resourceVersion;
-  }
+  /** A handler threw: counted and logged by whoever owns the watch. */
+  protected abstract handlerFailed(event: StoreEvent, key: string, err: unknown): void;
 
   addHandlers(handlers: InformerHandlers<T>): void {
     this.cache.addHandlers(handlers);
@@ -213,6 +157,74 @@ export class Informer<T extends KubernetesObject> {
 
   byIndex(name: string, value: string): T[] {
     return this.cache.byIndex(name, value);
+  }
+}
+
+/**
+ * List-then-watch cache of one resource (client-go's reflector + store).
+ * - Lists in pages, then watches from the list's resourceVersion with bookmarks.
+ * - A watch closed by the server resumes from the last resourceVersion seen.
+ * - 410 Gone (expired resourceVersion) relists and diffs against the cache, so
+ *   deletes missed while disconnected are delivered.
+ * - Other errors restart the watch with exponential backoff and jitter;
+ *   the informer never exits the process.
+ */
+export class Informer<T extends KubernetesObject> extends CacheReader<T> {
+  readonly stats: InformerStats = {
+    lists: 0,
+    watches: 0,
+    relistsAfterGone: 0,
+    watchRestartsAfterError: 0,
+    watchdogRestarts: 0,
+    events: 0,
+    handlerErrors: 0,
+  };
+  private readonly views: Array<InformerView<KubernetesObject, KubernetesObject>> = [];
+  private readonly abort = new AbortController();
+  private resourceVersion = '';
+  private syncedFlag = false;
+  private resolveSynced!: () => void;
+  private loop: Promise<void> | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private lastProgressAt = 0;
+  private failingSince: number | undefined;
+  private lastError: string | undefined;
+  readonly synced: Promise<void>;
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly options: InformerOptions<T>,
+  ) {
+    super();
+    this.synced = new Promise((resolve) => (this.resolveSynced = resolve));
+  }
+
+  get description(): string {
+    const o = this.options;
+    const parts = [o.resource.plural + (o.resource.group ? `.${o.resource.group}` : '')];
+    if (o.namespace) parts.push(`ns=${o.namespace}`);
+    if (o.labelSelector) parts.push(`labels=${o.labelSelector}`);
+    if (o.fieldSelector) parts.push(`fields=${o.fieldSelector}`);
+    if (o.metadataOnly) parts.push('metadata-only');
+    return parts.join(' ');
+  }
+
+  hasSynced(): boolean {
+    return this.syncedFlag;
+  }
+
+  health(): InformerHealth {
+    return {
+      started: this.loop !== undefined,
+      synced: this.syncedFlag,
+      lastProgressAt: this.lastProgressAt,
+      failingSince: this.failingSince,
+      lastError: this.lastError,
+    };
+  }
+
+  get lastResourceVersion(): string {
+    return this.resourceVersion;
   }
 
   /**
@@ -480,7 +492,7 @@ export class Informer<T extends KubernetesObject> {
     return this.options.filter ? this.options.filter(obj) : true;
   }
 
-  private handlerFailed(event: StoreEvent, key: string, err: unknown): void {
+  protected handlerFailed(event: StoreEvent, key: string, err: unknown): void {
     this.stats.handlerErrors += 1;
     this.options.logger.error('informer event handler failed', {
       informer: this.description,
@@ -506,15 +518,17 @@ export interface InformerViewOptions<T, S> {
  * one watch of dockerconfigjson Secrets keeps placeholders whole and every
  * other such Secret as a slim record. Synced when its informer is.
  */
-export class InformerView<T extends KubernetesObject, S extends KubernetesObject> {
-  private readonly cache: ObjectStore<S>;
-
+export class InformerView<T extends KubernetesObject, S extends KubernetesObject> extends CacheReader<S> {
   constructor(
     private readonly source: Informer<T>,
     private readonly options: InformerViewOptions<T, S>,
-    onHandlerError: (event: StoreEvent, key: string, err: unknown) => void,
+    private readonly onHandlerError: (event: StoreEvent, key: string, err: unknown) => void,
   ) {
-    this.cache = new ObjectStore<S>(onHandlerError);
+    super();
+  }
+
+  protected handlerFailed(event: StoreEvent, key: string, err: unknown): void {
+    this.onHandlerError(event, key, err);
   }
 
   get description(): string {
@@ -531,34 +545,6 @@ export class InformerView<T extends KubernetesObject, S extends KubernetesObject
 
   health(): InformerHealth {
     return this.source.health();
-  }
-
-  addHandlers(handlers: InformerHandlers<S>): void {
-    this.cache.addHandlers(handlers);
-  }
-
-  addIndex(name: string, indexFn: (obj: S) => string[]): void {
-    this.cache.addIndex(name, indexFn);
-  }
-
-  hasIndex(name: string): boolean {
-    return this.cache.hasIndex(name);
-  }
-
-  get(namespace: string | undefined, name: string): S | undefined {
-    return this.cache.get(namespace, name);
-  }
-
-  list(): S[] {
-    return this.cache.list();
-  }
-
-  get size(): number {
-    return this.cache.size;
-  }
-
-  byIndex(name: string, value: string): S[] {
-    return this.cache.byIndex(name, value);
   }
 
   /** What this view keeps of `obj`, or undefined when its filter drops it. Called by the informer. */
