@@ -497,6 +497,46 @@ class ServiceAccountObserver {
   }
 }
 
+/** One rotation or renewal round: when placeholders got it, and what the operator spent on it. */
+interface FanOutRound {
+  round: number;
+  p50Ms: number;
+  p100Ms: number;
+  apiWrites: number;
+  operatorCpuMs: number;
+  operatorGc: string;
+}
+
+/**
+ * Reads the operator's counters before a fan-out round; `end`, called once the round's trailing
+ * writes have landed, reads them again, logs the round and returns it.
+ */
+async function operatorRound(
+  operator: OperatorProcess,
+  round: number,
+): Promise<{ end(times: number[]): Promise<FanOutRound> }> {
+  const metricsBefore = await operator.metrics();
+  const cpuBefore = operator.cpuMs();
+  return {
+    async end(times) {
+      const metricsAfter = await operator.metrics();
+      const sorted = [...times].sort((a, b) => a - b);
+      const entry: FanOutRound = {
+        round,
+        p50Ms: ms(percentile(sorted, 50)),
+        p100Ms: ms(percentile(sorted, 100)),
+        apiWrites: writesOf(metricsAfter) - writesOf(metricsBefore),
+        operatorCpuMs: operator.cpuMs() - cpuBefore,
+        operatorGc: gcBetween(metricsBefore, metricsAfter),
+      };
+      log(
+        `  round ${round}: p50 ${entry.p50Ms} ms, p100 ${entry.p100Ms} ms, ${entry.apiWrites} writes, ${entry.operatorCpuMs} ms CPU, GC ${entry.operatorGc}`,
+      );
+      return entry;
+    },
+  };
+}
+
 interface PolicyResult {
   floorMs: number;
   floorRoundsMs: number[];
@@ -858,7 +898,7 @@ async function measureRegistryToken(
   observer: PlaceholderObserver,
   gcp: GcpFake,
   keys: string[],
-): Promise<Array<Record<string, number | string>>> {
+): Promise<FanOutRound[]> {
   const OPERATOR_NS = 'regcred-operator';
   await client.delete(SecretExports, 'bench-src', 'creds');
   // The webhook phase's operator may have created its namespace already.
@@ -898,13 +938,11 @@ async function measureRegistryToken(
   source.addHandlers({ onAdd: seen, onUpdate: (_o, s) => seen(s) });
   source.start();
   await source.synced;
-  const rounds: Array<Record<string, number | string>> = [];
+  const rounds: FanOutRound[] = [];
   for (const round of [1, 2, 3]) {
     const password = `rt${round}`;
     const sourceChanged = new Promise<number>((resolve) => renewed.set(password, resolve));
-    const metricsBefore = await operator.metrics();
-    const before = writesOf(metricsBefore);
-    const cpuBefore = operator.cpuMs();
+    const measured = await operatorRound(operator, round);
     gcp.accessToken = password;
     let timer: NodeJS.Timeout | undefined;
     const start = await new Promise<number>((resolve, reject) => {
@@ -914,21 +952,9 @@ async function measureRegistryToken(
       );
       void sourceChanged.then(resolve);
     }).finally(() => clearTimeout(timer));
-    const times = (await observer.waitAll(keys, password, start)).sort((a, b) => a - b);
+    const times = await observer.waitAll(keys, password, start);
     await sleep(1500); // trailing writes (export and RegistryToken status)
-    const metricsAfter = await operator.metrics();
-    const entry = {
-      round,
-      p50Ms: ms(percentile(times, 50)),
-      p100Ms: ms(percentile(times, 100)),
-      apiWrites: writesOf(metricsAfter) - before,
-      operatorCpuMs: operator.cpuMs() - cpuBefore,
-      operatorGc: gcBetween(metricsBefore, metricsAfter),
-    };
-    rounds.push(entry);
-    log(
-      `  round ${round}: p50 ${entry.p50Ms} ms, p100 ${entry.p100Ms} ms, ${entry.apiWrites} writes, ${entry.operatorCpuMs} ms CPU, GC ${entry.operatorGc}`,
-    );
+    rounds.push(await measured.end(times));
   }
   await source.stop();
   // No renewals during the idle phase: the Secret and its export stay as they are.
@@ -1084,31 +1110,16 @@ async function main(): Promise<void> {
 
       log('rotation: change the source credential');
       for (const round of [1, 2, 3]) {
-        const metricsBefore = await operator.metrics();
-        const before = writesOf(metricsBefore);
-        const cpuBefore = operator.cpuMs();
+        const measured = await operatorRound(operator, round);
         const start = performance.now();
         const password = `v${round}`;
         const observed = observer.waitAll(keys, password, start);
         await client.mergePatch(SecretsResource, 'bench-src', 'creds', {
           data: { '.dockerconfigjson': b64(dockerconfig(password)) },
         });
-        const times = (await observed).sort((a, b) => a - b);
-        await new Promise((r) => setTimeout(r, 1500)); // let trailing writes (export status) land before counting
-        const metricsAfter = await operator.metrics();
-        const writes = writesOf(metricsAfter) - before;
-        const entry = {
-          round,
-          p50Ms: ms(percentile(times, 50)),
-          p100Ms: ms(percentile(times, 100)),
-          apiWrites: writes,
-          operatorCpuMs: operator.cpuMs() - cpuBefore,
-          operatorGc: gcBetween(metricsBefore, metricsAfter),
-        };
-        ((results.rotation ??= []) as unknown[]).push(entry);
-        log(
-          `  round ${round}: p50 ${entry.p50Ms} ms, p100 ${entry.p100Ms} ms, ${writes} writes, ${entry.operatorCpuMs} ms CPU, GC ${entry.operatorGc}`,
-        );
+        const times = await observed;
+        await sleep(1500); // let trailing writes (export status) land before counting
+        ((results.rotation ??= []) as FanOutRound[]).push(await measured.end(times));
       }
 
       // Before the new-namespace phase, so a renewal reaches the same N placeholders as the floor's writes.
@@ -1279,20 +1290,10 @@ async function main(): Promise<void> {
 function fanOutRows(results: Record<string, unknown>): Array<[string, string, string]> {
   const floor = results.floor as { observedP100Ms: number; rounds: Array<{ observedP100Ms: number }> };
   const median = (rounds: Array<{ p100Ms: number }>) => medianBy(rounds, (r) => r.p100Ms).p100Ms;
-  const rotation = results.rotation as Array<{
-    p100Ms: number;
-    apiWrites: number;
-    operatorCpuMs: number;
-    operatorGc: string;
-  }>;
+  const rotation = results.rotation as FanOutRound[];
   const medianRotation = median(rotation);
   results.rotationVsFloor = ratio(medianRotation / floor.observedP100Ms);
-  const tokenRounds = results.registryToken as Array<{
-    p100Ms: number;
-    apiWrites: number;
-    operatorCpuMs: number;
-    operatorGc: string;
-  }>;
+  const tokenRounds = results.registryToken as FanOutRound[];
   results.registryTokenVsFloor = ratio(median(tokenRounds) / floor.observedP100Ms);
   return [
     [
