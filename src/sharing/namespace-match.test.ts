@@ -284,6 +284,37 @@ describe('matchExportToNamespace', () => {
   ];
   for (const c of cases)
     it(c.name, () => assert.equal(matchExportToNamespace({ spec: c.spec }, c.namespace), c.match));
+
+  it('one spec object matched against many namespaces answers for each (its checks are reused)', () => {
+    const spec: SecretExportSpec = { toNamespaces: ['a', '*'], toNamespace: 'c' };
+    assert.deepEqual(
+      [ns('a'), ns('b'), ns('c'), ns('d', { [EXCLUDED]: '' })].map((n) =>
+        matchExportToNamespace({ spec }, n),
+      ),
+      ['explicit', 'wildcard', 'explicit', undefined],
+    );
+    // An invalid spec stays invalid when asked again, for every namespace.
+    const invalid: SecretExportSpec = { toNamespaces: ['a', ''] };
+    assert.deepEqual(
+      [ns('a'), ns('a'), ns('b')].map((n) => matchExportToNamespace({ spec: invalid }, n)),
+      [undefined, undefined, undefined],
+    );
+  });
+
+  it('a changed export (a new spec object, as the informer delivers it) is matched by its new spec', () => {
+    const before: SecretExportSpec = { toNamespaces: ['a'] };
+    assert.equal(matchExportToNamespace({ spec: before }, ns('b')), undefined);
+    const after: SecretExportSpec = { toNamespaces: ['a', 'b'] };
+    assert.equal(matchExportToNamespace({ spec: after }, ns('b')), 'explicit');
+    assert.equal(matchExportToNamespace({ spec: before }, ns('b')), undefined);
+  });
+
+  it('a long toNamespaces list matches by name', () => {
+    const names = Array.from({ length: 10_000 }, (_, i) => `ns-${i}`);
+    const spec: SecretExportSpec = { toNamespaces: names };
+    assert.equal(matchExportToNamespace({ spec }, ns('ns-9999')), 'explicit');
+    assert.equal(matchExportToNamespace({ spec }, ns('ns-10000')), undefined);
+  });
 });
 
 describe('isExcludedFromWildcard', () => {

@@ -34,13 +34,30 @@ export function matchExportToNamespace(
   namespace: NamespaceInput,
 ): MatchKind | undefined {
   const { spec } = exportObj;
-  if (validateExportSpec(spec).length > 0) return undefined;
-  const name = namespaceName(namespace);
-  const targets = staticToNamespaces(spec);
-  if (targets.includes(name)) return 'explicit';
-  if (targets.includes(ALL_NAMESPACES) && !isExcludedFromWildcard(namespace)) return 'wildcard';
+  const checked = checkedSpec(spec);
+  if (!checked.valid) return undefined;
+  if (checked.targets.has(namespaceName(namespace))) return 'explicit';
+  if (checked.targets.has(ALL_NAMESPACES) && !isExcludedFromWildcard(namespace)) return 'wildcard';
   if (selectorMatches(spec, namespace)) return 'selector';
   return undefined;
+}
+
+/**
+ * An export's validity and static targets, computed once per spec object: one
+ * change matches the export against every namespace, and a placeholder
+ * reconcile against every export. Specs come from informer caches, which
+ * replace an object on change and never modify it, so the object is the key.
+ * A Set keeps a long toNamespaces list from costing its length per namespace.
+ */
+const checkedSpecs = new WeakMap<SecretExportSpec, { valid: boolean; targets: ReadonlySet<string> }>();
+
+function checkedSpec(spec: SecretExportSpec): { valid: boolean; targets: ReadonlySet<string> } {
+  let checked = checkedSpecs.get(spec);
+  if (checked === undefined) {
+    checked = { valid: validateExportSpec(spec).length === 0, targets: new Set(staticToNamespaces(spec)) };
+    checkedSpecs.set(spec, checked);
+  }
+  return checked;
 }
 
 function selectorMatches(spec: SecretExportSpec, namespace: NamespaceInput): boolean {
