@@ -434,6 +434,73 @@ describe('propagation', () => {
   });
 });
 
+describe('writes', () => {
+  test("a fill rewrites only the data and the status annotation: the placeholder's labels, other annotations, owner, finalizer and managed fields stay", async (t) => {
+    const cleanup = cleanupAfter(t);
+    await createNamespace(env.client, 'keep-src');
+    await createNamespace(env.client, 'keep-p');
+    const owner = await env.client.create<V1ConfigMap>(ConfigMaps, {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { namespace: 'keep-p', name: 'owner' },
+    });
+    const placeholder = placeholderSecret('keep-p', 'creds');
+    placeholder.metadata = {
+      ...placeholder.metadata,
+      labels: { team: 'blue' },
+      annotations: { ...placeholder.metadata!.annotations, note: 'mine' },
+      ownerReferences: [
+        { apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid: owner.metadata!.uid!, controller: false },
+      ],
+      finalizers: ['example.com/keep'],
+    };
+    await env.client.create(Secrets, placeholder);
+    t.after(() =>
+      env.client
+        .mergePatch(Secrets, 'keep-p', 'creds', { metadata: { finalizers: null } })
+        .catch(() => undefined),
+    );
+    const config = (password: string) => ({ auths: { 'keep.example.com': { username: 'u', password } } });
+    await share(cleanup, 'keep-src', 'creds', config('one'), { toNamespaces: ['keep-p'] });
+    const expected = (password: string) => auths({ 'keep.example.com': userPass('u', password) });
+    await expectPlaceholder(
+      env.client,
+      'keep-p',
+      'creds',
+      expected('one'),
+      succeededStatus(['keep-src/creds']),
+    );
+    // A second fill, after the source changes, goes through the same write.
+    await env.client.mergePatch(Secrets, 'keep-src', 'creds', {
+      data: { '.dockerconfigjson': b64(JSON.stringify(config('two'))) },
+    });
+    await expectPlaceholder(
+      env.client,
+      'keep-p',
+      'creds',
+      expected('two'),
+      succeededStatus(['keep-src/creds']),
+    );
+
+    const secret = await env.client.get<V1Secret>(Secrets, 'keep-p', 'creds');
+    const md = secret!.metadata!;
+    assert.deepEqual(md.labels, { team: 'blue' });
+    assert.equal(md.annotations?.note, 'mine');
+    assert.equal(md.annotations?.[IMAGE_PULL_SECRET], '');
+    assert.deepEqual(
+      md.ownerReferences?.map((r) => [r.kind, r.name, r.uid]),
+      [['ConfigMap', 'owner', owner.metadata!.uid]],
+    );
+    assert.deepEqual(md.finalizers, ['example.com/keep']);
+    // The creator still owns what it set; the operator owns the data and the status it writes.
+    const managers = (md.managedFields ?? []).map((f) => f.manager);
+    assert.ok(managers.includes('regcred-e2e'), `managers: ${managers.join(', ')}`);
+    const creator = JSON.stringify(md.managedFields?.find((f) => f.manager === 'regcred-e2e')?.fieldsV1);
+    assert.match(creator, /f:team/);
+    assert.match(creator, /f:finalizers/);
+  });
+});
+
 describe('dangerousToNamespacesSelector', () => {
   test('In, NotIn, Exists, DoesNotExist and two ANDed entries select namespaces, and a namespace whose metadata changes starts or stops matching at once', async (t) => {
     const cleanup = cleanupAfter(t);

@@ -6,12 +6,7 @@ import { OwnWrites } from '../../runtime/own-writes.js';
 import { sameStringMap } from '../../runtime/string-map.js';
 import { errorMessage } from '../../runtime/work-queue.js';
 import { domainMetrics, secondsSinceSourceChange, type SourceChange } from '../../runtime/domain-metrics.js';
-import {
-  ControllerOperator,
-  replaceNulls,
-  type ControllerGauge,
-  type OperatorContext,
-} from '../../runtime/operator.js';
+import { ControllerOperator, type ControllerGauge, type OperatorContext } from '../../runtime/operator.js';
 import {
   OutcomeEvents,
   settledFromStatusAnnotation,
@@ -191,7 +186,7 @@ export class PlaceholderController extends ControllerOperator {
     if (!plan.write) return;
     const previous = settledFromStatusAnnotation(secret.metadata?.annotations?.[STATUS_ANNOTATION]);
     try {
-      await this.writePlaceholder(secret, plan.write);
+      await this.writePlaceholder(secret, full !== undefined, plan.write);
     } catch (err) {
       if (isNotFound(err)) return;
       if (!isTooLarge(err) || !plan.write.data) throw err;
@@ -199,7 +194,8 @@ export class PlaceholderController extends ControllerOperator {
       const bytes = Buffer.byteLength(plan.result?.dockerconfigjson ?? '', 'utf8');
       const rejected = placeholderRejectedMessage(namespace, bytes, errorMessage(err));
       const failure = planFailure(current, plan.result, rejected);
-      if (failure.write) await this.writeFailure(key, secret, previous, failure.write, rejected);
+      if (failure.write)
+        await this.writeFailure(key, secret, full !== undefined, previous, failure.write, rejected);
       return;
     }
     if (plan.failure) {
@@ -232,21 +228,32 @@ export class PlaceholderController extends ControllerOperator {
     });
   }
 
+  /** `whole`: the Secret is the placeholder cache's whole object, not the wrong-type cache's metadata. */
   private async writePlaceholder(
     secret: V1Secret,
+    whole: boolean,
     write: NonNullable<PlaceholderPlan['write']>,
   ): Promise<void> {
     const md = secret.metadata!;
-    const patch: Record<string, unknown> = {
-      metadata: { annotations: { [STATUS_ANNOTATION]: write.annotations[STATUS_ANNOTATION] } },
-    };
-    // Data is replaced entirely: keys the placeholder had beyond .dockerconfigjson are removed.
-    if (write.data) patch.data = replaceNulls(secret.data ?? {}, write.data);
     await this.ownWrites.write(
       'Secret',
       md.namespace,
       md.name!,
-      () => this.client.mergePatch<V1Secret>(SecretsResource, md.namespace, md.name!, patch),
+      () =>
+        whole
+          ? // An update of the cached version, as upstream writes it: the API server does less for it than
+            // for a patch (no merge), and a Secret changed since it was read is refused (409) and read again.
+            // managedFields are not cached; left out, the API server keeps them.
+            this.client.replace<V1Secret>(SecretsResource, {
+              ...secret,
+              metadata: { ...md, annotations: write.annotations },
+              // Data is replaced entirely: keys the placeholder had beyond .dockerconfigjson are removed.
+              data: write.data ?? secret.data,
+            })
+          : // The wrong-type cache holds metadata only (and is never filled): only the status is patched.
+            this.client.mergePatch<V1Secret>(SecretsResource, md.namespace, md.name!, {
+              metadata: { annotations: { [STATUS_ANNOTATION]: write.annotations[STATUS_ANNOTATION] } },
+            }),
       () => this.queue.add(objectKey(secret)),
     );
   }
@@ -254,12 +261,13 @@ export class PlaceholderController extends ControllerOperator {
   private async writeFailure(
     key: string,
     secret: V1Secret,
+    whole: boolean,
     previous: SettledOutcome | undefined,
     write: NonNullable<PlaceholderPlan['write']>,
     failure: string,
   ): Promise<void> {
     try {
-      await this.writePlaceholder(secret, write);
+      await this.writePlaceholder(secret, whole, write);
     } catch (err) {
       if (isNotFound(err)) return;
       throw err;
