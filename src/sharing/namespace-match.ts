@@ -99,7 +99,7 @@ export function fieldMatches(field: SelectorMatchField, namespace: NamespaceInpu
 export function exportDependsOnNamespaceMetadata(exportObj: { spec: SecretExportSpec }): boolean {
   const { spec } = exportObj;
   return (
-    staticToNamespaces(spec).includes(ALL_NAMESPACES) ||
+    checkedSpec(spec).targets.has(ALL_NAMESPACES) ||
     (spec.dangerousToNamespacesSelector ?? []).length > 0 ||
     spec.toNamespacesLabelSelector !== undefined
   );
