@@ -92,11 +92,19 @@ export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promi
  */
 export class Wakeup {
   private readonly sleepers = new Set<() => void>();
+  private readonly listeners = new Set<() => void>();
 
   wake(): void {
     const sleepers = [...this.sleepers];
     this.sleepers.clear();
     for (const done of sleepers) done();
+    for (const listener of [...this.listeners]) listener();
+  }
+
+  /** Calls `listener` on every wake() until the returned function is called. */
+  onWake(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** Resolves after `ms`, when the signal aborts, or on wake(), whichever comes first. */

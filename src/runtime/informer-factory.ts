@@ -47,6 +47,14 @@ export class InformerFactory {
     await entry.informer.stop();
   }
 
+  /**
+   * Calls `listener` whenever a watch reconnects after failing (the API server
+   * is reachable again), until the returned function is called.
+   */
+  onReconnected(listener: () => void): () => void {
+    return this.reconnected.onWake(listener);
+  }
+
   /** The informer registered under `name`, without taking a reference. */
   lookup<T extends KubernetesObject>(name: string): Informer<T> | undefined {
     return this.informers.get(name)?.informer as unknown as Informer<T> | undefined;

@@ -167,6 +167,44 @@ test('a watch that breaks before it delivered anything still backs off exponenti
   assert.ok(gaps[3]! > 3 * gaps[0]!, `reconnect gaps ${gaps.map(Math.round).join(',')} ms`);
 });
 
+test('a 410 relists at once even after failures grew the backoff; a second 410 in a row backs off', async () => {
+  const lists: number[] = [];
+  let watches = 0;
+  const api = await fakeApi((_req, res, url) => {
+    if (!isWatch(url)) {
+      lists.push(performance.now());
+      return res.end(listBody([cm('a', String(10 + lists.length))], String(10 + lists.length)));
+    }
+    watches += 1;
+    // 1-2: the outage (no answer); 3-4: back, with the resourceVersion compacted; then a working watch.
+    if (watches <= 2) return res.socket?.destroy();
+    if (watches <= 4)
+      return streamEvents(res, [
+        { type: 'ERROR', object: { kind: 'Status', code: 410, message: 'too old' } },
+      ]);
+    streamEvents(res, []);
+  });
+  const informer = new Informer<V1ConfigMap>(api.client, {
+    resource: ConfigMaps,
+    logger: silentLogger,
+    backoff: { baseMs: 400, maxMs: 5000 },
+    random: () => 1,
+  });
+  informer.start();
+  // Failures 1-2 wait 400 + 800 ms; the third watch is answered 410.
+  await waitUntil('three lists', () => lists.length >= 3, 8000);
+  await informer.stop();
+  const relistGap = lists[1]! - lists[0]!;
+  const secondGap = lists[2]! - lists[1]!;
+  assert.ok(watches >= 4, `${watches} watches`);
+  // The outage's two waits (400 + 800 ms), then no third wait (1600 ms) before the relist.
+  assert.ok(
+    relistGap >= 1100 && relistGap < 1500,
+    `relisted ${Math.round(relistGap)} ms after the first list`,
+  );
+  assert.ok(secondGap >= 1500, `a second 410 in a row relisted after ${Math.round(secondGap)} ms`);
+});
+
 test("a watch refused with 429 waits for the server's Retry-After before it tries again", async () => {
   const watchTimes: number[] = [];
   const api = await fakeApi((_req, res, url) => {
@@ -405,7 +443,7 @@ test('a handler that throws neither hides the event from the other handlers nor 
   assert.match(failures[0]!, /"event":"add","key":"ns\/x","error":"boom on add"/);
 });
 
-test('after an outage, the first informer to reconnect ends the backoff of the others (one API server)', async () => {
+test('after an outage, the first informer to reconnect ends the backoff of the others (one API server) and wakes the listeners', async () => {
   let up = false;
   const api = await fakeApi((_req, res, url) => {
     if (!up) {
@@ -431,16 +469,23 @@ test('after an outage, the first informer to reconnect ends the backoff of the o
     random: () => 1,
     reconnected,
   });
+  // The work queues listen too: their retries after unanswered requests run once the server is back.
+  let wakes = 0;
+  reconnected.onWake(() => wakes++);
+  const unsubscribed = reconnected.onWake(() => assert.fail('called after unsubscribing'));
+  unsubscribed();
   slow.start();
   await waitUntil('the slow informer failed once', () => slow.health().failingSince !== undefined);
   quick.start();
   await new Promise((r) => setTimeout(r, 100));
+  assert.equal(wakes, 0, 'no wake while the server is down');
   up = true;
   const backAt = performance.now();
   await waitUntil('both synced', () => quick.hasSynced() && slow.hasSynced(), 5000);
   const took = performance.now() - backAt;
   await Promise.all([quick.stop(), slow.stop()]);
   assert.ok(took < 1500, `the slow informer synced ${Math.round(took)} ms after the server came back`);
+  assert.ok(wakes >= 1, 'the reconnect woke the listeners');
 });
 
 test('after failures grew the backoff, a server answering with Retry-After (it is back, initializing) is tried again after the Retry-After, not the grown backoff', async () => {

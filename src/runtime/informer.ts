@@ -271,6 +271,10 @@ export class Informer<T extends KubernetesObject> extends CacheReader<T> {
       this.options.random,
     );
     let needList = true;
+    // The first 410 since a watch last worked relists at once: the server answered, and after an outage
+    // every watch resumes from a compacted resourceVersion, so waiting out the backoff grown during the
+    // outage would only keep the cache (and the reconciles held for it) stale. 410s in a row back off.
+    let relistedAfterGone = false;
     const signal = this.abort.signal;
     while (!signal.aborted) {
       const attempt: WatchAttempt = { healthy: false };
@@ -283,18 +287,27 @@ export class Informer<T extends KubernetesObject> extends CacheReader<T> {
         await this.watchOnce(signal, attempt);
         // The server accepted the watch and ended it (its timeout): resume at once if it was a working watch.
         this.connected();
-        if (attempt.healthy) backoff.reset();
-        else await sleep(backoff.next(), signal);
+        if (attempt.healthy) {
+          backoff.reset();
+          relistedAfterGone = false;
+        } else await sleep(backoff.next(), signal);
       } catch (err) {
         if (signal.aborted) break;
         // A watch that worked for a while before it broke (a load balancer cutting
         // connections every few minutes) reconnects at the base delay, not a grown one.
-        if (attempt.healthy) backoff.reset();
+        if (attempt.healthy) {
+          backoff.reset();
+          relistedAfterGone = false;
+        }
         this.failed(err);
         if (err instanceof GoneError || isGone(err)) {
           needList = true;
           this.stats.relistsAfterGone += 1;
           logger.info('watch resourceVersion expired; relisting', { informer: this.description });
+          if (!relistedAfterGone) {
+            relistedAfterGone = true;
+            continue;
+          }
         } else if (err instanceof WatchIdleError) {
           this.stats.watchdogRestarts += 1;
           logger.warn(err.message, { informer: this.description });

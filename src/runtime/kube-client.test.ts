@@ -17,7 +17,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { after, before, test } from 'node:test';
-import { ApiError, KubeClient, parseRetryAfter, retryDelayMs, type ClientOptions } from './kube-client.js';
+import {
+  ApiError,
+  isTransportFailure,
+  KubeClient,
+  parseRetryAfter,
+  retryDelayMs,
+  type ClientOptions,
+} from './kube-client.js';
 import { loadKubeAuth, type KubeAuth } from './kubeconfig.js';
 import { plainHttpAuth, ConfigMaps } from './test-clients.js';
 
@@ -741,6 +748,37 @@ test('maxInFlight caps the requests the API server sees at once (what Priority a
     assert.equal(most, 3);
   } finally {
     client.close();
+    await api.close();
+  }
+});
+
+test('isTransportFailure: a request nobody answered (connection cut or refused) is one; an error answer is not', async () => {
+  const api = await apiServer((req, res, n) => (n === 1 ? answer(res, 500) : req.socket.destroy()));
+  const client = await KubeClient.create(fakeAuth(api.url), OPTIONS);
+  const closedServer = createServer();
+  const closedPort = await listen(closedServer);
+  await close(closedServer);
+  const refusing = await KubeClient.create(fakeAuth(`http://127.0.0.1:${closedPort}`), OPTIONS);
+  const failure = (p: Promise<unknown>) =>
+    p.then(
+      () => assert.fail('resolved'),
+      (e: unknown) => e,
+    );
+  try {
+    const answered = await failure(client.create(ConfigMaps, cm));
+    assert.ok(answered instanceof ApiError && answered.code === 500);
+    assert.equal(isTransportFailure(answered), false);
+    const cut = await failure(client.create(ConfigMaps, cm));
+    assert.ok(!(cut instanceof ApiError), String(cut));
+    assert.equal(isTransportFailure(cut), true);
+    const refused = await failure(refusing.create(ConfigMaps, cm));
+    assert.match(String(refused), /ECONNREFUSED/);
+    assert.equal(isTransportFailure(refused), true);
+    assert.equal(isTransportFailure(new Error('reconcile failed')), false);
+    assert.equal(isTransportFailure(undefined), false);
+  } finally {
+    client.close();
+    refusing.close();
     await api.close();
   }
 });

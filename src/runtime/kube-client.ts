@@ -55,6 +55,21 @@ export const isAlreadyExists = (err: unknown): boolean =>
   err instanceof ApiError && err.code === 409 && err.reason === 'AlreadyExists';
 export const isGone = (err: unknown): boolean => err instanceof ApiError && err.code === 410;
 
+/** Requests that got no answer from the API server at all (refused, reset, timed out). */
+const transportFailures = new WeakSet<object>();
+
+function markTransportFailure(err: unknown): void {
+  if (typeof err === 'object' && err !== null) transportFailures.add(err);
+}
+
+/**
+ * The request never got an answer: the API server was unreachable, not
+ * refusing. Retries waiting on such errors may run as soon as the server is
+ * reachable again.
+ */
+export const isTransportFailure = (err: unknown): boolean =>
+  typeof err === 'object' && err !== null && transportFailures.has(err);
+
 export interface ListResult<T> {
   items: T[];
   resourceVersion: string;
@@ -391,6 +406,7 @@ export class KubeClient {
         res = await this.exchange(url, method, headers, payload, opts.signal);
       } catch (err) {
         this.noteAnswer(method, undefined, sentAt);
+        if (!opts.signal?.aborted) markTransportFailure(err);
         throw err;
       } finally {
         release();

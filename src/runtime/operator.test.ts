@@ -36,6 +36,7 @@ class Recorder extends ControllerOperator {
       concurrency: 1,
       resyncPeriodMs: 0,
       events: { drain: async () => undefined },
+      informers: { onReconnected: () => () => undefined },
     } as unknown as OperatorContext;
     super(ctx, 'recorder');
   }
@@ -96,6 +97,7 @@ class StatusWriter extends ControllerOperator {
       resyncPeriodMs: 0,
       client,
       events: { drain: async () => undefined },
+      informers: { onReconnected: () => () => undefined },
     } as unknown as OperatorContext;
     super(ctx, 'status-writer');
   }

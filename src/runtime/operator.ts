@@ -5,7 +5,13 @@ import { fitStatus, jsonEqual } from './conditions.js';
 import type { EventRecorder } from './events.js';
 import type { InformerFactory } from './informer-factory.js';
 import { objectKey, type InformerHandlers, type InformerHealth } from './informer.js';
-import { ApiError, isNotFound, type KubeClient, type ResourceType } from './kube-client.js';
+import {
+  ApiError,
+  isNotFound,
+  isTransportFailure,
+  type KubeClient,
+  type ResourceType,
+} from './kube-client.js';
 import type { Logger } from './logger.js';
 import { RecentStatusWrites } from './status-writes.js';
 import { WorkQueue, type ReconcileResult } from './work-queue.js';
@@ -82,8 +88,21 @@ export abstract class ControllerOperator extends FrameworkOperator {
       handler: (key) => this.reconcileOnConnectedCaches(key),
       logger: log,
       isStaleRead: isStaleWrite,
+      isUnreachable: isTransportFailure,
+    });
+    this.stopRetryingOnReconnect = ctx.informers.onReconnected(() => {
+      for (const q of [this.queue, ...this.frameworkQueues]) {
+        const retried = q.retryUnreachableNow();
+        if (retried > 0)
+          log.info('API server reachable again; retrying now what it did not answer', {
+            queue: q.name,
+            keys: retried,
+          });
+      }
     });
   }
+
+  private readonly stopRetryingOnReconnect: () => void;
 
   /** Domain gauges of this controller (e.g. objects it manages); none by default. */
   metricGauges(): ControllerGauge[] {
@@ -133,6 +152,7 @@ export abstract class ControllerOperator extends FrameworkOperator {
   // The framework's stop() returns void and exits; this one resolves once in-flight work is done.
   // eslint-disable-next-line @typescript-eslint/no-misused-promises
   override async stop(): Promise<void> {
+    this.stopRetryingOnReconnect();
     await Promise.all([this.queue, ...this.frameworkQueues].map((q) => q.shutdown()));
     await this.ctx.events.drain();
   }
@@ -258,6 +278,7 @@ export abstract class ControllerOperator extends FrameworkOperator {
       concurrency: this.ctx.concurrency,
       logger: this.log,
       isStaleRead: isStaleWrite,
+      isUnreachable: isTransportFailure,
       handler: async (key) => {
         const event = latest.get(key);
         if (!event) return;

@@ -266,3 +266,66 @@ test('a failure carrying a server-requested wait (Retry-After) is retried no soo
   while (times.length < 2) await tick(10);
   assert.ok(times[1]! - times[0]! >= 140, `retried after ${times[1]! - times[0]!} ms`);
 });
+
+test('retryUnreachableNow runs at once the keys whose retry waits after an unanswered request, and only those', async () => {
+  class Unreachable extends Error {}
+  const bucket = new RetryBucket(10, 0);
+  const serverUp = { value: false };
+  const attempts = new Map<string, number>();
+  const q = new WorkQueue({
+    name: 'test',
+    concurrency: 4,
+    logger: silentLogger,
+    retryBucket: bucket,
+    isUnreachable: (err) => err instanceof Unreachable,
+    handler: async (key) => {
+      attempts.set(key, (attempts.get(key) ?? 0) + 1);
+      if (key === 'refused') throw new Error('HTTP 500: internal error');
+      if (!serverUp.value) throw new Unreachable('connect ECONNREFUSED');
+    },
+  });
+  q.start();
+  for (const key of ['a', 'b', 'c', 'refused']) q.add(key);
+  await tick(30);
+  // Paced by an empty bucket at 10/s, the four retries are 100-400 ms away.
+  assert.deepEqual([...attempts.values()], [1, 1, 1, 1]);
+  serverUp.value = true;
+  assert.equal(q.retryUnreachableNow(), 3);
+  await q.idle();
+  assert.deepEqual(Object.fromEntries(attempts), { a: 2, b: 2, c: 2, refused: 1 });
+  assert.equal(q.failuresOf('a'), 0, 'a success forgets the failures');
+  assert.equal(q.failuresOf('refused'), 1, 'the answered failure keeps its own delay');
+  assert.equal(q.retryUnreachableNow(performance.now() + 5_000), 0, 'nothing is waiting any more');
+  await q.shutdown();
+});
+
+test('retryUnreachableNow keeps the failure count (a key failing again backs off further) and runs at most once a second', async () => {
+  class Unreachable extends Error {}
+  let attempts = 0;
+  const q = new WorkQueue({
+    name: 'test',
+    concurrency: 1,
+    logger: silentLogger,
+    baseDelayMs: 10_000,
+    maxDelayMs: 60_000,
+    retryBucket: new RetryBucket(1000, 1000),
+    isUnreachable: (err) => err instanceof Unreachable,
+    handler: async () => {
+      attempts++;
+      throw new Unreachable('socket hang up');
+    },
+  });
+  q.start();
+  q.add('k');
+  await tick(20);
+  const first = performance.now();
+  assert.equal(q.retryUnreachableNow(first), 1);
+  await tick(20);
+  assert.equal(attempts, 2);
+  assert.equal(q.failuresOf('k'), 2);
+  assert.equal(q.retryUnreachableNow(first + 500), 0, 'within a second of the last one');
+  assert.equal(q.retryUnreachableNow(first + 1_001), 1);
+  await tick(20);
+  assert.equal(attempts, 3);
+  await q.shutdown();
+});

@@ -24,7 +24,15 @@ export interface WorkQueueOptions {
    * as failures.
    */
   isStaleRead?: (err: unknown) => boolean;
+  /**
+   * Errors that mean the API server did not answer at all: their retries also
+   * run at once when retryUnreachableNow() is called (the server is back).
+   */
+  isUnreachable?: (err: unknown) => boolean;
 }
+
+/** retryUnreachableNow() runs at most this often, so a flapping API server cannot turn it into a loop. */
+export const UNREACHABLE_RETRY_MIN_INTERVAL_MS = 1_000;
 
 /** How a reconcile ended, in controller-runtime's words. */
 export type ReconcileOutcome = 'success' | 'error' | 'requeue' | 'requeue_after';
@@ -72,6 +80,9 @@ export class WorkQueue {
   private readonly dirty = new Set<string>();
   private readonly retryLimiter: RetryLimiter;
   private readonly delayed = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  /** Keys whose delayed retry follows a failure to reach the API server. */
+  private readonly waitingForApi = new Set<string>();
+  private lastUnreachableRetry = -Infinity;
   private running = false;
   private pumpScheduled = false;
   private shuttingDown = false;
@@ -149,6 +160,29 @@ export class WorkQueue {
     this.delayed.set(key, { at, timer });
   }
 
+  /**
+   * The API server is reachable again: keys waiting out a retry delay after
+   * it did not answer run now instead of when the shared retry pace would let
+   * them (during an outage that pace schedules every failing key far ahead:
+   * 1,000 keys at 10 retries/s wait up to 100 s). Their failure counts stay,
+   * so a key that fails again backs off further.
+   */
+  retryUnreachableNow(now = performance.now()): number {
+    if (this.shuttingDown || now - this.lastUnreachableRetry < UNREACHABLE_RETRY_MIN_INTERVAL_MS) return 0;
+    this.lastUnreachableRetry = now;
+    let retried = 0;
+    for (const key of this.waitingForApi) {
+      const pending = this.delayed.get(key);
+      if (!pending) continue;
+      clearTimeout(pending.timer);
+      this.delayed.delete(key);
+      this.add(key);
+      retried += 1;
+    }
+    this.waitingForApi.clear();
+    return retried;
+  }
+
   /** Number of consecutive failures of a key (0 after a success). */
   failuresOf(key: string): number {
     return this.retryLimiter.failuresOf(key);
@@ -165,6 +199,7 @@ export class WorkQueue {
     this.running = false;
     for (const { timer } of this.delayed.values()) clearTimeout(timer);
     this.delayed.clear();
+    this.waitingForApi.clear();
     this.queue.length = 0;
     this.queued.clear();
     this.queuedAt.clear();
@@ -209,6 +244,7 @@ export class WorkQueue {
   private async process(key: string): Promise<void> {
     let outcome: ReconcileOutcome = 'success';
     try {
+      this.waitingForApi.delete(key);
       const result = await this.options.handler(key);
       this.retryLimiter.forget(key);
       if (result?.requeueAfterMs !== undefined) outcome = 'requeue_after';
@@ -235,6 +271,7 @@ export class WorkQueue {
       this.stats.retries += 1;
       this.observer?.retried();
       this.addAfter(key, delay);
+      if (this.options.isUnreachable?.(err)) this.waitingForApi.add(key);
     } finally {
       this.stats.processed += 1;
       const started = this.startedAt.get(key) ?? performance.now();
