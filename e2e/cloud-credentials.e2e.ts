@@ -383,6 +383,34 @@ describe('RegistryToken', () => {
         events.items.filter((e) => e.type === 'Normal' && e.reason === 'CredentialRefreshed').length >= 2,
       );
       for (const e of events.items) assert.ok(!(e.message ?? '').includes(nextCredential.password));
+      // /metrics: the renewals counted, this token ready, its expiry the earliest (the only token now).
+      // Polled: the gauges read the operator's cache, which may be a moment behind the API server.
+      let scraped = new Map<string, number>();
+      await waitFor(
+        'the RegistryToken metrics to match its status',
+        async () => {
+          const now = (await get<Obj<Status>>(RegistryTokens, OPERATOR_NS, name))!;
+          const port = env.operator.manager.healthAddress()!.port;
+          const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+          scraped = new Map(
+            text
+              .split('\n')
+              .filter((line) => line && !line.startsWith('#'))
+              .map((line) => [
+                line.slice(0, line.lastIndexOf(' ')),
+                Number(line.slice(line.lastIndexOf(' ') + 1)),
+              ]),
+          );
+          return (
+            scraped.get('regcred_registry_tokens{ready="true"}') === 1 &&
+            scraped.get('regcred_registry_token_earliest_expiry_timestamp_seconds') ===
+              Date.parse(now.status!.expiresAt!) / 1000
+          );
+        },
+        { timeoutMs: 10_000, intervalMs: 200 },
+      );
+      const mints = `regcred_cloud_credential_mints_total{provider="${provider}",purpose="registrytoken",result="succeeded"}`;
+      assert.ok((scraped.get(mints) ?? 0) >= 2, `${mints}: ${scraped.get(mints)}`);
       await env.client.delete(RegistryTokens, OPERATOR_NS, name);
       await applyConfig({});
     });

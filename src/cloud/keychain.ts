@@ -11,6 +11,7 @@
 
 import { createHmac, randomBytes } from 'node:crypto';
 
+import { domainMetrics, type CloudMintPurpose } from '../runtime/domain-metrics.js';
 import { BoundedCache, reuseUntil } from './keychain-cache.js';
 import {
   CLOUD_PROVIDER_NAMES,
@@ -160,7 +161,7 @@ export class CloudKeychain {
     if (cached?.kind === 'error') throw new KeychainError(name, cached.message, true);
     let pending = this.inFlight.get(key);
     if (!pending) {
-      pending = this.mint(provider, host, identity)
+      pending = this.mint(provider, host, identity, 'fetch')
         .then(
           (value) => {
             const mintedAt = this.now();
@@ -193,7 +194,7 @@ export class CloudKeychain {
     const provider = this.providers.get(name);
     if (!provider) throw new KeychainError(name, `no ${name} provider in this build`, false);
     try {
-      return await this.mint(provider, host, identity, signal);
+      return await this.mint(provider, host, identity, 'registrytoken', signal);
     } catch (err) {
       throw new KeychainError(name, reason(err), false);
     }
@@ -208,15 +209,24 @@ export class CloudKeychain {
     provider: CloudRegistryProvider,
     host: string,
     identity: CloudIdentity,
+    purpose: CloudMintPurpose,
     signal?: AbortSignal,
   ): Promise<MintedRegistryCredential> {
     const deadline = AbortSignal.timeout(this.mintTimeoutMs);
     const combined = signal ? AbortSignal.any([deadline, signal]) : deadline;
-    const minted = await provider.mint(host, identity, combined);
-    if (!(minted.expiresAt instanceof Date) || Number.isNaN(minted.expiresAt.getTime())) {
-      throw new Error(`the ${provider.name} provider returned a credential without a valid expiry`);
+    const started = performance.now();
+    const seconds = () => (performance.now() - started) / 1000;
+    try {
+      const minted = await provider.mint(host, identity, combined);
+      if (!(minted.expiresAt instanceof Date) || Number.isNaN(minted.expiresAt.getTime())) {
+        throw new Error(`the ${provider.name} provider returned a credential without a valid expiry`);
+      }
+      domainMetrics.cloudCredentialMinted(provider.name, purpose, 'succeeded', seconds());
+      return minted;
+    } catch (err) {
+      domainMetrics.cloudCredentialMinted(provider.name, purpose, 'failed', seconds());
+      throw err;
     }
-    return minted;
   }
 }
 

@@ -7,6 +7,9 @@
 export type FetchResult = 'succeeded' | 'failed' | 'awaiting_change';
 /** What the Pod webhook did with one admission request. */
 export type AdmissionResult = 'mutated' | 'skipped' | 'error';
+/** Who asked a cloud provider for a registry credential: a fetch's keychain or a RegistryToken. */
+export type CloudMintPurpose = 'fetch' | 'registrytoken';
+export type CloudMintResult = 'succeeded' | 'failed';
 
 export interface DomainMetricsListener {
   /** A placeholder Secret was written; `sourceChangeSeconds` is the time since its newest source changed, when known. */
@@ -17,6 +20,13 @@ export interface DomainMetricsListener {
   fetched?(kind: string, result: FetchResult, seconds: number, bytes: number): void;
   /** The Pod webhook answered one admission request after `seconds` of handling. */
   webhookAdmission?(result: AdmissionResult, seconds: number): void;
+  /** One cloud registry credential was minted (or failed to be) by `provider` in `seconds`. */
+  cloudCredentialMinted?(
+    provider: string,
+    purpose: CloudMintPurpose,
+    result: CloudMintResult,
+    seconds: number,
+  ): void;
 }
 
 const listeners = new Set<DomainMetricsListener>();
@@ -49,6 +59,14 @@ export const domainMetrics = {
   },
   webhookAdmission(result: AdmissionResult, seconds: number): void {
     emit((l) => l.webhookAdmission?.(result, seconds));
+  },
+  cloudCredentialMinted(
+    provider: string,
+    purpose: CloudMintPurpose,
+    result: CloudMintResult,
+    seconds: number,
+  ): void {
+    emit((l) => l.cloudCredentialMinted?.(provider, purpose, result, seconds));
   },
 };
 

@@ -6,6 +6,7 @@ import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { CloudKeychain } from '../cloud/keychain.js';
 import { fetchResult, NO_RUNNERS, runFetchPhase, type StageOutcome } from '../packaging/app-pipeline.js';
 import { domainMetrics, secondsSinceSourceChange } from './domain-metrics.js';
 import { silentLogger } from './logger.js';
@@ -341,6 +342,44 @@ describe('domain metrics', () => {
     assert.equal(await sample(metrics, 'regcred_placeholder_propagation_seconds_sum'), 1.7);
     assert.equal(await sample(metrics, 'regcred_placeholder_propagation_last_seconds'), 1.5);
     assert.equal(await sample(metrics, 'regcred_registry_conflicts_total'), 3);
+  });
+
+  it('counts cloud credential mints by provider, purpose and result, and times them', async () => {
+    const metrics = metricsOf();
+    const mint = (fail: boolean) =>
+      new CloudKeychain({
+        factories: {
+          gcr: () => ({
+            name: 'gcr',
+            servesHost: () => true,
+            mint: async () => {
+              if (fail) throw new Error('no metadata server');
+              return {
+                username: 'oauth2accesstoken',
+                password: 't',
+                expiresAt: new Date(Date.now() + 3_600_000),
+              };
+            },
+          }),
+        },
+      });
+    const ambient = { kind: 'ambient' } as const;
+    const zero = 'provider="acr",purpose="fetch",result="failed"';
+    assert.equal(await sample(metrics, `regcred_cloud_credential_mints_total{${zero}}`), 0);
+    const ok = mint(false);
+    await ok.credential('gcr', 'gcr.io', ambient);
+    await ok.credential('gcr', 'gcr.io', ambient); // from the cache: not a mint
+    await ok.mintFresh('gcr', 'gcr.io', ambient);
+    await assert.rejects(mint(true).mintFresh('gcr', 'gcr.io', ambient));
+    const series = (purpose: string, result: string) =>
+      `regcred_cloud_credential_mints_total{provider="gcr",purpose="${purpose}",result="${result}"}`;
+    assert.equal(await sample(metrics, series('fetch', 'succeeded')), 1);
+    assert.equal(await sample(metrics, series('registrytoken', 'succeeded')), 1);
+    assert.equal(await sample(metrics, series('registrytoken', 'failed')), 1);
+    assert.equal(await sample(metrics, series('fetch', 'failed')), 0);
+    const timed = 'regcred_cloud_credential_mint_duration_seconds_count';
+    assert.equal(await sample(metrics, `${timed}{provider="gcr",result="succeeded"}`), 2);
+    assert.equal(await sample(metrics, `${timed}{provider="gcr",result="failed"}`), 1);
   });
 
   it('stops counting once closed', async () => {

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { CLOUD_PROVIDER_NAMES } from '../cloud/types.js';
 import { listenToDomainMetrics } from './domain-metrics.js';
 import type { RequestCounts, RequestObservation } from './kube-client.js';
 import type { ControllerGauge } from './operator.js';
@@ -369,6 +370,22 @@ export class OperatorMetrics {
       buckets: ADMISSION_BUCKETS,
       registers,
     });
+    const cloudMints = new Counter({
+      name: 'regcred_cloud_credential_mints_total',
+      help: 'Registry credentials asked of a cloud provider, by provider, purpose (fetch: an App/PackageRepository keychain; registrytoken: a RegistryToken renewal) and result.',
+      labelNames: ['provider', 'purpose', 'result'] as const,
+      registers,
+    });
+    for (const provider of CLOUD_PROVIDER_NAMES)
+      for (const purpose of ['fetch', 'registrytoken'])
+        for (const result of ['succeeded', 'failed']) cloudMints.inc({ provider, purpose, result }, 0);
+    const cloudMintDuration = new Histogram({
+      name: 'regcred_cloud_credential_mint_duration_seconds',
+      help: 'Time a cloud provider took to mint one registry credential (metadata server, STS, token exchange), by provider and result.',
+      labelNames: ['provider', 'result'] as const,
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
     this.stopListening = listenToDomainMetrics({
       webhookAdmission: (result, seconds) => {
         admissions.inc({ result });
@@ -381,6 +398,10 @@ export class OperatorMetrics {
         lastPropagation.set(seconds);
       },
       registryConflicts: (count) => conflicts.inc(count),
+      cloudCredentialMinted: (provider, purpose, result, seconds) => {
+        cloudMints.inc({ provider, purpose, result });
+        cloudMintDuration.observe({ provider, result }, seconds);
+      },
       fetched: (kind, result, seconds, bytes) => {
         fetchDuration.observe({ kind, result }, seconds);
         fetchBytes.observe({ kind, result }, bytes);

@@ -6,6 +6,7 @@ import {
   mintRetryDelayMs,
   planRegistryToken,
   refreshAt,
+  tallyRegistryTokens,
   type PlanInput,
   type SecretView,
   type ValidToken,
@@ -210,4 +211,38 @@ describe('mintRetryDelayMs', () => {
       [5_000, 10_000, 20_000, 300_000, 300_000, 300_000],
     );
   });
+});
+
+describe('tallyRegistryTokens', () => {
+  const ok = { type: 'ReconcileSucceeded', status: 'True' };
+  const failed = { type: 'ReconcileFailed', status: 'True' };
+  const cases: Array<{
+    name: string;
+    statuses: Parameters<typeof tallyRegistryTokens>[0];
+    want: ReturnType<typeof tallyRegistryTokens>;
+  }> = [
+    { name: 'no tokens', statuses: [], want: { ready: 0, notReady: 0, earliestExpiryMs: undefined } },
+    {
+      name: 'a token not reconciled yet has no status',
+      statuses: [undefined, {}],
+      want: { ready: 0, notReady: 2, earliestExpiryMs: undefined },
+    },
+    {
+      name: 'ready and failing; the earliest expiry of all, the failing one keeping its old credential',
+      statuses: [
+        { conditions: [ok], expiresAt: '2026-01-01T13:00:00Z' },
+        { conditions: [failed], expiresAt: '2026-01-01T12:30:00Z' },
+        { conditions: [ok], expiresAt: '2026-01-01T14:00:00Z' },
+      ],
+      want: { ready: 2, notReady: 1, earliestExpiryMs: Date.parse('2026-01-01T12:30:00Z') },
+    },
+    {
+      name: 'a ReconcileSucceeded condition that is not True is not ready; an unparsable expiry is skipped',
+      statuses: [{ conditions: [{ type: 'ReconcileSucceeded', status: 'False' }], expiresAt: 'soon' }],
+      want: { ready: 0, notReady: 1, earliestExpiryMs: undefined },
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => assert.deepEqual(tallyRegistryTokens(c.statuses), c.want));
+  }
 });

@@ -315,3 +315,33 @@ export function mintedSecretContent(
 export function mintRetryDelayMs(failures: number): number {
   return Math.min(5 * 60_000, 5_000 * 2 ** Math.max(0, Math.min(failures - 1, 10)));
 }
+
+/** What the metrics say about all RegistryTokens: how many hold a current credential, and the soonest expiry. */
+export interface RegistryTokenTally {
+  ready: number;
+  notReady: number;
+  /** The earliest `status.expiresAt` (ms since the epoch) of any token; undefined when none has one. */
+  earliestExpiryMs: number | undefined;
+}
+
+/** Counts from the tokens' statuses (as written): ready means the last reconcile succeeded. */
+export function tallyRegistryTokens(
+  statuses: ReadonlyArray<
+    | { conditions?: ReadonlyArray<{ type?: string; status?: string }> | null; expiresAt?: string | null }
+    | undefined
+  >,
+): RegistryTokenTally {
+  const tally: RegistryTokenTally = { ready: 0, notReady: 0, earliestExpiryMs: undefined };
+  for (const status of statuses) {
+    const ready = status?.conditions?.some((c) => c.type === 'ReconcileSucceeded' && c.status === 'True');
+    if (ready) tally.ready++;
+    else tally.notReady++;
+    const expiresMs = status?.expiresAt ? Date.parse(status.expiresAt) : NaN;
+    if (
+      !Number.isNaN(expiresMs) &&
+      (tally.earliestExpiryMs === undefined || expiresMs < tally.earliestExpiryMs)
+    )
+      tally.earliestExpiryMs = expiresMs;
+  }
+  return tally;
+}

@@ -17,7 +17,7 @@ import { commonStatus, rfc3339 } from '../../runtime/conditions.js';
 import { FairLimiter } from '../../runtime/fair-limiter.js';
 import { splitKey, type Informer } from '../../runtime/informer.js';
 import { type ResourceType } from '../../runtime/kube-client.js';
-import { ControllerOperator, type OperatorContext } from '../../runtime/operator.js';
+import { ControllerOperator, type ControllerGauge, type OperatorContext } from '../../runtime/operator.js';
 import type { ReconcileResult } from '../../runtime/work-queue.js';
 import { SecretsResource } from '../../shared-informers.js';
 import { namedSecretWatches, type NamedSecretWatches } from '../../sharing/controllers/named-secrets.js';
@@ -30,6 +30,7 @@ import {
   mintRetryDelayMs,
   planRegistryToken,
   refreshAt,
+  tallyRegistryTokens,
   type CurrentCredential,
   type FailureReason,
   type Plan,
@@ -122,6 +123,33 @@ export class RegistryTokenController extends ControllerOperator {
       options.maxConcurrentMints ?? MAX_CONCURRENT_MINTS,
       options.maxConcurrentMintsPerNamespace ?? MAX_CONCURRENT_MINTS_PER_NAMESPACE,
     );
+  }
+
+  override metricGauges(): ControllerGauge[] {
+    // Set by init(); a scrape may come before it.
+    const tally = () =>
+      tallyRegistryTokens(
+        ((this.tokens as Informer<RegistryToken> | undefined)?.list() ?? []).map((t) => t.status),
+      );
+    return [
+      {
+        name: 'regcred_registry_tokens',
+        help: 'RegistryTokens by whether their last reconcile succeeded (ready="true") or failed or has not run yet.',
+        labelNames: ['ready'],
+        series: () => {
+          const { ready, notReady } = tally();
+          return [
+            { labels: { ready: 'true' }, value: ready },
+            { labels: { ready: 'false' }, value: notReady },
+          ];
+        },
+      },
+      {
+        name: 'regcred_registry_token_earliest_expiry_timestamp_seconds',
+        help: 'Unix time at which the first RegistryToken credential expires (status.expiresAt); 0 when none holds one.',
+        value: () => (tally().earliestExpiryMs ?? 0) / 1000,
+      },
+    ];
   }
 
   protected async init(): Promise<void> {
