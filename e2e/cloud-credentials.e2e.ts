@@ -25,6 +25,7 @@ import { stringify } from 'yaml';
 import { RegistryTokens } from '../src/cloud/controllers/registry-token.js';
 import { PackageRepositories } from '../src/packaging/controllers/resources.js';
 import { EventsResource } from '../src/runtime/events.js';
+import { metricSample } from '../src/runtime/test-clients.js';
 import type { RunStatus } from '../src/packaging/run-status.js';
 import { SecretsResource as Secrets } from '../src/shared-informers.js';
 import { AwsFake } from './fixtures/cloud/aws-fake.js';
@@ -385,32 +386,23 @@ describe('RegistryToken', () => {
       for (const e of events.items) assert.ok(!(e.message ?? '').includes(nextCredential.password));
       // /metrics: the renewals counted, this token ready, its expiry the earliest (the only token now).
       // Polled: the gauges read the operator's cache, which may be a moment behind the API server.
-      let scraped = new Map<string, number>();
+      let scraped = '';
       await waitFor(
         'the RegistryToken metrics to match its status',
         async () => {
           const now = (await get<Obj<Status>>(RegistryTokens, OPERATOR_NS, name))!;
           const port = env.operator.manager.healthAddress()!.port;
-          const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-          scraped = new Map(
-            text
-              .split('\n')
-              .filter((line) => line && !line.startsWith('#'))
-              .map((line) => [
-                line.slice(0, line.lastIndexOf(' ')),
-                Number(line.slice(line.lastIndexOf(' ') + 1)),
-              ]),
-          );
+          scraped = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
           return (
-            scraped.get('regcred_registry_tokens{ready="true"}') === 1 &&
-            scraped.get('regcred_registry_token_earliest_expiry_timestamp_seconds') ===
+            metricSample(scraped, 'regcred_registry_tokens{ready="true"}') === 1 &&
+            metricSample(scraped, 'regcred_registry_token_earliest_expiry_timestamp_seconds') ===
               Date.parse(now.status!.expiresAt!) / 1000
           );
         },
         { timeoutMs: 10_000, intervalMs: 200 },
       );
       const mints = `regcred_cloud_credential_mints_total{provider="${provider}",purpose="registrytoken",result="succeeded"}`;
-      assert.ok((scraped.get(mints) ?? 0) >= 2, `${mints}: ${scraped.get(mints)}`);
+      assert.ok((metricSample(scraped, mints) ?? 0) >= 2, `${mints}: ${metricSample(scraped, mints)}`);
       await env.client.delete(RegistryTokens, OPERATOR_NS, name);
       await applyConfig({});
     });

@@ -8,8 +8,10 @@ export type FetchResult = 'succeeded' | 'failed' | 'awaiting_change';
 /** What the Pod webhook did with one admission request. */
 export type AdmissionResult = 'mutated' | 'skipped' | 'error';
 /** Who asked a cloud provider for a registry credential: a fetch's keychain or a RegistryToken. */
-export type CloudMintPurpose = 'fetch' | 'registrytoken';
-export type CloudMintResult = 'succeeded' | 'failed';
+export const CLOUD_MINT_PURPOSES = ['fetch', 'registrytoken'] as const;
+export type CloudMintPurpose = (typeof CLOUD_MINT_PURPOSES)[number];
+export const CLOUD_MINT_RESULTS = ['succeeded', 'failed'] as const;
+export type CloudMintResult = (typeof CLOUD_MINT_RESULTS)[number];
 
 export interface DomainMetricsListener {
   /** A placeholder Secret was written; `sourceChangeSeconds` is the time since its newest source changed, when known. */

@@ -12,7 +12,7 @@ import { domainMetrics, secondsSinceSourceChange } from './domain-metrics.js';
 import { silentLogger } from './logger.js';
 import { OperatorMetrics, type MetricsSource } from './metrics.js';
 import { WorkQueue, type ReconcileResult } from './work-queue.js';
-import { plainHttpClient } from './test-clients.js';
+import { metricSample, plainHttpClient } from './test-clients.js';
 
 const closers: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
@@ -21,11 +21,7 @@ afterEach(async () => {
 
 /** The value of one sample line (`name{labels} value`), or undefined when absent. */
 async function sample(metrics: OperatorMetrics, series: string): Promise<number | undefined> {
-  for (const line of (await metrics.text()).split('\n')) {
-    const at = line.lastIndexOf(' ');
-    if (line.slice(0, at) === series) return Number(line.slice(at + 1));
-  }
-  return undefined;
+  return metricSample(await metrics.text(), series);
 }
 
 function metricsOf(overrides: Partial<MetricsSource> = {}): OperatorMetrics {

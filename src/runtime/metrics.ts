@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { CLOUD_PROVIDER_NAMES } from '../cloud/types.js';
-import { listenToDomainMetrics } from './domain-metrics.js';
+import { CLOUD_MINT_PURPOSES, CLOUD_MINT_RESULTS, listenToDomainMetrics } from './domain-metrics.js';
 import type { RequestCounts, RequestObservation } from './kube-client.js';
 import type { ControllerGauge } from './operator.js';
 import type { WorkQueue } from './work-queue.js';
@@ -377,8 +377,8 @@ export class OperatorMetrics {
       registers,
     });
     for (const provider of CLOUD_PROVIDER_NAMES)
-      for (const purpose of ['fetch', 'registrytoken'])
-        for (const result of ['succeeded', 'failed']) cloudMints.inc({ provider, purpose, result }, 0);
+      for (const purpose of CLOUD_MINT_PURPOSES)
+        for (const result of CLOUD_MINT_RESULTS) cloudMints.inc({ provider, purpose, result }, 0);
     const cloudMintDuration = new Histogram({
       name: 'regcred_cloud_credential_mint_duration_seconds',
       help: 'Time a cloud provider took to mint one registry credential (metadata server, STS, token exchange), by provider and result.',

@@ -26,3 +26,12 @@ export const ConfigMaps: ResourceType = {
   kind: 'ConfigMap',
   namespaced: true,
 };
+
+/** The value of one sample (`name{labels}` exactly as exposed) in Prometheus text, or undefined when absent. */
+export function metricSample(text: string, series: string): number | undefined {
+  for (const line of text.split('\n')) {
+    const at = line.lastIndexOf(' ');
+    if (line.slice(0, at) === series) return Number(line.slice(at + 1));
+  }
+  return undefined;
+}
