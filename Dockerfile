@@ -33,8 +33,8 @@ EXPOSE 8081
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8081/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # The same node flags as `npm start` (scripts/node-flags.test.ts checks they agree):
-# a small young generation, an old generation that grows 10 % past what a full
-# GC leaves, and compaction at every full GC keep RSS growth under churn
-# (thousands of Apps re-running) low without V8's --optimize-for-size, which
-# costs a third more CPU per write; see README.
-ENTRYPOINT ["node", "--max-semi-space-size=2", "--heap-growing-percent=10", "--compact-on-every-full-gc", "dist/src/main.js"]
+# a small young generation and an old generation that grows 10 % past what a
+# full GC leaves keep RSS growth under churn (thousands of Apps re-running) low
+# without V8's --optimize-for-size, which costs a third more CPU per write; the
+# operator compacts the heap itself once a burst is over (see README).
+ENTRYPOINT ["node", "--max-semi-space-size=2", "--heap-growing-percent=10", "dist/src/main.js"]

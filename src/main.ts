@@ -1,6 +1,7 @@
 import { parseConfig, type OperatorConfig } from './config.js';
 import { buildControllers } from './controllers.js';
 import { EventRecorder } from './runtime/events.js';
+import { HeapCompactor } from './runtime/heap-compactor.js';
 import { InformerFactory } from './runtime/informer-factory.js';
 import { KubeClient } from './runtime/kube-client.js';
 import { leaderIdentity, LeaderElector } from './runtime/leader-election.js';
@@ -137,6 +138,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger(config.logLevel);
+  new HeapCompactor(logger).start();
   let operator: RunningOperator | undefined;
   let stopping = false;
   const shutdown = (signal: string) => {

@@ -12,6 +12,9 @@ export const CLOUD_MINT_PURPOSES = ['fetch', 'registrytoken'] as const;
 export type CloudMintPurpose = (typeof CLOUD_MINT_PURPOSES)[number];
 export const CLOUD_MINT_RESULTS = ['succeeded', 'failed'] as const;
 export type CloudMintResult = (typeof CLOUD_MINT_RESULTS)[number];
+/** Why the heap compactor compacted: the process was quiet, or the waste grew large while busy. */
+export const HEAP_COMPACTION_TRIGGERS = ['quiet', 'busy'] as const;
+export type HeapCompactionTrigger = (typeof HEAP_COMPACTION_TRIGGERS)[number];
 
 export interface DomainMetricsListener {
   /** A placeholder Secret was written; `sourceChangeSeconds` is the time since its newest source changed, when known. */
@@ -29,6 +32,8 @@ export interface DomainMetricsListener {
     result: CloudMintResult,
     seconds: number,
   ): void;
+  /** The heap compactor ran one compacting collection, which took `seconds`. */
+  heapCompacted?(trigger: HeapCompactionTrigger, seconds: number): void;
 }
 
 const listeners = new Set<DomainMetricsListener>();
@@ -69,6 +74,9 @@ export const domainMetrics = {
     seconds: number,
   ): void {
     emit((l) => l.cloudCredentialMinted?.(provider, purpose, result, seconds));
+  },
+  heapCompacted(trigger: HeapCompactionTrigger, seconds: number): void {
+    emit((l) => l.heapCompacted?.(trigger, seconds));
   },
 };
 

@@ -1,6 +1,11 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { CLOUD_PROVIDER_NAMES } from '../cloud/types.js';
-import { CLOUD_MINT_PURPOSES, CLOUD_MINT_RESULTS, listenToDomainMetrics } from './domain-metrics.js';
+import {
+  CLOUD_MINT_PURPOSES,
+  CLOUD_MINT_RESULTS,
+  HEAP_COMPACTION_TRIGGERS,
+  listenToDomainMetrics,
+} from './domain-metrics.js';
 import type { RequestCounts, RequestObservation } from './kube-client.js';
 import type { ControllerGauge } from './operator.js';
 import type { WorkQueue } from './work-queue.js';
@@ -386,7 +391,15 @@ export class OperatorMetrics {
       buckets: DURATION_BUCKETS,
       registers,
     });
+    const heapCompactions = new Counter({
+      name: 'regcred_heap_compactions_total',
+      help: 'Compacting garbage collections the operator asked of V8 after a burst left the old space fragmented: quiet (the event loop was idle) or busy (the waste grew large without a pause).',
+      labelNames: ['trigger'] as const,
+      registers,
+    });
+    for (const trigger of HEAP_COMPACTION_TRIGGERS) heapCompactions.inc({ trigger }, 0);
     this.stopListening = listenToDomainMetrics({
+      heapCompacted: (trigger) => heapCompactions.inc({ trigger }),
       webhookAdmission: (result, seconds) => {
         admissions.inc({ result });
         admissionDuration.observe(seconds);
