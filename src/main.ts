@@ -138,7 +138,13 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger(config.logLevel);
-  new HeapCompactor(logger).start();
+  try {
+    new HeapCompactor(logger).start();
+  } catch (err) {
+    logger.warn('heap compaction unavailable: RSS may stay higher after bursts of work', {
+      error: errorMessage(err),
+    });
+  }
   let operator: RunningOperator | undefined;
   let stopping = false;
   const shutdown = (signal: string) => {

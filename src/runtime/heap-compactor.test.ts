@@ -60,7 +60,7 @@ function oldSpace(): { committed: number; used: number } {
   return { committed: space.space_size, used: space.space_used_size };
 }
 
-test('the compacting collection gives back the pages a burst left mostly empty', () => {
+test('the compacting collection gives back the pages a burst left half empty', () => {
   const compact = v8CompactingCollection();
   // Old-space objects, then every other one dropped: each page stays half full, which V8's ordinary
   // full collection leaves in place (it evacuates only nearly empty pages).
