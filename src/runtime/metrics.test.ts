@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { CloudKeychain } from '../cloud/keychain.js';
 import { fetchResult, NO_RUNNERS, runFetchPhase, type StageOutcome } from '../packaging/app-pipeline.js';
 import { domainMetrics, secondsSinceSourceChange } from './domain-metrics.js';
+import { DEFAULT_COMPACTION_BOUNDS, HeapCompactor } from './heap-compactor.js';
 import { silentLogger } from './logger.js';
 import { OperatorMetrics, type MetricsSource } from './metrics.js';
 import { WorkQueue, type ReconcileResult } from './work-queue.js';
@@ -376,6 +377,22 @@ describe('domain metrics', () => {
     const timed = 'regcred_cloud_credential_mint_duration_seconds_count';
     assert.equal(await sample(metrics, `${timed}{provider="gcr",result="succeeded"}`), 2);
     assert.equal(await sample(metrics, `${timed}{provider="gcr",result="failed"}`), 1);
+  });
+
+  it('counts heap compactions by trigger, from a real HeapCompactor', async () => {
+    const metrics = metricsOf();
+    assert.equal(await sample(metrics, 'regcred_heap_compactions_total{trigger="quiet"}'), 0);
+    assert.equal(await sample(metrics, 'regcred_heap_compactions_total{trigger="busy"}'), 0);
+    let space = { committedBytes: 80 * 2 ** 20, usedBytes: 40 * 2 ** 20 };
+    const compactor = new HeapCompactor(silentLogger, {
+      collect: () => (space = { committedBytes: 41 * 2 ** 20, usedBytes: 40 * 2 ** 20 }),
+      oldSpace: () => space,
+      bounds: { ...DEFAULT_COMPACTION_BOUNDS, quietMinMs: Infinity },
+    });
+    assert.equal(compactor.tick(), 'busy');
+    assert.equal(compactor.tick(), undefined);
+    assert.equal(await sample(metrics, 'regcred_heap_compactions_total{trigger="busy"}'), 1);
+    assert.equal(await sample(metrics, 'regcred_heap_compactions_total{trigger="quiet"}'), 0);
   });
 
   it('stops counting once closed', async () => {
