@@ -139,7 +139,9 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   try {
-    new HeapCompactor(logger).start();
+    // Started with the flag (an older Deployment's command line), V8 already compacts at every full GC,
+    // and turning the flag off after each compaction would undo that choice.
+    if (!process.execArgv.includes('--compact-on-every-full-gc')) new HeapCompactor(logger).start();
   } catch (err) {
     logger.warn('heap compaction unavailable: RSS may stay higher after bursts of work', {
       error: errorMessage(err),
