@@ -32,8 +32,8 @@ export interface DomainMetricsListener {
     result: CloudMintResult,
     seconds: number,
   ): void;
-  /** The heap compactor ran one compacting collection, which took `seconds`. */
-  heapCompacted?(trigger: HeapCompactionTrigger, seconds: number): void;
+  /** The heap compactor ran one compacting collection (its time is in nodejs_gc_duration_seconds). */
+  heapCompacted?(trigger: HeapCompactionTrigger): void;
 }
 
 const listeners = new Set<DomainMetricsListener>();
@@ -75,8 +75,8 @@ export const domainMetrics = {
   ): void {
     emit((l) => l.cloudCredentialMinted?.(provider, purpose, result, seconds));
   },
-  heapCompacted(trigger: HeapCompactionTrigger, seconds: number): void {
-    emit((l) => l.heapCompacted?.(trigger, seconds));
+  heapCompacted(trigger: HeapCompactionTrigger): void {
+    emit((l) => l.heapCompacted?.(trigger));
   },
 };
 

@@ -85,6 +85,12 @@ test('the compacting collection gives back the pages a burst left half empty', (
 // Event-loop utilization reads 0 until the loop has started (Node 24 runs the first tests before that).
 const loopStarted = () => sleep(1);
 
+/** Keeps the event loop busy, as a burst of reconciles does. */
+function busyFor(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
 test('HeapCompactor compacts once after a burst, counts it, and then waits', async () => {
   await loopStarted();
   let collections = 0;
@@ -100,8 +106,7 @@ test('HeapCompactor compacts once after a burst, counts it, and then waits', asy
       oldSpace: () => space,
     });
     // Busy: the loop ran without a pause since the last sample.
-    const until = performance.now() + 50;
-    while (performance.now() < until);
+    busyFor(50);
     assert.equal(compactor.tick(), 'busy');
     assert.equal(collections, 1);
     assert.equal(compactor.tick(), undefined, 'nothing wasted now');
@@ -123,10 +128,6 @@ test('HeapCompactor compacts a wasteful old space once the loop has been quiet l
     oldSpace: () => ({ committedBytes: 46 * MB, usedBytes: 40 * MB }),
     bounds: { ...DEFAULT_COMPACTION_BOUNDS, quietMinMs: 300 },
   });
-  const busyFor = (ms: number) => {
-    const until = performance.now() + ms;
-    while (performance.now() < until);
-  };
   busyFor(50);
   assert.equal(compactor.tick(), undefined, '6 MB wasted is too little to compact while busy');
   await sleep(200);

@@ -161,8 +161,9 @@ export class HeapCompactor {
   /** One sample, and a compaction when it calls for one; public so tests can drive it. */
   tick(): HeapCompactionTrigger | undefined {
     const now = performance.now();
-    const utilization = performance.eventLoopUtilization(this.lastUtilization).utilization;
-    this.lastUtilization = performance.eventLoopUtilization();
+    const loop = performance.eventLoopUtilization();
+    const utilization = performance.eventLoopUtilization(loop, this.lastUtilization).utilization;
+    this.lastUtilization = loop;
     this.quietForMs =
       utilization <= this.bounds.quietUtilization ? this.quietForMs + now - this.lastSampleAt : 0;
     this.lastSampleAt = now;
@@ -172,13 +173,14 @@ export class HeapCompactor {
       this.bounds,
     );
     if (!trigger) return undefined;
+    const collectStart = performance.now();
     this.collect();
-    const seconds = (performance.now() - now) / 1000;
+    const seconds = (performance.now() - collectStart) / 1000;
     // The collection's own time must not make the next sample look busy.
     this.lastUtilization = performance.eventLoopUtilization();
     this.lastCompactionAt = this.lastSampleAt = performance.now();
     const after = this.oldSpace();
-    domainMetrics.heapCompacted(trigger, seconds);
+    domainMetrics.heapCompacted(trigger);
     this.logger.debug('compacted the V8 old space', {
       trigger,
       seconds: Math.round(seconds * 1000) / 1000,
