@@ -711,6 +711,11 @@ export class KubeClient {
     });
   }
 
+  /** close() was called: requests fail from now on, so nothing should be retried. */
+  get isClosed(): boolean {
+    return this.closed.signal.aborted;
+  }
+
   close(): void {
     this.closed.abort(new Error('API client closed'));
     this.http2?.close();

@@ -41,6 +41,8 @@ class ScriptedApi {
   /** When set, GETs wait for this promise: reads pile up as behind a slow API server. */
   hold: Promise<void> | undefined;
   failNextGets = 0;
+  /** As KubeClient.isClosed: set once the operator stops. */
+  isClosed = false;
 
   async list(_rt: ResourceType, opts: ListOptions) {
     const selected = selectorOf(opts.fieldSelector);
@@ -268,6 +270,21 @@ describe('NamedSecretWatches', () => {
     api.put('a', 's', 'v2');
     await until('the change to be reported after a retry', () => changes.includes('a/s:v2'));
     assert.deepEqual(api.gets, ['a/s', 'a/s', 'a/s']);
+    await stop();
+  });
+
+  test('a read that fails because the operator stopped (its client closed) is not retried', async () => {
+    const { api, watches, changes, stop } = await setUp((api) => api.put('a', 's', 'v1'));
+    watches.acquire('a', 's', 'u');
+    await watches.get('a', 's');
+    api.isClosed = true;
+    api.failNextGets = 5;
+    api.put('a', 's', 'v2');
+    await until('the read of the change', () => api.gets.length === 2);
+    // The first retry would come after 250-500 ms.
+    await new Promise((r) => setTimeout(r, 800));
+    assert.deepEqual(api.gets, ['a/s', 'a/s']);
+    assert.ok(!changes.includes('a/s:v2'));
     await stop();
   });
 

@@ -199,6 +199,8 @@ export class NamedSecretWatches {
           await this.read(key, entry);
         } catch (err) {
           if (this.held.get(key) !== entry || entry.changes !== changes) return;
+          // The operator is stopping (its client closed the request): a retry would fail the same way, forever.
+          if (this.ctx.client.isClosed) return;
           // Users hold on to the last copy meanwhile; the change must not be lost, so read again later.
           entry.backoff ??= new Backoff(500, 30_000);
           const delay = entry.backoff.next();
