@@ -31,6 +31,7 @@ import { SecretsResource as Secrets } from '../src/shared-informers.js';
 import { AwsFake } from './fixtures/cloud/aws-fake.js';
 import { startAzureFake, type AzureFake } from './fixtures/cloud/azure-fake.js';
 import { startGcpFake, type GcpFake } from './fixtures/cloud/gcp-fake.js';
+import { startConnectProxy } from './fixtures/cloud/net.js';
 import { startOperatorEnv, type OperatorEnv } from './harness/operator-env.js';
 import { startRegistry, writeOciLayout, type RegistryUser, type TestRegistry } from './harness/registry.js';
 import { waitFor } from './harness/wait.js';
@@ -576,5 +577,90 @@ describe('RegistryToken', () => {
     );
     assert.equal(await manifestStatus(azure.registryHost, azure.caCert, renewed), 200);
     await env.client.delete(RegistryTokens, OPERATOR_NS, 'shared');
+  });
+
+  test('acr: httpsProxy of the operator configuration carries the token exchange; Entra ID and IMDS over plain http go directly', async () => {
+    const proxy = await startConnectProxy();
+    const config = {
+      iaasKeychainHosts: `acr=${azure.registryHost}`,
+      httpsProxy: `http://egress:cloud-e2e-Proxy-pw@${proxy.host}`,
+    };
+    const failedWith = (message: RegExp, what: string) =>
+      waitForObj<Obj<Status>>(
+        RegistryTokens,
+        OPERATOR_NS,
+        'via-proxy',
+        what,
+        (o) => condition(o)?.type === 'ReconcileFailed' && message.test(o.status?.usefulErrorMessage ?? ''),
+        40_000,
+      );
+    try {
+      await applyConfig(config);
+      await applyRegistryToken(OPERATOR_NS, 'via-proxy', {
+        provider: 'acr',
+        registry: azure.registryHost,
+        secretName: 'via-proxy-creds',
+      });
+      await waitForObj<Obj<Status>>(
+        RegistryTokens,
+        OPERATOR_NS,
+        'via-proxy',
+        'the RegistryToken to mint through the proxy',
+        (o) => condition(o)?.type === 'ReconcileSucceeded',
+      );
+      const secret = (await get<V1Secret>(Secrets, OPERATOR_NS, 'via-proxy-creds'))!;
+      assert.equal(
+        await manifestStatus(azure.registryHost, azure.caCert, credentialOf(secret, azure.registryHost)),
+        200,
+      );
+      // Only the exchange (https, on the registry) was tunnelled, with the proxy's credentials; TLS inside
+      // the tunnel was verified with caCerts.
+      assert.ok(proxy.targets.length >= 1);
+      assert.deepEqual([...new Set(proxy.targets)], [azure.registryHost]);
+      const basic = `Basic ${Buffer.from('egress:cloud-e2e-Proxy-pw').toString('base64')}`;
+      assert.ok(proxy.authorizations.every((a) => a === basic));
+
+      // The proxy refuses: the renewal fails naming the proxy, and the Secret minted before stays.
+      proxy.refuse = true;
+      await failedWith(
+        new RegExp(`proxy http://${proxy.host}: refused the tunnel: HTTP/1\\.1 403 Forbidden`),
+        'the renewal to fail at the refusing proxy',
+      );
+      assert.ok(await get(Secrets, OPERATOR_NS, 'via-proxy-creds'));
+
+      // A proxy the operator cannot use is never bypassed: the mints go on failing, and send nothing.
+      await applyConfig({ ...config, httpsProxy: `https://${proxy.host}` });
+      await failedWith(
+        /httpsProxy: only http:\/\/ proxies are supported; cloud token endpoints are not called until it is fixed/,
+        'the RegistryToken to report the invalid httpsProxy',
+      );
+      const failedMints = async () => {
+        const port = env.operator.manager.healthAddress()!.port;
+        const scraped = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        return (
+          metricSample(
+            scraped,
+            'regcred_cloud_credential_mints_total{provider="acr",purpose="registrytoken",result="failed"}',
+          ) ?? 0
+        );
+      };
+      const tunnels = proxy.targets.length;
+      const exchanges = azure.exchangeRequests;
+      const failed = await failedMints();
+      await waitFor(
+        'another mint to fail with the invalid httpsProxy',
+        async () => (await failedMints()) > failed,
+        {
+          timeoutMs: 40_000,
+          intervalMs: 500,
+        },
+      );
+      assert.equal(proxy.targets.length, tunnels, 'no tunnel was opened');
+      assert.equal(azure.exchangeRequests, exchanges, 'the exchange was not called directly either');
+    } finally {
+      await env.client.delete(RegistryTokens, OPERATOR_NS, 'via-proxy');
+      await applyConfig({});
+      await proxy.stop();
+    }
   });
 });

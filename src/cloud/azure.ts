@@ -142,7 +142,11 @@ export function createAcrProvider(
   const now = options.now ?? Date.now;
   const imdsFailures = new FailureCache(options.metadataFailureTtlMs ?? METADATA_FAILURE_TTL_MS, now);
   const tokenTimeoutMs = options.tokenTimeoutMs ?? TOKEN_ENDPOINT_TIMEOUT_MS;
-  const ca: Pick<CloudHttpRequest, 'caCerts'> = options.caCerts ? { caCerts: options.caCerts } : {};
+  // Token endpoints only: IMDS is on the node, never behind the proxy.
+  const transport: Pick<CloudHttpRequest, 'caCerts' | 'proxy'> = {
+    ...(options.caCerts ? { caCerts: options.caCerts } : {}),
+    ...(options.proxy ? { proxy: options.proxy } : {}),
+  };
 
   const servesHost = (host: string) => {
     const normalized = normalizeHost(host);
@@ -174,7 +178,7 @@ export function createAcrProvider(
     }
     const secret = 'client_secret' in credential ? credential.client_secret : credential.client_assertion;
     const response = await http(
-      formPostRequest(url, form, { timeoutMs: tokenTimeoutMs, signal, what, ...ca }),
+      formPostRequest(url, form, { timeoutMs: tokenTimeoutMs, signal, what, ...transport }),
     );
     if (response.status !== 200) throw statusError(what, response, [secret]);
     return { token: readEntraAccessToken(parseJsonObject(response, what), what), tenant };
@@ -255,7 +259,7 @@ export function createAcrProvider(
     const url = new URL(`https://${registryHost}/oauth2/exchange`);
     const what = `ACR token exchange at ${registryHost}`;
     const response = await http(
-      formPostRequest(url, form, { timeoutMs: tokenTimeoutMs, signal, what, ...ca }),
+      formPostRequest(url, form, { timeoutMs: tokenTimeoutMs, signal, what, ...transport }),
     );
     if (response.status !== 200) throw statusError(what, response, [entra.token]);
     const refreshToken = parseJsonObject(response, what).refresh_token;

@@ -214,6 +214,7 @@ export function createGcrProvider(
           signal,
           what,
           ...(options.caCerts ? { caCerts: options.caCerts } : {}),
+          ...(options.proxy ? { proxy: options.proxy } : {}),
         },
       ),
     );

@@ -7,6 +7,8 @@ import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 
+import type { CloudProxy } from './proxy.js';
+
 /** Responses of metadata and token endpoints are small; anything larger is refused. */
 export const MAX_CLOUD_RESPONSE_BYTES = 64 * 1024;
 /** Metadata servers answer within milliseconds where they exist; elsewhere fail fast. */
@@ -24,6 +26,8 @@ export interface CloudHttpRequest {
   maxBytes?: number;
   /** PEM certificates trusted for https in addition to Node's default roots. */
   caCerts?: string;
+  /** httpsProxy and noProxy of the operator configuration; metadata servers (plain http) never pass through it. */
+  proxy?: CloudProxy;
   /** Names the endpoint in error messages (default: method, origin and path). */
   what?: string;
 }
@@ -63,7 +67,8 @@ export class CloudRequestAborted extends CloudCredentialError {
 }
 
 const extraCaCache = new Map<string, string[]>();
-function trustedCas(extra: string): string[] {
+/** Node's default roots and `extra`; the last list is kept, since every caller passes the same caCerts. */
+export function trustedCas(extra: string): string[] {
   let cas = extraCaCache.get(extra);
   if (!cas) {
     cas = [...tls.rootCertificates, extra];
@@ -81,6 +86,13 @@ export const sendCloudRequest: CloudHttp = (request) =>
       reject(new CloudRequestAborted(`${what}: aborted`));
       return;
     }
+    let agent: https.Agent | undefined;
+    try {
+      agent = request.proxy?.agentFor(url);
+    } catch (error) {
+      reject(new CloudCredentialError(`${what}: ${(error as Error).message}`));
+      return;
+    }
     const maxBytes = request.maxBytes ?? MAX_CLOUD_RESPONSE_BYTES;
     const headers: Record<string, string> = { 'user-agent': 'regcred-operator', ...request.headers };
     if (request.body !== undefined) headers['content-length'] = String(Buffer.byteLength(request.body));
@@ -96,7 +108,7 @@ export const sendCloudRequest: CloudHttp = (request) =>
       } else resolve(response!);
     };
     const onAbort = () => finish(new CloudRequestAborted(`${what}: aborted`));
-    const options: https.RequestOptions = { method: request.method, headers, agent: false };
+    const options: https.RequestOptions = { method: request.method, headers, agent: agent ?? false };
     if (url.protocol === 'https:' && request.caCerts) options.ca = trustedCas(request.caCerts);
     const send = url.protocol === 'https:' ? https.request : http.request;
     const req = send(url, options, (res) => {
@@ -237,6 +249,8 @@ export interface CloudProviderOptions {
   extraHosts?: readonly string[];
   /** PEM certificates trusted for https calls in addition to Node's roots (e.g. a private registry's CA). */
   caCerts?: string;
+  /** httpsProxy and noProxy of the operator configuration, for the token endpoints. */
+  proxy?: CloudProxy;
   /** Deadline for metadata servers (default METADATA_TIMEOUT_MS). */
   metadataTimeoutMs?: number;
   /** Deadline for token endpoints (default TOKEN_ENDPOINT_TIMEOUT_MS). */

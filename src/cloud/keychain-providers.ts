@@ -6,10 +6,9 @@ import { createGcrProvider } from './gcp.js';
 import type { ProviderFactory } from './keychain.js';
 import type { CloudProviderName } from './types.js';
 
+// caCerts and the proxy reach every provider's token endpoints (STS, ECR, Google OAuth, Entra ID, ACR's exchange).
 export const PROVIDER_FACTORIES: Record<CloudProviderName, ProviderFactory> = {
-  ecr: ({ env, extraHosts }) => createEcrProvider(env, { extraHosts }),
-  gcr: ({ env, extraHosts, caCerts }) =>
-    createGcrProvider(env, { extraHosts, ...(caCerts ? { caCerts } : {}) }),
-  acr: ({ env, extraHosts, caCerts }) =>
-    createAcrProvider(env, { extraHosts, ...(caCerts ? { caCerts } : {}) }),
+  ecr: ({ env, extraHosts, ...transport }) => createEcrProvider(env, { extraHosts, ...transport }),
+  gcr: ({ env, extraHosts, ...transport }) => createGcrProvider(env, { extraHosts, ...transport }),
+  acr: ({ env, extraHosts, ...transport }) => createAcrProvider(env, { extraHosts, ...transport }),
 };

@@ -9,6 +9,7 @@ import type { Logger } from '../runtime/logger.js';
 import type { OperatorContext } from '../runtime/operator.js';
 import { FollowedSecret } from '../sharing/controllers/followed-secret.js';
 import type { CloudKeychain } from './keychain.js';
+import { CloudProxy } from './proxy.js';
 import {
   KEYCHAIN_CONFIG_KEYS,
   keychainSettings,
@@ -85,11 +86,15 @@ export class KeychainWatch {
   private refresh(): KeychainSettings {
     const secret = this.secret.peek();
     const { values, problems } = keychainValues(secret);
-    // The registry client's trusted CAs also reach cloud token endpoints on registries (ACR's /oauth2/exchange).
-    const caCerts = secret?.data?.['caCerts']
-      ? Buffer.from(secret.data['caCerts'], 'base64').toString('utf8')
-      : '';
-    const fingerprint = JSON.stringify({ values, problems, caCerts });
+    // The registry client's trusted CAs and proxy also serve the cloud token endpoints (STS, ECR, OAuth,
+    // ACR's /oauth2/exchange): behind a proxy that inspects TLS, both are needed.
+    const text = (key: string): string => {
+      const raw = secret?.data?.[key];
+      return raw ? Buffer.from(raw, 'base64').toString('utf8') : '';
+    };
+    const caCerts = text('caCerts');
+    const proxySettings = { httpsProxy: text('httpsProxy'), noProxy: text('noProxy') };
+    const fingerprint = JSON.stringify({ values, problems, caCerts, proxySettings });
     if (this.current?.fingerprint === fingerprint) return this.current.settings;
     const settings = keychainSettings({
       values,
@@ -97,9 +102,17 @@ export class KeychainWatch {
       operatorNamespace: this.options.namespace,
     });
     settings.problems.unshift(...problems);
+    const proxy = new CloudProxy(proxySettings);
+    if (proxy.problem) {
+      settings.problems.push(`${proxy.problem} (cloud token endpoints are not called until it is fixed)`);
+    }
     const first = this.current === undefined;
     this.current = { fingerprint, settings };
-    this.keychain.configure({ extraHosts: settings.extraHosts, ...(caCerts ? { caCerts } : {}) });
+    this.keychain.configure({
+      extraHosts: settings.extraHosts,
+      ...(caCerts ? { caCerts } : {}),
+      proxy: proxySettings,
+    });
     if (settings.problems.length > 0) {
       const message = `operator configuration Secret ${this.secretKey}: ${settings.problems.join('; ')}; the other cloud settings apply`;
       this.log.error('cloud keychain settings are invalid', { secret: this.secretKey, error: message });
@@ -119,6 +132,7 @@ export class KeychainWatch {
       keychainNamespaces: settings.keychainNamespaces ? [...settings.keychainNamespaces] : 'all',
       registryTokenNamespaces: [...settings.registryTokenNamespaces],
       extraHosts: settings.extraHosts,
+      ...(proxy.display ? { httpsProxy: proxy.display } : {}),
     });
     if (!first) for (const listener of this.listeners) listener();
     return settings;

@@ -150,6 +150,37 @@ describe('CloudKeychain', () => {
     assert.equal(keychain.providerForHost('a.test.example', ['gcr']), undefined);
   });
 
+  it('hands every provider the configured proxy and CAs, and rebuilds them only when those change', () => {
+    const built: ProviderFactoryOptions[] = [];
+    const factory = (o: ProviderFactoryOptions): CloudRegistryProvider => {
+      built.push(o);
+      return testProvider(o, { now: 0 }, { mints: [] });
+    };
+    const keychain = new CloudKeychain({ factories: { ecr: factory, gcr: factory, acr: factory } });
+    const none = { ecr: [], gcr: [], acr: [] };
+    assert.equal(built.length, 3);
+    assert.ok(built.every((o) => o.proxy === undefined && o.caCerts === undefined));
+    const proxied = {
+      extraHosts: none,
+      caCerts: 'PEM',
+      proxy: { httpsProxy: 'http://proxy.corp:3128', noProxy: '.internal' },
+    };
+    keychain.configure(proxied);
+    const sts = new URL('https://sts.amazonaws.com/');
+    assert.equal(built.length, 6);
+    for (const o of built.slice(3)) {
+      assert.equal(o.caCerts, 'PEM');
+      assert.equal(o.proxy?.display, 'http://proxy.corp:3128');
+      assert.ok(o.proxy?.agentFor(sts), 'STS goes through the proxy');
+      assert.equal(o.proxy?.agentFor(new URL('https://x.internal/')), undefined, 'noProxy applies');
+    }
+    keychain.configure({ ...proxied, proxy: { ...proxied.proxy } });
+    assert.equal(built.length, 6, 'same settings: providers kept');
+    keychain.configure({ ...proxied, proxy: { httpsProxy: '', noProxy: '.internal' } });
+    assert.equal(built.length, 9, 'proxy removed: providers rebuilt');
+    assert.ok(built.slice(6).every((o) => o.proxy === undefined));
+  });
+
   it('identity keys: equal for the same Secret data, different when the data or the Secret differs', () => {
     const secret = (name: string, value: string): CloudIdentity => ({
       kind: 'secret',

@@ -13,6 +13,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 
 import { domainMetrics, type CloudMintPurpose } from '../runtime/domain-metrics.js';
 import { BoundedCache, reuseUntil } from './keychain-cache.js';
+import { CloudProxy, type CloudProxySettings } from './proxy.js';
 import {
   CLOUD_PROVIDER_NAMES,
   type CloudEnvironment,
@@ -28,11 +29,14 @@ export interface ProviderFactoryOptions {
   env: CloudEnvironment;
   /** PEM certificates trusted beside the system roots (caCerts of the operator configuration). */
   caCerts?: string;
+  /** httpsProxy and noProxy of the operator configuration, for token endpoints. */
+  proxy?: CloudProxy;
 }
 
 export interface ProviderSettings {
   extraHosts: Readonly<Record<CloudProviderName, readonly string[]>>;
   caCerts?: string;
+  proxy?: CloudProxySettings;
 }
 
 export type ProviderFactory = (options: ProviderFactoryOptions) => CloudRegistryProvider;
@@ -105,18 +109,32 @@ export class CloudKeychain {
     this.configure({ extraHosts: { ecr: [], gcr: [], acr: [] } });
   }
 
-  /** (Re)builds the providers when their hosts or trusted CAs changed; cached credentials stay valid. */
+  /** (Re)builds the providers when their hosts, trusted CAs or proxy changed; cached credentials stay valid. */
   configure(settings: ProviderSettings): void {
     const { extraHosts, caCerts } = settings;
-    const fingerprint = JSON.stringify([CLOUD_PROVIDER_NAMES.map((name) => extraHosts[name]), caCerts ?? '']);
+    const proxySettings = {
+      httpsProxy: settings.proxy?.httpsProxy ?? '',
+      noProxy: settings.proxy?.noProxy ?? '',
+    };
+    const fingerprint = JSON.stringify([
+      CLOUD_PROVIDER_NAMES.map((name) => extraHosts[name]),
+      caCerts ?? '',
+      proxySettings,
+    ]);
     if (fingerprint === this.hostsFingerprint) return;
     this.hostsFingerprint = fingerprint;
+    const proxy = proxySettings.httpsProxy ? new CloudProxy(proxySettings) : undefined;
     for (const name of CLOUD_PROVIDER_NAMES) {
       const factory = this.factories[name];
       if (factory) {
         this.providers.set(
           name,
-          factory({ extraHosts: extraHosts[name], env: this.env, ...(caCerts ? { caCerts } : {}) }),
+          factory({
+            extraHosts: extraHosts[name],
+            env: this.env,
+            ...(caCerts ? { caCerts } : {}),
+            ...(proxy ? { proxy } : {}),
+          }),
         );
       }
     }

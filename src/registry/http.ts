@@ -96,7 +96,14 @@ interface Proxy {
   authorization?: string;
 }
 
-function parseProxy(option: 'httpProxy' | 'httpsProxy', value: string | undefined): Proxy | undefined {
+/**
+ * The proxy URL an operator configuration key names (`http://[user:pass@]host:port`; no scheme means
+ * http://), undefined when empty. Throws naming the key, never its value.
+ */
+export function proxyUrlOption(
+  option: 'httpProxy' | 'httpsProxy',
+  value: string | undefined,
+): URL | undefined {
   if (value === undefined || value.trim() === '') return undefined;
   const text = /^[a-z][a-z0-9+.-]*:\/\//i.test(value.trim()) ? value.trim() : `http://${value.trim()}`;
   let url: URL;
@@ -106,6 +113,12 @@ function parseProxy(option: 'httpProxy' | 'httpsProxy', value: string | undefine
     throw new Error(`${option}: not a valid URL`);
   }
   if (url.protocol !== 'http:') throw new Error(`${option}: only http:// proxies are supported`);
+  return url;
+}
+
+function parseProxy(option: 'httpProxy' | 'httpsProxy', value: string | undefined): Proxy | undefined {
+  const url = proxyUrlOption(option, value);
+  if (!url) return undefined;
   const proxy: Proxy = {
     hostname: bareHostname(url),
     port: effectivePort(url),

@@ -8,7 +8,7 @@ import { containerCredentialsConfigured, fetchContainerCredentials } from './con
 import { DEFAULT_IMDS_ENDPOINT, DEFAULT_IMDS_ENDPOINT_IPV6, fetchImdsCredentials } from './imds.js';
 import { assumeRole, assumeRoleWithWebIdentity } from './sts.js';
 import { stsEndpoint } from './hosts.js';
-import type { AwsCredentials } from './types.js';
+import type { AwsCredentials, AwsTransport } from './types.js';
 
 export interface CredentialTimings {
   /** Per call to a metadata endpoint (IMDS, container agent). */
@@ -86,6 +86,8 @@ export class AmbientAwsCredentials {
   constructor(
     private readonly env: CloudEnvironment,
     private readonly timings: CredentialTimings = DEFAULT_CREDENTIAL_TIMINGS,
+    /** For STS only: metadata servers and credential agents are on the node. */
+    private readonly transport: AwsTransport = {},
   ) {}
 
   async get(registryRegion: string, signal: AbortSignal): Promise<AwsCredentials> {
@@ -160,7 +162,11 @@ export class AmbientAwsCredentials {
           sessionName: env.AWS_ROLE_SESSION_NAME || SESSION_NAME,
           webIdentityToken,
         },
-        { timeoutMs: this.timings.requestTimeoutMs, maxBytes: this.timings.maxResponseBytes },
+        {
+          timeoutMs: this.timings.requestTimeoutMs,
+          maxBytes: this.timings.maxResponseBytes,
+          ...this.transport,
+        },
       );
     }
     if (containerCredentialsConfigured(env)) return fetchContainerCredentials(env, metadata);
@@ -216,6 +222,7 @@ export async function credentialsFromSecret(
   registryRegion: string,
   timings: CredentialTimings,
   signal: AbortSignal,
+  transport: AwsTransport = {},
 ): Promise<AwsCredentials> {
   const label = `Secret ${secret.namespace}/${secret.name}`;
   const read = (key: string): string | undefined => {
@@ -257,6 +264,6 @@ export async function credentialsFromSecret(
       now: timings.now(),
       source: `${label} role ${roleArn}`,
     },
-    { timeoutMs: timings.requestTimeoutMs, maxBytes: timings.maxResponseBytes, signal },
+    { timeoutMs: timings.requestTimeoutMs, maxBytes: timings.maxResponseBytes, signal, ...transport },
   );
 }

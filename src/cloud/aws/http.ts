@@ -4,6 +4,9 @@
 import http from 'node:http';
 import https from 'node:https';
 
+import { trustedCas } from '../http.js';
+import type { CloudProxy } from '../proxy.js';
+
 export interface AwsHttpRequest {
   method: 'GET' | 'PUT' | 'POST';
   url: URL;
@@ -12,6 +15,10 @@ export interface AwsHttpRequest {
   timeoutMs: number;
   maxBytes: number;
   signal?: AbortSignal | undefined;
+  /** PEM certificates trusted for https in addition to Node's default roots (caCerts of the operator configuration). */
+  caCerts?: string | undefined;
+  /** httpsProxy and noProxy of the operator configuration; plain-http metadata endpoints never pass through it. */
+  proxy?: CloudProxy | undefined;
 }
 
 export interface AwsHttpResponse {
@@ -43,7 +50,14 @@ export async function awsHttp(request: AwsHttpRequest): Promise<AwsHttpResponse>
   const signal = request.signal ? AbortSignal.any([request.signal, deadline]) : deadline;
   const where = displayUrl(request.url);
   if (signal.aborted) throw abortError(request, deadline, where);
-  const client = request.url.protocol === 'https:' ? https : http;
+  const isHttps = request.url.protocol === 'https:';
+  let agent: https.Agent | undefined;
+  try {
+    agent = request.proxy?.agentFor(request.url);
+  } catch (error) {
+    throw new AwsHttpError(`${where}: ${(error as Error).message}`, false);
+  }
+  const client = isHttps ? https : http;
   const headers: Record<string, string> = { ...request.headers };
   delete headers.host;
   if (request.body !== undefined) headers['content-length'] = String(Buffer.byteLength(request.body));
@@ -54,7 +68,10 @@ export async function awsHttp(request: AwsHttpRequest): Promise<AwsHttpResponse>
       settled = true;
       reject(error);
     };
-    const req = client.request(request.url, { method: request.method, headers, signal }, (res) => {
+    const options: https.RequestOptions = { method: request.method, headers, signal };
+    if (agent) options.agent = agent;
+    if (isHttps && request.caCerts) options.ca = trustedCas(request.caCerts);
+    const req = client.request(request.url, options, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (chunk: Buffer) => {
@@ -82,7 +99,8 @@ export async function awsHttp(request: AwsHttpRequest): Promise<AwsHttpResponse>
     });
     req.on('error', (error: NodeJS.ErrnoException) => {
       if (signal.aborted) fail(abortError(request, deadline, where));
-      else fail(connectionError(where, error.code));
+      // A proxy's refusal has no code; its message names the proxy (never its credentials) and the answer.
+      else fail(connectionError(where, error.code ?? (agent ? error.message : undefined)));
     });
     req.end(request.body);
   });

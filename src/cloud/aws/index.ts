@@ -6,6 +6,7 @@
 // AWS_REGION, else AWS_DEFAULT_REGION. The ECR API endpoint is
 // AWS_ENDPOINT_URL_ECR, else AWS_ENDPOINT_URL, else the regional one.
 
+import type { CloudProxy } from '../proxy.js';
 import type {
   CloudEnvironment,
   CloudIdentity,
@@ -20,12 +21,17 @@ import {
 } from './credentials.js';
 import { getAuthorizationToken } from './ecr.js';
 import { ecrApiEndpoint, isRegionName, normalizeHost, parseEcrHost } from './hosts.js';
+import type { AwsTransport } from './types.js';
 
 export interface EcrProviderOptions extends Partial<CredentialTimings> {
   /** `host[:port]` entries served besides the built-in ECR host pattern. */
   extraHosts?: readonly string[];
   /** Region of the extra hosts; default AWS_REGION, then AWS_DEFAULT_REGION. */
   region?: string;
+  /** PEM certificates trusted for STS and ECR beside Node's roots (caCerts of the operator configuration). */
+  caCerts?: string;
+  /** httpsProxy and noProxy of the operator configuration, for STS and ECR. */
+  proxy?: CloudProxy;
 }
 
 interface Target {
@@ -42,7 +48,11 @@ export function createEcrProvider(
     if (options[key] !== undefined) (timings as unknown as Record<string, unknown>)[key] = options[key];
   }
   const extraHosts = new Set((options.extraHosts ?? []).map(normalizeHost).filter((host) => host !== ''));
-  const ambient = new AmbientAwsCredentials(env, timings);
+  const transport: AwsTransport = {
+    ...(options.caCerts ? { caCerts: options.caCerts } : {}),
+    ...(options.proxy ? { proxy: options.proxy } : {}),
+  };
+  const ambient = new AmbientAwsCredentials(env, timings, transport);
 
   const target = (host: string): Target => {
     const parsed = parseEcrHost(host);
@@ -93,10 +103,10 @@ export function createEcrProvider(
       const credentials =
         identity.kind === 'ambient'
           ? await ambient.get(region, signal)
-          : await credentialsFromSecret(identity, env, region, timings, signal);
+          : await credentialsFromSecret(identity, env, region, timings, signal, transport);
       return getAuthorizationToken(
         { endpoint, region, credentials, now: timings.now() },
-        { timeoutMs: timings.requestTimeoutMs, maxBytes: timings.maxResponseBytes, signal },
+        { timeoutMs: timings.requestTimeoutMs, maxBytes: timings.maxResponseBytes, signal, ...transport },
       );
     },
   };
