@@ -21,6 +21,23 @@ describe('parseEcrHost', () => {
       host: '000000000000.dkr.ecr.ap-southeast-4.amazonaws.com',
       want: { region: 'ap-southeast-4', fips: false, api: 'https://api.ecr.ap-southeast-4.amazonaws.com' },
     },
+    // Dual-stack (IPv4 and IPv6) registry hosts use the dual-stack API endpoint.
+    {
+      host: '123456789012.dkr-ecr.eu-west-1.on.aws',
+      want: { region: 'eu-west-1', fips: false, api: 'https://ecr.eu-west-1.api.aws' },
+    },
+    {
+      host: '123456789012.dkr-ecr-fips.us-gov-west-1.on.aws',
+      want: { region: 'us-gov-west-1', fips: true, api: 'https://ecr-fips.us-gov-west-1.api.aws' },
+    },
+    { host: '123456789012.dkr-ecr.eu-west-1.on.aws.evil.io', want: undefined },
+    { host: 'evil.123456789012.dkr-ecr.eu-west-1.on.aws', want: undefined },
+    { host: '12345678901.dkr-ecr.eu-west-1.on.aws', want: undefined },
+    { host: '123456789012.dkr.ecr.eu-west-1.on.aws', want: undefined }, // dkr.ecr is not dual-stack
+    { host: '123456789012.dkr-ecr.eu-west-1.amazonaws.com', want: undefined },
+    { host: '123456789012.dkr-ecr.eu-west.on.aws', want: undefined },
+    { host: '123456789012.dkr-ecrx.eu-west-1.on.aws', want: undefined },
+    { host: '123456789012.dkr-ecr.eu-west-1.on.aws:5000', want: undefined },
     { host: '12345678901.dkr.ecr.eu-west-1.amazonaws.com', want: undefined }, // 11 digits
     { host: '1234567890123.dkr.ecr.eu-west-1.amazonaws.com', want: undefined }, // 13 digits
     { host: '12345678901a.dkr.ecr.eu-west-1.amazonaws.com', want: undefined },

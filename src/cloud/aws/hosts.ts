@@ -7,7 +7,7 @@ export interface EcrHost {
   account: string | undefined;
   region: string;
   fips: boolean;
-  /** `amazonaws.com` or `amazonaws.com.cn`. */
+  /** `amazonaws.com` or `amazonaws.com.cn`; `on.aws` for a dual-stack (IPv4 and IPv6) registry host. */
   dnsSuffix: string;
 }
 
@@ -39,12 +39,14 @@ export function isRegionName(text: string): boolean {
 }
 
 /**
- * `<12-digit account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]`, lower-case,
+ * `<12-digit account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]`, or the
+ * dual-stack `<12-digit account>.dkr-ecr[-fips].<region>.on.aws`; lower-case,
  * without a port (ECR serves 443 only, and the contract drops `:443`).
  */
 export function parseEcrHost(host: string): EcrHost | undefined {
   if (host.length > MAX_HOST_LENGTH) return undefined;
   const labels = host.split('.');
+  if (labels.length === 5) return parseDualStackHost(labels);
   if (labels.length !== 6 && labels.length !== 7) return undefined;
   const [account, dkr, ecr, region, amazonaws, com, cn] = labels as [
     string,
@@ -67,14 +69,27 @@ export function parseEcrHost(host: string): EcrHost | undefined {
   };
 }
 
+function parseDualStackHost(labels: string[]): EcrHost | undefined {
+  const [account, service, region, on, aws] = labels as [string, string, string, string, string];
+  if (account.length !== 12 || !isDigits(account)) return undefined;
+  if (service !== 'dkr-ecr' && service !== 'dkr-ecr-fips') return undefined;
+  if (!isRegionName(region) || on !== 'on' || aws !== 'aws') return undefined;
+  return { account, region, fips: service === 'dkr-ecr-fips', dnsSuffix: 'on.aws' };
+}
+
 /** `host[:port]` lower-case, `:443` dropped: the form the provider contract passes hosts in. */
 export function normalizeHost(host: string): string {
   const lower = host.trim().toLowerCase();
   return lower.endsWith(':443') ? lower.slice(0, -4) : lower;
 }
 
-/** The ECR API endpoint for a registry host: the regional (or FIPS) API host in the same partition. */
+/**
+ * The ECR API endpoint for a registry host: the regional (or FIPS) API host in the same partition; for a
+ * dual-stack registry host, the dual-stack API host (`ecr[-fips].<region>.api.aws`), so a Pod that has
+ * only IPv6 reaches both.
+ */
 export function ecrApiEndpoint(host: EcrHost): string {
+  if (host.dnsSuffix === 'on.aws') return `https://${host.fips ? 'ecr-fips' : 'ecr'}.${host.region}.api.aws`;
   return host.fips
     ? `https://ecr-fips.${host.region}.${host.dnsSuffix}`
     : `https://api.ecr.${host.region}.${host.dnsSuffix}`;

@@ -403,10 +403,15 @@ describe('ECR provider: hosts, limits, abort', () => {
       assert.ok(ecr.servesHost('127.0.0.1:5000'));
       assert.ok(ecr.servesHost('cache.example'));
       assert.ok(ecr.servesHost(REGISTRY));
+      assert.ok(ecr.servesHost('123456789012.dkr-ecr.eu-west-1.on.aws'), 'dual-stack registry host');
+      assert.ok(ecr.servesHost('123456789012.DKR-ECR.eu-west-1.on.aws:443'), 'normalized');
       assert.ok(!ecr.servesHost('127.0.0.1:5001'));
       assert.ok(!ecr.servesHost('gcr.io'));
       await ecr.mint('127.0.0.1:5000', AMBIENT, live());
       assert.deepEqual(fake.ecrRegions, ['us-west-2']);
+      // A dual-stack host's region comes from its name, as for the IPv4-only hosts.
+      await ecr.mint('123456789012.dkr-ecr.eu-central-1.on.aws', AMBIENT, live());
+      assert.deepEqual(fake.ecrRegions, ['us-west-2', 'eu-central-1']);
       await assert.rejects(ecr.mint('gcr.io', AMBIENT, live()), /gcr\.io is not an ECR registry host/);
       const noRegion = provider(fake, env, { extraHosts: ['127.0.0.1:5000'] });
       await assert.rejects(
