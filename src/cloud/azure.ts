@@ -30,9 +30,9 @@ import {
   statusError,
   TOKEN_ENDPOINT_TIMEOUT_MS,
   unverifiedJwtPayload,
-  type CloudHttpRequest,
   type CloudProviderOptions,
 } from './http.js';
+import { tokenEndpointTransport } from './proxy.js';
 import type {
   CloudEnvironment,
   CloudIdentity,
@@ -143,10 +143,7 @@ export function createAcrProvider(
   const imdsFailures = new FailureCache(options.metadataFailureTtlMs ?? METADATA_FAILURE_TTL_MS, now);
   const tokenTimeoutMs = options.tokenTimeoutMs ?? TOKEN_ENDPOINT_TIMEOUT_MS;
   // Token endpoints only: IMDS is on the node, never behind the proxy.
-  const transport: Pick<CloudHttpRequest, 'caCerts' | 'proxy'> = {
-    ...(options.caCerts ? { caCerts: options.caCerts } : {}),
-    ...(options.proxy ? { proxy: options.proxy } : {}),
-  };
+  const transport = tokenEndpointTransport(options);
 
   const servesHost = (host: string) => {
     const normalized = normalizeHost(host);

@@ -24,6 +24,7 @@ import {
   type CloudProviderOptions,
 } from './http.js';
 import { signRs256Jwt } from './jwt.js';
+import { tokenEndpointTransport } from './proxy.js';
 import type {
   CloudEnvironment,
   CloudIdentity,
@@ -213,8 +214,7 @@ export function createGcrProvider(
           timeoutMs: options.tokenTimeoutMs ?? TOKEN_ENDPOINT_TIMEOUT_MS,
           signal,
           what,
-          ...(options.caCerts ? { caCerts: options.caCerts } : {}),
-          ...(options.proxy ? { proxy: options.proxy } : {}),
+          ...tokenEndpointTransport(options),
         },
       ),
     );

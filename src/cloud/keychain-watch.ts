@@ -9,7 +9,6 @@ import type { Logger } from '../runtime/logger.js';
 import type { OperatorContext } from '../runtime/operator.js';
 import { FollowedSecret } from '../sharing/controllers/followed-secret.js';
 import type { CloudKeychain } from './keychain.js';
-import { CloudProxy } from './proxy.js';
 import {
   KEYCHAIN_CONFIG_KEYS,
   keychainSettings,
@@ -102,10 +101,6 @@ export class KeychainWatch {
       operatorNamespace: this.options.namespace,
     });
     settings.problems.unshift(...problems);
-    const proxy = new CloudProxy(proxySettings);
-    if (proxy.problem) {
-      settings.problems.push(`${proxy.problem} (cloud token endpoints are not called until it is fixed)`);
-    }
     const first = this.current === undefined;
     this.current = { fingerprint, settings };
     this.keychain.configure({
@@ -113,6 +108,10 @@ export class KeychainWatch {
       ...(caCerts ? { caCerts } : {}),
       proxy: proxySettings,
     });
+    const proxy = this.keychain.proxy;
+    if (proxy?.problem) {
+      settings.problems.push(`${proxy.problem} (cloud token endpoints are not called until it is fixed)`);
+    }
     if (settings.problems.length > 0) {
       const message = `operator configuration Secret ${this.secretKey}: ${settings.problems.join('; ')}; the other cloud settings apply`;
       this.log.error('cloud keychain settings are invalid', { secret: this.secretKey, error: message });
@@ -132,7 +131,7 @@ export class KeychainWatch {
       keychainNamespaces: settings.keychainNamespaces ? [...settings.keychainNamespaces] : 'all',
       registryTokenNamespaces: [...settings.registryTokenNamespaces],
       extraHosts: settings.extraHosts,
-      ...(proxy.display ? { httpsProxy: proxy.display } : {}),
+      ...(proxy?.display ? { httpsProxy: proxy.display } : {}),
     });
     if (!first) for (const listener of this.listeners) listener();
     return settings;

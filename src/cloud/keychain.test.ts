@@ -168,6 +168,9 @@ describe('CloudKeychain', () => {
     keychain.configure(proxied);
     const sts = new URL('https://sts.amazonaws.com/');
     assert.equal(built.length, 6);
+    // Read through a function: an assertion would otherwise narrow the getter's type for the rest.
+    const proxyNow = () => keychain.proxy;
+    assert.equal(proxyNow(), built[5]?.proxy);
     for (const o of built.slice(3)) {
       assert.equal(o.caCerts, 'PEM');
       assert.equal(o.proxy?.display, 'http://proxy.corp:3128');
@@ -179,6 +182,11 @@ describe('CloudKeychain', () => {
     keychain.configure({ ...proxied, proxy: { httpsProxy: '', noProxy: '.internal' } });
     assert.equal(built.length, 9, 'proxy removed: providers rebuilt');
     assert.ok(built.slice(6).every((o) => o.proxy === undefined));
+    assert.equal(proxyNow(), undefined);
+    // The configuration watch reports an unusable proxy from the one the providers hold.
+    keychain.configure({ ...proxied, proxy: { httpsProxy: 'https://proxy.corp:3128' } });
+    assert.equal(proxyNow(), built.at(-1)?.proxy);
+    assert.match(proxyNow()?.problem ?? '', /^httpsProxy: only http:\/\/ proxies are supported/);
   });
 
   it('identity keys: equal for the same Secret data, different when the data or the Secret differs', () => {

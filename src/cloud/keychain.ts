@@ -98,6 +98,7 @@ export class CloudKeychain {
   private readonly inFlight = new Map<string, Promise<MintedRegistryCredential>>();
   private readonly providers = new Map<CloudProviderName, CloudRegistryProvider>();
   private hostsFingerprint: string | undefined;
+  private currentProxy: CloudProxy | undefined;
 
   constructor(options: CloudKeychainOptions) {
     this.factories = options.factories;
@@ -124,6 +125,7 @@ export class CloudKeychain {
     if (fingerprint === this.hostsFingerprint) return;
     this.hostsFingerprint = fingerprint;
     const proxy = proxySettings.httpsProxy ? new CloudProxy(proxySettings) : undefined;
+    this.currentProxy = proxy;
     for (const name of CLOUD_PROVIDER_NAMES) {
       const factory = this.factories[name];
       if (factory) {
@@ -138,6 +140,11 @@ export class CloudKeychain {
         );
       }
     }
+  }
+
+  /** The proxy the providers use (from the last configure), undefined when none is set. */
+  get proxy(): CloudProxy | undefined {
+    return this.currentProxy;
   }
 
   /** The provider by name; undefined when this build has none. */

@@ -11,6 +11,23 @@ import type { Agent } from 'node:https';
 import { NoProxy, proxyUrlOption } from '../registry/http.js';
 import { HttpsTunnelAgent, redactProxyUrl } from '../runtime/http-proxy.js';
 
+/** How a provider reaches token endpoints: the operator configuration's caCerts and proxy. */
+export interface TokenEndpointTransport {
+  caCerts?: string;
+  proxy?: CloudProxy;
+}
+
+/** The transport fields a provider's options set, without undefined ones (requests take them as they are). */
+export function tokenEndpointTransport(options: {
+  caCerts?: string | undefined;
+  proxy?: CloudProxy | undefined;
+}): TokenEndpointTransport {
+  return {
+    ...(options.caCerts ? { caCerts: options.caCerts } : {}),
+    ...(options.proxy ? { proxy: options.proxy } : {}),
+  };
+}
+
 /** The operator configuration's proxy keys, as text. */
 export interface CloudProxySettings {
   httpsProxy?: string;

@@ -8,7 +8,8 @@ import { containerCredentialsConfigured, fetchContainerCredentials } from './con
 import { DEFAULT_IMDS_ENDPOINT, DEFAULT_IMDS_ENDPOINT_IPV6, fetchImdsCredentials } from './imds.js';
 import { assumeRole, assumeRoleWithWebIdentity } from './sts.js';
 import { stsEndpoint } from './hosts.js';
-import type { AwsCredentials, AwsTransport } from './types.js';
+import type { TokenEndpointTransport } from '../proxy.js';
+import type { AwsCredentials } from './types.js';
 
 export interface CredentialTimings {
   /** Per call to a metadata endpoint (IMDS, container agent). */
@@ -87,7 +88,7 @@ export class AmbientAwsCredentials {
     private readonly env: CloudEnvironment,
     private readonly timings: CredentialTimings = DEFAULT_CREDENTIAL_TIMINGS,
     /** For STS only: metadata servers and credential agents are on the node. */
-    private readonly transport: AwsTransport = {},
+    private readonly transport: TokenEndpointTransport = {},
   ) {}
 
   async get(registryRegion: string, signal: AbortSignal): Promise<AwsCredentials> {
@@ -222,7 +223,7 @@ export async function credentialsFromSecret(
   registryRegion: string,
   timings: CredentialTimings,
   signal: AbortSignal,
-  transport: AwsTransport = {},
+  transport: TokenEndpointTransport = {},
 ): Promise<AwsCredentials> {
   const label = `Secret ${secret.namespace}/${secret.name}`;
   const read = (key: string): string | undefined => {

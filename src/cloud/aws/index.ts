@@ -6,7 +6,7 @@
 // AWS_REGION, else AWS_DEFAULT_REGION. The ECR API endpoint is
 // AWS_ENDPOINT_URL_ECR, else AWS_ENDPOINT_URL, else the regional one.
 
-import type { CloudProxy } from '../proxy.js';
+import { tokenEndpointTransport, type CloudProxy } from '../proxy.js';
 import type {
   CloudEnvironment,
   CloudIdentity,
@@ -21,7 +21,6 @@ import {
 } from './credentials.js';
 import { getAuthorizationToken } from './ecr.js';
 import { ecrApiEndpoint, isRegionName, normalizeHost, parseEcrHost } from './hosts.js';
-import type { AwsTransport } from './types.js';
 
 export interface EcrProviderOptions extends Partial<CredentialTimings> {
   /** `host[:port]` entries served besides the built-in ECR host pattern. */
@@ -48,10 +47,7 @@ export function createEcrProvider(
     if (options[key] !== undefined) (timings as unknown as Record<string, unknown>)[key] = options[key];
   }
   const extraHosts = new Set((options.extraHosts ?? []).map(normalizeHost).filter((host) => host !== ''));
-  const transport: AwsTransport = {
-    ...(options.caCerts ? { caCerts: options.caCerts } : {}),
-    ...(options.proxy ? { proxy: options.proxy } : {}),
-  };
+  const transport = tokenEndpointTransport(options);
   const ambient = new AmbientAwsCredentials(env, timings, transport);
 
   const target = (host: string): Target => {

@@ -1,4 +1,4 @@
-import type { CloudProxy } from '../proxy.js';
+import type { TokenEndpointTransport } from '../proxy.js';
 import type { AwsSigningCredentials } from './sigv4.js';
 
 /** AWS credentials with where they came from (for messages) and when they stop working. */
@@ -10,16 +10,10 @@ export interface AwsCredentials extends AwsSigningCredentials {
 }
 
 /** Limits for one HTTP exchange with an AWS endpoint, and how STS and ECR are reached. */
-export interface ExchangeLimits extends AwsTransport {
+export interface ExchangeLimits extends TokenEndpointTransport {
   timeoutMs: number;
   maxBytes: number;
   signal?: AbortSignal | undefined;
-}
-
-/** The operator configuration's caCerts, httpsProxy and noProxy, for STS and ECR. */
-export interface AwsTransport {
-  caCerts?: string | undefined;
-  proxy?: CloudProxy | undefined;
 }
 
 /** Keeps a message from an AWS endpoint short and on one line. */
